@@ -1,0 +1,1 @@
+"""Metrics over genotypes and runs (tables and figures come in later modules)."""

@@ -1,0 +1,101 @@
+"""Device-resident search data: the two halves of the split as uint8 tensors, augmented per batch on the device.
+
+Why: the reference pipeline decodes and augments each image in Python worker processes; here the whole set
+(150 MB as uint8) lives on the run's device and a batch is two gathers (random crop with 4-pixel zero padding,
+horizontal flip) plus one fused normalisation. All randomness of an epoch (order, crop offsets, flips) comes
+from a CPU generator seeded by (run seed, epoch, half): the same on every device, and an epoch resumed from a
+checkpoint sees exactly the batches it saw before.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from benchmarks.cifar10 import MEAN, STD
+
+PAD = 4
+SIZE = 32
+
+
+@dataclass
+class Batch:
+    images: torch.Tensor  # float (B, 3, 32, 32), normalised
+    labels: torch.Tensor  # int64 (B,)
+    indices: torch.Tensor  # int64 (B,): positions in the half, for per-sample state (SD-DARTS teachers)
+
+
+class DeviceImages:
+    """One half of the search split, zero-padded once, on the device."""
+
+    def __init__(self, images_nhwc: np.ndarray, labels: np.ndarray, device: torch.device,
+                 memory_format: torch.memory_format = torch.contiguous_format) -> None:
+        images = torch.from_numpy(np.ascontiguousarray(images_nhwc)).permute(0, 3, 1, 2)
+        self.padded = torch.nn.functional.pad(images, (PAD, PAD, PAD, PAD)).contiguous().to(device)
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.device = torch.device(device)
+        self.memory_format = memory_format
+        self.scale = (1.0 / (255.0 * torch.tensor(STD))).view(1, 3, 1, 1).to(device)
+        self.shift = (torch.tensor(MEAN) / torch.tensor(STD)).view(1, 3, 1, 1).to(device)
+
+    def __len__(self) -> int:
+        return self.labels.shape[0]
+
+    def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        return (images_uint8.float() * self.scale - self.shift).contiguous(memory_format=self.memory_format)
+
+    def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True) -> Iterator[Batch]:
+        """One pass over the half in a random order (last batch smaller, as the reference's DataLoader)."""
+        count = len(self)
+        order = torch.randperm(count, generator=generator)
+        offsets = torch.randint(0, 2 * PAD + 1, (count, 2), generator=generator)
+        flips = torch.rand(count, generator=generator) < 0.5
+        order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
+        steps = torch.arange(SIZE, device=self.device)
+        for start in range(0, count, batch_size):
+            idx = order[start:start + batch_size]
+            images = self.padded[idx]
+            if augment:
+                rows = offsets[start:start + batch_size, :1] + steps
+                cols = offsets[start:start + batch_size, 1:] + torch.where(
+                    flips[start:start + batch_size, None], SIZE - 1 - steps, steps)
+                b = idx.shape[0]
+                images = images.gather(2, rows[:, None, :, None].expand(b, 3, SIZE, SIZE + 2 * PAD))
+                images = images.gather(3, cols[:, None, None, :].expand(b, 3, SIZE, SIZE))
+            else:
+                images = images[:, :, PAD:PAD + SIZE, PAD:PAD + SIZE]
+            yield Batch(self.normalise(images), self.labels[idx], idx)
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return -(-len(self) // batch_size)
+
+
+def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
+    """A CPU generator that depends only on (seed, epoch, stream): resumable and device-independent."""
+    return torch.Generator().manual_seed(((seed * 1_000_003 + epoch) * 101 + stream) % (2**63))
+
+
+class SearchData:
+    """The weight half and the architecture half; one epoch yields (weight batch, architecture batch) pairs."""
+
+    def __init__(self, weight_half: DeviceImages, arch_half: DeviceImages) -> None:
+        self.weight_half = weight_half
+        self.arch_half = arch_half
+
+    def steps_per_epoch(self, batch_size: int) -> int:
+        return self.weight_half.steps_per_epoch(batch_size)
+
+    def epoch(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[Batch, Batch]]:
+        """Pairs as NB201's search loader: every weight-half image once per epoch; architecture batches from
+        an independent pass over the other half (cycled if it is shorter)."""
+        weight_batches = self.weight_half.batches(batch_size, epoch_generator(seed, epoch, 0))
+        arch_gen = epoch_generator(seed, epoch, 1)
+        arch_batches = self.arch_half.batches(batch_size, arch_gen)
+        for weight_batch in weight_batches:
+            arch_batch = next(arch_batches, None)
+            if arch_batch is None:
+                arch_batches = self.arch_half.batches(batch_size, arch_gen)
+                arch_batch = next(arch_batches)
+            yield weight_batch, arch_batch

@@ -1,0 +1,1 @@
+"""NAS-Bench-201: cell space, ground-truth table and DARTS supernet."""

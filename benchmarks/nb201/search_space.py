@@ -1,0 +1,36 @@
+"""NB201 as the runner sees a search space: build the supernet, derive the genotype, look it up."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from benchmarks.nb201 import space
+from benchmarks.nb201.supernet import NB201Supernet
+from benchmarks.nb201.table import NB201Table, load_table
+
+
+class NB201Space:
+    name = "nb201"
+    summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10, looked up on 3 datasets"
+    num_classes = 10
+
+    def __init__(self, data_dir: Path) -> None:
+        self.table: NB201Table = load_table(data_dir)
+
+    def build_supernet(self, channels: int, cells_per_stage: int, track_running_stats: bool) -> NB201Supernet:
+        return NB201Supernet(channels, cells_per_stage, self.num_classes, track_running_stats)
+
+    @staticmethod
+    def derive(derivation_weights: list[torch.Tensor]) -> space.Genotype:
+        """Argmax over all five ops of each edge, ``none`` included (the NB201 reference's ``genotype()``)."""
+        (edge_weights,) = derivation_weights
+        return tuple(space.OPS[i] for i in edge_weights.argmax(dim=-1).tolist())
+
+    def describe(self, genotype: space.Genotype) -> dict[str, Any]:
+        """The per-epoch record fields of a genotype: string, table index, look-ups, depth, skips."""
+        arch = space.genotype_to_str(genotype)
+        index = self.table.index_of[arch]
+        return {"genotype": arch, "arch_index": index, "in_table": True, "lookup": self.table.accuracy(index),
+                "depth": space.depth(genotype), "skip_count": space.skips(genotype)}

@@ -1,0 +1,98 @@
+"""The NB201 DARTS supernet (the search network of the NB201 reference, ``TinyNetworkDarts``).
+
+Macro structure: 3x3 conv stem + BN; N search cells at C channels, a residual reduction block to 2C, N cells,
+a reduction block to 4C, N cells; BN + ReLU, global average pooling, linear classifier. Search cells use
+BN with ``affine=False`` (the reference's search setting); the stem and reduction blocks keep affine BN.
+
+Each edge mixes the five ops with weights supplied by the searcher (softmax for DARTS, a Dirichlet sample for
+DrNAS, a one-hot row for the discrete network). The forward pass computes the same function as the reference
+with less work: ``none`` outputs zero and is left out of the sum, and each node's ReLU (shared by the 1x1 and
+3x3 convolutions of all its outgoing edges) and average pool (parameter-free at equal channels) are computed
+once per node rather than once per edge.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from benchmarks.nb201.space import EDGES, NUM_NODES, OPS
+
+SKIP, CONV1, CONV3, POOL = (OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
+
+
+def conv_bn(c_in: int, c_out: int, kernel: int, stride: int, affine: bool, track: bool) -> nn.Sequential:
+    """Conv + BN; the reference's ReLU in front is applied by the caller (shared per node)."""
+    return nn.Sequential(nn.Conv2d(c_in, c_out, kernel, stride, kernel // 2, bias=False),
+                         nn.BatchNorm2d(c_out, affine=affine, track_running_stats=track))
+
+
+class ResidualReduction(nn.Module):
+    """NB201's ResNet basic block with stride 2: relu-conv-bn x2 plus avg-pool + 1x1 conv shortcut."""
+
+    def __init__(self, c_in: int, c_out: int, track: bool) -> None:
+        super().__init__()
+        self.conv_a = conv_bn(c_in, c_out, 3, 2, affine=True, track=track)
+        self.conv_b = conv_bn(c_out, c_out, 3, 1, affine=True, track=track)
+        self.shortcut = nn.Sequential(nn.AvgPool2d(2, 2), nn.Conv2d(c_in, c_out, 1, bias=False))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shortcut(x) + self.conv_b(torch.relu(self.conv_a(torch.relu(x))))
+
+
+class SearchCell(nn.Module):
+    """Four nodes; node j is the weighted sum over i < j of the mixed op on edge (i, j)."""
+
+    def __init__(self, channels: int, track: bool) -> None:
+        super().__init__()
+        self.conv1 = nn.ModuleList(conv_bn(channels, channels, 1, 1, False, track) for _ in EDGES)
+        self.conv3 = nn.ModuleList(conv_bn(channels, channels, 3, 1, False, track) for _ in EDGES)
+        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+
+    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+        nodes, relus, pools = [x], [], []
+        for dst in range(1, NUM_NODES):
+            relus.append(torch.relu(nodes[-1]))
+            pools.append(self.pool(nodes[-1]))
+            total = None
+            for e, (src, d) in enumerate(EDGES):
+                if d != dst:
+                    continue
+                w = weights[e]
+                out = (w[SKIP] * nodes[src] + w[POOL] * pools[src]
+                       + w[CONV1] * self.conv1[e](relus[src]) + w[CONV3] * self.conv3[e](relus[src]))
+                total = out if total is None else total + out
+            nodes.append(total)
+        return nodes[-1]
+
+
+class NB201Supernet(nn.Module):
+    def __init__(self, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
+                 track_running_stats: bool = True) -> None:
+        super().__init__()
+        self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
+        layers: list[nn.Module] = []
+        c = channels
+        for stage in range(3):
+            if stage > 0:
+                layers.append(ResidualReduction(c, 2 * c, track_running_stats))
+                c *= 2
+            layers.extend(SearchCell(c, track_running_stats) for _ in range(cells_per_stage))
+        self.layers = nn.ModuleList(layers)
+        self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
+        self.classifier = nn.Linear(c, num_classes)
+        # The reference initialises the architecture parameters as 1e-3 * N(0, 1), one row per edge.
+        self.alphas = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)))
+
+    def arch_parameters(self) -> list[nn.Parameter]:
+        return [self.alphas]
+
+    def weight_parameters(self) -> list[nn.Parameter]:
+        return [p for name, p in self.named_parameters() if name != "alphas"]
+
+    def forward(self, x: torch.Tensor, arch_weights: list[torch.Tensor]) -> torch.Tensor:
+        (edge_weights,) = arch_weights
+        x = self.stem(x)
+        for layer in self.layers:
+            x = layer(x, edge_weights) if isinstance(layer, SearchCell) else layer(x)
+        x = self.head(x).mean(dim=(2, 3))
+        return self.classifier(x)

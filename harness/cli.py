@@ -1,0 +1,163 @@
+"""``harness`` command line: run, lookup, list, data. Bad input exits 2 with one line, never a traceback."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn, Sequence
+
+from harness.errors import UserError
+
+EXIT_USAGE = 2
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> Parser:
+    parser = Parser(prog="harness", description="Benchmark differentiable NAS searchers on tabular benchmarks.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    run = sub.add_parser("run", help="run searches (resumes unfinished seeds, skips finished ones)")
+    run.add_argument("--searcher", default="darts")
+    run.add_argument("--space", default="nb201")
+    run.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
+    run.add_argument("--seeds", type=int, help="run seeds 0..N-1")
+    run.add_argument("--seed", type=int, action="append", default=[], help="an explicit seed (repeatable)")
+    run.add_argument("--epochs", type=int)
+    run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    run.add_argument("--out", default="results", help="results root (default: results/)")
+    run.add_argument("--data-dir")
+
+    lookup = sub.add_parser("lookup", help="ground truth of one architecture")
+    lookup.add_argument("--space", default="nb201")
+    which = lookup.add_mutually_exclusive_group(required=True)
+    which.add_argument("--arch")
+    which.add_argument("--index", type=int)
+    lookup.add_argument("--json", action="store_true")
+    lookup.add_argument("--data-dir")
+
+    sub.add_parser("list", help="searchers, spaces and presets")
+
+    data = sub.add_parser("data", help="import or download benchmark data")
+    data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
+    imp = data_sub.add_parser("import-nb201", help="convert an official NB201/NATS-Bench topology file")
+    imp.add_argument("file")
+    imp.add_argument("--data-dir")
+    dl = data_sub.add_parser("download-cifar10", help="download the official CIFAR-10 tarball (MD5-checked)")
+    dl.add_argument("--data-dir")
+    return parser
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from harness.config import build_config
+    from harness.paths import resolve_data_dir
+    from harness.runner import SeedRun, resolve_device
+    from searchers import get_searcher
+
+    if args.seeds is not None and args.seeds < 1:
+        raise UserError(f"bad value --seeds {args.seeds}: must be >= 1")
+    if any(s < 0 for s in args.seed):
+        raise UserError(f"bad value --seed {min(args.seed)}: seeds are >= 0")
+    if args.epochs is not None and args.epochs < 1:
+        raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
+    seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
+    searcher = get_searcher(args.searcher)
+    from benchmarks import get_space
+
+    get_space(args.space)
+    config = build_config(args.space, args.searcher, args.preset, args.assignments, args.epochs,
+                          searcher.default_options)
+    device = resolve_device(args.device)
+    data_dir = resolve_data_dir(args.data_dir)
+    results = []
+    for seed in seeds:
+        run = SeedRun(config, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty())
+        summary = run.execute()
+        results.append((seed, summary))
+        print(f"{run.folder}: {summary['status']} ({summary['epochs_done']}/{summary['epochs']} epochs)")
+    return 0 if all(s["status"] == "done" for _, s in results) else 1
+
+
+def cmd_lookup(args: argparse.Namespace) -> int:
+    from benchmarks import get_space
+    from benchmarks.nb201 import space as nb201
+    from harness.paths import resolve_data_dir
+
+    if args.space != "nb201":
+        get_space(args.space)
+        raise UserError(f"lookup for space {args.space!r} is not available")
+    table = get_space("nb201")(resolve_data_dir(args.data_dir)).table
+    index = table.check_index(args.index) if args.index is not None else table.index(args.arch)
+    genotype = nb201.str_to_genotype(table.arch_strs[index])
+    result = {"space": "nb201", "arch_index": index, "arch_str": table.arch_strs[index],
+              "depth": nb201.depth(genotype), "skip_count": nb201.skips(genotype),
+              "accuracy": table.accuracy(index), "row": table.row(index)}
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        print(f"NB201 #{index}  {result['arch_str']}")
+        print(f"depth {result['depth']}  skip connections {result['skip_count']}")
+        for key, value in result["accuracy"].items():
+            print(f"  {key:<18} {value:6.2f}")
+    return 0
+
+
+def cmd_list(_: argparse.Namespace) -> int:
+    from benchmarks import SPACES
+    from harness.config import PRESET_NOTES
+    from searchers import SEARCHERS
+
+    print("searchers:")
+    for name, cls in SEARCHERS.items():
+        print(f"  {name:<16} {cls.summary}")
+    print("spaces:")
+    for name, cls in SPACES.items():
+        print(f"  {name:<16} {cls.summary}")
+    print("presets:")
+    for name, note in PRESET_NOTES.items():
+        print(f"  {name:<16} {note}")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from harness.paths import resolve_data_dir
+
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.data_command == "import-nb201":
+        from benchmarks.nb201.importer import convert, open_official
+        from benchmarks.nb201.table import TABLE_FILE
+
+        source = Path(args.file)
+        if not source.exists():
+            raise UserError(f"no such file {source}")
+        rows = convert(open_official(source), data_dir / TABLE_FILE)
+        print(f"wrote {rows} architectures to {data_dir / TABLE_FILE}")
+    else:
+        from benchmarks.cifar10 import download_official
+
+        print(f"saved {download_official(data_dir)}")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return COMMANDS[args.command](args)
+    except UserError as exc:
+        print(f"harness: error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("harness: interrupted (the run resumes from its last checkpoint when re-run)", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,149 @@
+"""DARTS (first order), the searcher every other one is written against.
+
+One search step = one architecture step on an architecture-half batch, then one weight step on a weight-half
+batch (Liu et al. 2019, Alg. 1, first-order approximation xi = 0). A subclass says only how it differs: the
+architecture weights it feeds the supernet (DrNAS samples a Dirichlet), the losses (SD-DARTS adds a
+distillation term), the architecture gradient (second order, TSE), or extra state. The epoch loop, records
+and checkpoints live in ``harness.runner`` and never in a searcher.
+
+Optimisers and schedule are those of the NB201 reference search (``configs/nas-benchmark/algos/DARTS.config``
+and ``DARTS-V1.py`` in AutoDL-Projects): SGD with Nesterov momentum for the weights, cosine-annealed per step
+over fractional epochs, gradient-norm clipping of the weights; Adam for the architecture parameters.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from benchmarks.data_stream import Batch
+
+
+@dataclass
+class OptimConfig:
+    """The hyper-parameters a searcher's optimisers read (a view of the run config)."""
+
+    epochs: int
+    w_lr: float
+    w_lr_min: float
+    w_momentum: float
+    w_weight_decay: float
+    w_nesterov: bool
+    grad_clip: float
+    a_lr: float
+    a_beta1: float
+    a_beta2: float
+    a_weight_decay: float
+
+
+class EpochStats:
+    """Loss and accuracy sums kept on the device, read once per epoch (no host sync inside a step)."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, correct, n, non-finite
+        self.count = 0
+
+    def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        n = labels.shape[0]
+        loss = loss.detach()
+        correct = (logits.detach().argmax(dim=1) == labels).sum()
+        self.sums += torch.stack([loss.double() * n, correct.double(), torch.tensor(float(n), device=loss.device,
+                                  dtype=torch.float64), (~torch.isfinite(loss)).double()])
+
+    def read(self) -> dict[str, float]:
+        loss_n, correct, n, bad = self.sums.tolist()
+        return {"loss": loss_n / max(n, 1.0), "acc": 100.0 * correct / max(n, 1.0), "nonfinite_steps": int(bad)}
+
+
+class Searcher:
+    """DARTS first order over a supernet exposing ``arch_parameters()``, ``weight_parameters()`` and
+    ``forward(images, arch_weights)``."""
+
+    name: ClassVar[str] = "darts"
+    summary: ClassVar[str] = "DARTS, first-order approximation (Liu et al., ICLR 2019)"
+    default_options: ClassVar[dict[str, Any]] = {}  # the searcher's own hyper-parameters, settable by --set
+
+    def __init__(self, supernet: nn.Module, optim: OptimConfig, steps_per_epoch: int, options: dict[str, Any]) -> None:
+        self.supernet = supernet
+        self.optim = optim
+        self.steps_per_epoch = steps_per_epoch
+        self.options = options
+        self.alphas = list(supernet.arch_parameters())
+        self.weights = list(supernet.weight_parameters())
+        self.w_opt = torch.optim.SGD(self.weights, lr=optim.w_lr, momentum=optim.w_momentum,
+                                     weight_decay=optim.w_weight_decay, nesterov=optim.w_nesterov)
+        self.a_opt = torch.optim.Adam(self.alphas, lr=optim.a_lr, betas=(optim.a_beta1, optim.a_beta2),
+                                      weight_decay=optim.a_weight_decay)
+
+    # --- what subclasses override -------------------------------------------------------------------------
+    def arch_weights(self) -> list[torch.Tensor]:
+        """Mixing weights fed to the supernet during search: a softmax over each row of alphas."""
+        return [F.softmax(alpha, dim=-1) for alpha in self.alphas]
+
+    def derivation_weights(self) -> list[torch.Tensor]:
+        """Weights whose row-wise argmax is the genotype (DARTS: the softmax itself)."""
+        with torch.no_grad():
+            return [F.softmax(alpha, dim=-1) for alpha in self.alphas]
+
+    def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.supernet(batch.images, self.arch_weights())
+        return F.cross_entropy(logits, batch.labels), logits
+
+    def weight_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.supernet(batch.images, self.arch_weights())
+        return F.cross_entropy(logits, batch.labels), logits
+
+    def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        """Gradient of the architecture objective w.r.t. alphas (first order: of the validation loss at the
+        current weights; only input gradients flow through the convolutions, no weight gradients)."""
+        loss, logits = self.arch_loss(arch_batch)
+        return list(torch.autograd.grad(loss, self.alphas)), loss, logits
+
+    def extra_state(self) -> dict[str, Any]:
+        return {}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        pass
+
+    def end_epoch(self, epoch: int) -> None:
+        """Hook after the last step of ``epoch`` (1-based)."""
+
+    # --- shared machinery ---------------------------------------------------------------------------------
+    def set_learning_rate(self, epoch: int, step: int) -> float:
+        """Cosine annealing over fractional epochs, as the reference's per-iteration scheduler update."""
+        progress = (epoch - 1 + step / self.steps_per_epoch) / self.optim.epochs
+        lr = self.optim.w_lr_min + 0.5 * (self.optim.w_lr - self.optim.w_lr_min) * (1 + math.cos(math.pi * progress))
+        for group in self.w_opt.param_groups:
+            group["lr"] = lr
+        return lr
+
+    def arch_step(self, weight_batch: Batch, arch_batch: Batch, stats: EpochStats) -> None:
+        grads, loss, logits = self.arch_gradient(weight_batch, arch_batch)
+        for alpha, grad in zip(self.alphas, grads):
+            alpha.grad = grad
+        self.a_opt.step()
+        stats.add(loss, logits, arch_batch.labels)
+
+    def weight_step(self, batch: Batch, stats: EpochStats) -> None:
+        self.w_opt.zero_grad(set_to_none=True)
+        loss, logits = self.weight_loss(batch)
+        loss.backward(inputs=self.weights)
+        nn.utils.clip_grad_norm_(self.weights, self.optim.grad_clip)
+        self.w_opt.step()
+        stats.add(loss, logits, batch.labels)
+
+    def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
+        self.arch_step(weight_batch, arch_batch, arch_stats)
+        self.weight_step(weight_batch, weight_stats)
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "extra": self.extra_state()}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.w_opt.load_state_dict(state["w_opt"])
+        self.a_opt.load_state_dict(state["a_opt"])
+        self.load_extra_state(state["extra"])
