@@ -43,6 +43,17 @@ def build_parser() -> Parser:
 
     sub.add_parser("list", help="searchers, spaces and presets")
 
+    bench = sub.add_parser("bench", help="time our search step against the reference implementation")
+    bench.add_argument("--device", default="auto")
+    bench.add_argument("--searcher", default="darts")
+    bench.add_argument("--preset", default="paper")
+    bench.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    bench.add_argument("--steps", type=int, default=10, help="search steps per timed round")
+    bench.add_argument("--rounds", type=int, default=3)
+    bench.add_argument("--no-reference", action="store_true", help="time only our step")
+    bench.add_argument("--out", default="results")
+    bench.add_argument("--json", action="store_true")
+
     data = sub.add_parser("data", help="import or download benchmark data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
     imp = data_sub.add_parser("import-nb201", help="convert an official NB201/NATS-Bench topology file")
@@ -144,7 +155,32 @@ def cmd_data(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
+def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.bench import run_bench
+    from harness.config import build_config
+    from harness.runner import resolve_device
+    from searchers import get_searcher
+
+    if args.steps < 1 or args.rounds < 1:
+        raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds}: must be >= 1")
+    config = build_config("nb201", args.searcher, args.preset, args.assignments, None,
+                          get_searcher(args.searcher).default_options)
+    result = run_bench(config, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
+                       Path(args.out))
+    if args.json:
+        print(json.dumps(result, sort_keys=True))
+    else:
+        print(f"device {result['device']}, {config.preset} preset, {config.precision}, batch {config.batch_size}")
+        print(f"  ours       {result['ours_s_per_step'] * 1e3:9.1f} ms/step  ({result['ours_steps_per_s']:.2f} steps/s)")
+        if "reference_s_per_step" in result:
+            print(f"  reference  {result['reference_s_per_step'] * 1e3:9.1f} ms/step  "
+                  f"speedup {result['speedup_vs_reference']:.2f}x")
+        print(f"  peak memory {result['peak_memory_mb']:.0f} MiB; a {config.epochs}-epoch search: "
+              f"~{result['estimated_search_s'] / 60:.1f} min")
+    return 0
+
+
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -28,6 +28,7 @@ class RunConfig:
     track_running_stats: bool = True  # BN in search cells, as the reference search scripts
     train_images: int = 0  # images per half of the split; 0 = all 25,000
     channels_last: bool = True  # memory layout only; faster convolutions at C=16 on CPU and GPU
+    precision: str = "fp32"  # fp32 (the papers); tf32 or bf16 (autocast) are faster options on GPUs
     w_lr: float = 0.025
     w_lr_min: float = 0.001
     w_momentum: float = 0.9
@@ -52,6 +53,8 @@ class RunConfig:
         for name in ("a_beta1", "a_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"bad value {name}={getattr(self, name)!r}: must be in [0, 1)")
+        if self.precision not in ("fp32", "tf32", "bf16"):
+            raise UserError(f"bad value precision={self.precision!r}: must be fp32, tf32 or bf16")
         if 0 < self.train_images < self.batch_size:
             raise UserError(f"bad value train_images={self.train_images}: must be 0 (all) or >= batch_size={self.batch_size}")
         return self

@@ -67,8 +67,31 @@ def git_commit() -> str | None:
         return None
 
 
+def precision_context(precision: str, device: torch.device):
+    """bf16 autocast around a whole search step (forward and backward), or nothing for fp32/tf32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def configure_backends(precision: str, device: torch.device) -> None:
+    """fp32 means fp32: cuDNN's default TF32 convolutions are allowed only with ``precision=tf32``.
+    cuDNN autotuning is on (batch shapes are fixed within an epoch)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+
+
 def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 7919 + epoch * 104729) % (2**31)
+
+
+def build_searcher(config: RunConfig, device: torch.device, steps_per_epoch: int) -> Searcher:
+    """The configured supernet on ``device`` (initialised from the current torch seed) and its searcher."""
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    supernet = get_space(config.space).build_supernet(config.channels, config.cells_per_stage,
+                                                      config.track_running_stats).to(device, memory_format=layout)
+    optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
+    return get_searcher(config.searcher)(supernet, optim, steps_per_epoch, dict(config.searcher_options))
 
 
 @dataclass
@@ -118,13 +141,11 @@ class SeedRun:
             return json.loads(self.summary_path.read_text())
         inputs = _device_data(str(self.data_dir), self.config.train_images, str(self.device), self.config.channels_last)
         self._write_config(inputs.data_provenance)
+        configure_backends(self.config.precision, self.device)
         torch.manual_seed(self.seed)
         cfg = self.config
-        supernet = self.space.build_supernet(cfg.channels, cfg.cells_per_stage, cfg.track_running_stats)
-        supernet = supernet.to(self.device, memory_format=torch.channels_last if cfg.channels_last else torch.contiguous_format)
-        steps = inputs.data.steps_per_epoch(cfg.batch_size)
-        optim = OptimConfig(**{f: getattr(cfg, f) for f in OptimConfig.__dataclass_fields__})
-        searcher = self.searcher_cls(supernet, optim, steps, dict(cfg.searcher_options))
+        searcher = build_searcher(cfg, self.device, inputs.data.steps_per_epoch(cfg.batch_size))
+        supernet = searcher.supernet
         done, records = self._restore(searcher)
         if done:
             self.log(f"[{self.tag}] resuming after epoch {done}/{cfg.epochs}")
@@ -207,7 +228,8 @@ class SeedRun:
         lr = cfg.w_lr
         for step, (weight_batch, arch_batch) in enumerate(data.epoch(self.seed, epoch, cfg.batch_size)):
             lr = searcher.set_learning_rate(epoch, step)
-            searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)
+            with precision_context(cfg.precision, self.device):
+                searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)
             bar.update(1)
             if estimate and step == min(4, steps - 1):
                 self._log_estimate(started, step + 1, steps, cfg.epochs - epoch + 1)

@@ -44,19 +44,20 @@ class EpochStats:
     """Loss and accuracy sums kept on the device, read once per epoch (no host sync inside a step)."""
 
     def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(4, dtype=torch.float64, device=device)  # loss*n, correct, n, non-finite
+        self.sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, non-finite losses
         self.count = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
         n = labels.shape[0]
-        loss = loss.detach()
-        correct = (logits.detach().argmax(dim=1) == labels).sum()
-        self.sums += torch.stack([loss.double() * n, correct.double(), torch.tensor(float(n), device=loss.device,
-                                  dtype=torch.float64), (~torch.isfinite(loss)).double()])
+        loss = loss.detach().double()
+        correct = (logits.detach().argmax(dim=1) == labels).sum().double()
+        self.sums += torch.stack([loss * n, correct, (~torch.isfinite(loss)).double()])
+        self.count += n
 
     def read(self) -> dict[str, float]:
-        loss_n, correct, n, bad = self.sums.tolist()
-        return {"loss": loss_n / max(n, 1.0), "acc": 100.0 * correct / max(n, 1.0), "nonfinite_steps": int(bad)}
+        loss_n, correct, bad = self.sums.tolist()
+        n = max(self.count, 1)
+        return {"loss": loss_n / n, "acc": 100.0 * correct / n, "nonfinite_steps": int(bad)}
 
 
 class Searcher:

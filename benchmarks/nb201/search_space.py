@@ -19,8 +19,9 @@ class NB201Space:
     def __init__(self, data_dir: Path) -> None:
         self.table: NB201Table = load_table(data_dir)
 
-    def build_supernet(self, channels: int, cells_per_stage: int, track_running_stats: bool) -> NB201Supernet:
-        return NB201Supernet(channels, cells_per_stage, self.num_classes, track_running_stats)
+    @classmethod
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> NB201Supernet:
+        return NB201Supernet(channels, cells_per_stage, cls.num_classes, track_running_stats)
 
     @staticmethod
     def derive(derivation_weights: list[torch.Tensor]) -> space.Genotype:

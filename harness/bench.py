@@ -1,0 +1,136 @@
+"""``harness bench``: our search step of a preset against the reference (xautodl DARTS-V1) on one device.
+
+Both run in the same process on the same device with the same batch size, on the same synthetic batches
+(data loading is excluded from both: the reference's loader is slower still), after warm-up, in alternating
+rounds; the median round gives the time per step. The reference step is DARTS-V1 as its NB201 search script
+performs it: weight step (SGD, clip 5), then architecture step (Adam), full autograd through the mixed ops.
+Results are printed and appended to ``results/bench/bench.jsonl`` with device and versions.
+"""
+from __future__ import annotations
+
+import platform
+import resource
+import statistics
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch.nn import functional as F
+
+import harness
+from benchmarks.data_stream import Batch
+from harness.atomic import append_jsonl
+from harness.config import RunConfig
+from harness.errors import UserError
+from harness.runner import build_searcher, configure_backends, device_description, precision_context
+from searchers.base import EpochStats
+
+STEPS_PER_EPOCH_PAPER = 391  # 25,000 images / batch 64, last batch partial
+
+
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def _batches(config: RunConfig, device: torch.device, count: int) -> list[Batch]:
+    generator = torch.Generator().manual_seed(0)
+    layout = torch.channels_last if config.channels_last else torch.contiguous_format
+    return [Batch(torch.randn(config.batch_size, 3, 32, 32, generator=generator).to(device).contiguous(memory_format=layout),
+                  torch.randint(0, 10, (config.batch_size,), generator=generator).to(device),
+                  torch.arange(config.batch_size, device=device)) for _ in range(count)]
+
+
+def our_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
+    searcher = build_searcher(config, device, STEPS_PER_EPOCH_PAPER)
+    weight_stats, arch_stats = EpochStats(device), EpochStats(device)
+
+    def step(weight_batch: Batch, arch_batch: Batch) -> None:
+        with precision_context(config.precision, device):
+            searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)
+    return step
+
+
+def reference_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
+    try:
+        from xautodl.config_utils import dict2config
+        from xautodl.models import get_cell_based_tiny_net, get_search_spaces
+    except ImportError:
+        raise UserError("the reference needs the optional dev dependency xautodl: pip install --no-deps xautodl") from None
+    net_config = dict2config({"name": "DARTS-V1", "C": config.channels, "N": config.cells_per_stage, "max_nodes": 4,
+                              "num_classes": 10, "space": get_search_spaces("cell", "nas-bench-201"),
+                              "affine": False, "track_running_stats": config.track_running_stats}, None)
+    network = get_cell_based_tiny_net(net_config).to(device)
+    w_opt = torch.optim.SGD(network.get_weights(), lr=config.w_lr, momentum=config.w_momentum,
+                            weight_decay=config.w_weight_decay, nesterov=config.w_nesterov)
+    a_opt = torch.optim.Adam(network.get_alphas(), lr=config.a_lr, betas=(config.a_beta1, config.a_beta2),
+                             weight_decay=config.a_weight_decay)
+
+    def step(weight_batch: Batch, arch_batch: Batch) -> None:
+        images = weight_batch.images.contiguous()
+        w_opt.zero_grad()
+        _, logits = network(images)
+        F.cross_entropy(logits, weight_batch.labels).backward()
+        torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
+        w_opt.step()
+        a_opt.zero_grad()
+        _, logits = network(arch_batch.images.contiguous())
+        F.cross_entropy(logits, arch_batch.labels).backward()
+        a_opt.step()
+    return step
+
+
+def _time_steps(step: Callable[[Batch, Batch], None], batches: list[Batch], device: torch.device) -> float:
+    _sync(device)
+    started = time.perf_counter()
+    for i in range(0, len(batches) - 1, 2):
+        step(batches[i], batches[i + 1])
+    _sync(device)
+    return (time.perf_counter() - started) / (len(batches) // 2)
+
+
+def _peak_memory_mb(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, with_reference: bool,
+              results_dir: Path | None) -> dict[str, Any]:
+    configure_backends(config.precision, device)
+    torch.manual_seed(0)
+    batches = _batches(config, device, 2 * steps)
+    candidates = {"ours": our_step(config, device)}
+    if with_reference:
+        candidates["reference"] = reference_step(config, device)
+    for step in candidates.values():  # warm-up: allocator, cuDNN autotuning, lazy init
+        _time_steps(step, batches[:4], device)
+    times: dict[str, list[float]] = {name: [] for name in candidates}
+    for _ in range(rounds):
+        for name, step in candidates.items():
+            times[name].append(_time_steps(step, batches, device))
+    ours = statistics.median(times["ours"])
+    result: dict[str, Any] = {
+        "searcher": config.searcher, "preset": config.preset, "precision": config.precision,
+        "channels_last": config.channels_last, "batch_size": config.batch_size, "channels": config.channels,
+        "cells_per_stage": config.cells_per_stage, "device": device_description(device),
+        "steps_per_round": steps, "rounds": rounds, "ours_s_per_step": ours, "ours_steps_per_s": 1.0 / ours,
+        "estimated_search_s": ours * STEPS_PER_EPOCH_PAPER * config.epochs,
+        "peak_memory_mb": _peak_memory_mb(device), "torch_version": torch.__version__,
+        "harness_version": harness.__version__, "python_version": platform.python_version(),
+        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+    if with_reference:
+        reference = statistics.median(times["reference"])
+        result.update({"reference_s_per_step": reference, "speedup_vs_reference": reference / ours,
+                       "reference": "xautodl DARTS-V1 (TinyNetworkDarts)"})
+    if results_dir is not None:
+        append_jsonl(_bench_file(results_dir), result)
+    return result
+
+
+def _bench_file(results_dir: Path) -> Path:
+    path = Path(results_dir) / "bench" / "bench.jsonl"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    return path
