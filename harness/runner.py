@@ -62,7 +62,8 @@ def git_commit() -> str | None:
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent, capture_output=True,
                              text=True, timeout=5)
-        return out.stdout.strip() or None
+        commit = out.stdout.strip()
+        return commit if len(commit) == 40 else None
     except (OSError, subprocess.SubprocessError):
         return None
 

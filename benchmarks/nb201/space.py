@@ -17,7 +17,7 @@ NUM_NODES = 4
 EDGES: tuple[tuple[int, int], ...] = tuple((src, dst) for dst in range(1, NUM_NODES) for src in range(dst))
 Genotype = tuple[str, ...]
 
-_NODE_RE = re.compile(r"^\|(?:[a-z0-9_]+~\d\|)+$")
+_NODE_RE = re.compile(r"\|(?:[a-z0-9_]+~\d\|)+")
 
 
 def genotype_to_str(genotype: Genotype) -> str:
@@ -37,7 +37,7 @@ def str_to_genotype(arch: str) -> Genotype:
         raise UserError(f"bad NB201 architecture string {arch!r}: expected {NUM_NODES - 1} nodes joined by '+'")
     genotype: list[str] = []
     for dst, node in enumerate(nodes, start=1):
-        if not _NODE_RE.match(node):
+        if not _NODE_RE.fullmatch(node):
             raise UserError(f"bad NB201 architecture string {arch!r}: node {node!r} is not of the form |op~i|...|")
         inputs = node.strip("|").split("|")
         if [int(item.split("~")[1]) for item in inputs] != list(range(dst)):

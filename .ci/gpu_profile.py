@@ -1,0 +1,34 @@
+"""Where does a paper-preset search step spend its time on a GPU? Variants timed, then one profiled."""
+import os, sys, time
+import torch
+from harness.config import build_config
+from harness.bench import _batches, _time_steps, our_step
+from harness.runner import configure_backends
+
+dev = torch.device("cuda")
+def variant(label, sets, bench_flag=True):
+    cfg = build_config("nb201", "darts", "paper", sets)
+    configure_backends(cfg.precision, dev)
+    torch.backends.cudnn.benchmark = bench_flag
+    step = our_step(cfg, dev)
+    batches = _batches(cfg, dev, 20)
+    _time_steps(step, batches[:6], dev)
+    t = _time_steps(step, batches, dev)
+    print(f"{label:<40} {t*1e3:8.1f} ms/step", flush=True)
+    return cfg, step, batches
+
+variant("fp32 channels_last cudnn.benchmark", [])
+variant("fp32 contiguous cudnn.benchmark", ["channels_last=false"])
+variant("fp32 contiguous no-benchmark", ["channels_last=false"], False)
+variant("tf32 contiguous", ["channels_last=false", "precision=tf32"])
+cfg, step, batches = variant("fp32 channels_last (profiled)", [])
+from torch.profiler import profile, ProfilerActivity
+with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+    for i in range(0, 6, 2):
+        step(batches[i], batches[i + 1])
+    torch.cuda.synchronize()
+ka = prof.key_averages()
+print(ka.table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=60))
+print(ka.table(sort_by="self_cpu_time_total", row_limit=12, max_name_column_width=60))
+kernels = sum(e.count for e in ka if e.device_type == torch.autograd.DeviceType.CUDA)
+print("cuda kernel events per step:", kernels / 3)

@@ -1,0 +1,151 @@
+"""``harness`` CLI: bad input exits 2 with exactly one stderr line (no traceback); look-ups and list work."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+
+# Placeholders in argv: DATA -> the benchmark data dir (fixture), EMPTY -> an empty tmp dir, OUT -> tmp results.
+# Every ``run`` case points --data-dir at EMPTY and --out at OUT, so a missed check can never start a search.
+RUN = ["run", "--device", "cpu", "--out", "OUT", "--data-dir", "EMPTY"]
+BAD_INPUTS = [
+    # id, argv, fragment expected in the stderr line
+    ("unknown-searcher", [*RUN, "--searcher", "nope"], "unknown searcher 'nope'"),
+    ("unknown-space", [*RUN, "--space", "nope"], "unknown space 'nope'"),
+    ("unknown-preset", [*RUN, "--preset", "nope"], "unknown preset 'nope'"),
+    ("set-no-equals", [*RUN, "--set", "epochs"], "malformed --set 'epochs'"),
+    ("set-empty-value", [*RUN, "--set", "epochs="], "malformed --set"),
+    ("set-unknown-key", [*RUN, "--set", "nope=1"], "unknown --set key 'nope'"),
+    ("set-not-settable-key", [*RUN, "--set", "space=nb201"], "unknown --set key 'space'"),
+    ("set-epochs-abc", [*RUN, "--set", "epochs=abc"], "'abc' is not a valid int"),
+    ("set-epochs-zero", [*RUN, "--set", "epochs=0"], "epochs=0"),
+    ("set-precision-fp8", [*RUN, "--set", "precision=fp8"], "precision='fp8'"),
+    ("set-w-lr-negative", [*RUN, "--set", "w_lr=-1"], "w_lr=-1"),
+    ("set-w-lr-nan", [*RUN, "--set", "w_lr=nan"], "not a valid float"),
+    ("set-bool-junk", [*RUN, "--set", "channels_last=maybe"], "not a valid bool"),
+    ("seeds-zero", [*RUN, "--seeds", "0"], "--seeds 0"),
+    ("seed-negative", [*RUN, "--seed", "-1"], "--seed -1"),
+    ("epochs-zero", [*RUN, "--epochs", "0"], "--epochs 0"),
+    ("epochs-not-int", [*RUN, "--epochs", "x"], "invalid int value"),
+    ("run-device-tpu", [*RUN, "--device", "tpu"], "unknown device 'tpu'"),
+    ("run-missing-data", [*RUN, "--preset", "smoke"], "nb201/nb201_table.csv.gz"),
+    ("lookup-bad-arch", ["lookup", "--data-dir", "DATA", "--arch", "|nope~0|"], "bad NB201 architecture string"),
+    ("lookup-unknown-op", ["lookup", "--data-dir", "DATA", "--arch", ALL_SKIP.replace("skip_connect~2", "conv~2")],
+     "unknown op 'conv'"),
+    ("lookup-index-99999", ["lookup", "--data-dir", "DATA", "--index", "99999"], "bad NB201 index 99999"),
+    ("lookup-index-minus-1", ["lookup", "--data-dir", "DATA", "--index", "-1"], "bad NB201 index -1"),
+    ("lookup-unknown-space", ["lookup", "--data-dir", "DATA", "--space", "nope", "--index", "0"],
+     "unknown space 'nope'"),
+    ("lookup-arch-and-index", ["lookup", "--data-dir", "DATA", "--index", "0", "--arch", ALL_SKIP],
+     "not allowed with argument"),
+    ("lookup-neither", ["lookup", "--data-dir", "DATA"], "one of the arguments --arch --index is required"),
+    ("lookup-missing-data", ["lookup", "--data-dir", "EMPTY", "--index", "0"], "nb201/nb201_table.csv.gz"),
+    ("unknown-subcommand", ["frobnicate"], "invalid choice: 'frobnicate'"),
+    ("no-subcommand", [], "required"),
+    ("unknown-flag", ["list", "--nope"], "unrecognized arguments: --nope"),
+    ("bench-steps-zero", ["bench", "--device", "cpu", "--out", "OUT", "--steps", "0"], "--steps 0"),
+    ("bench-rounds-zero", ["bench", "--device", "cpu", "--out", "OUT", "--rounds", "0"], "--rounds 0"),
+    ("data-import-missing-file", ["data", "import-nb201", "EMPTY/nope.pth", "--data-dir", "EMPTY"],
+     "no such file"),
+]
+
+
+def _argv(argv, tmp_path: Path, request) -> list[str]:
+    empty = tmp_path / "empty"
+    empty.mkdir(exist_ok=True)
+    out = []
+    for arg in argv:
+        if arg == "DATA":  # these cases need the table to reach their error: skip without it
+            request.getfixturevalue("nb201_table")
+            out.append(str(request.getfixturevalue("data_dir")))
+        else:
+            out.append(arg.replace("EMPTY", str(empty)).replace("OUT", str(tmp_path / "results")))
+    return out
+
+
+def run_cli(argv, capsys) -> tuple[int, str, str]:
+    """``main(argv)`` in-process; argparse errors arrive as SystemExit, UserErrors as a return value."""
+    try:
+        code = main(argv)
+    except SystemExit as exc:
+        code = exc.code
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+@pytest.mark.parametrize("case_id, argv, fragment", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+def test_bad_input_exits_2_with_one_line(case_id, argv, fragment, tmp_path, capsys, request, monkeypatch):
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    code, out, err = run_cli(_argv(argv, tmp_path, request), capsys)
+    assert code == 2, (out, err)
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].strip(), err
+    assert "Traceback" not in err
+    assert fragment in lines[0], lines[0]
+    assert lines[0].startswith("harness")
+    if case_id != "run-missing-data":  # rejected before any run folder could be made
+        assert not (tmp_path / "results").exists()
+
+
+@pytest.mark.data
+def test_lookup_arch_with_inner_newline_exits_2(data_dir, nb201_table, capsys):
+    arch = "|none~0|\n+|none~0|none~1|+|none~0|none~1|none~2|"
+    code, _, err = run_cli(["lookup", "--data-dir", str(data_dir), "--arch", arch], capsys)
+    assert code == 2
+    assert len(err.strip().splitlines()) == 1
+
+
+def test_real_process_exit_code(tmp_path):
+    env = {**os.environ, "HARNESS_CACHE": str(tmp_path / "cache")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "harness.cli", "lookup", "--data-dir", str(tmp_path), "--index", "0"],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2, proc.stderr
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and "nb201/nb201_table.csv.gz" in lines[0], proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert proc.stdout == ""
+
+    proc = subprocess.run([sys.executable, "-m", "harness.cli", "frobnicate"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.data
+def test_lookup_index_json(data_dir, nb201_table, capsys):
+    code, out, err = run_cli(["lookup", "--data-dir", str(data_dir), "--index", "1835", "--json"], capsys)
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["arch_index"] == 1835
+    assert result["arch_str"] == ALL_SKIP
+    assert result["depth"] == 3
+    assert result["skip_count"] == 6
+    acc = {key: round(value, 2) for key, value in result["accuracy"].items()}
+    assert acc == {"cifar10_valid": 39.77, "cifar10_test": 54.30, "cifar100_valid": 15.03,
+                   "cifar100_test": 15.61, "imagenet16_valid": 16.43, "imagenet16_test": 16.32}
+
+
+@pytest.mark.data
+def test_lookup_arch_text(data_dir, nb201_table, capsys):
+    code, out, err = run_cli(["lookup", "--data-dir", str(data_dir), "--arch", ALL_SKIP], capsys)
+    assert code == 0, err
+    assert "1835" in out
+    assert "54.30" in out
+    assert err == ""
+
+
+def test_list(capsys):
+    code, out, err = run_cli(["list"], capsys)
+    assert code == 0, err
+    for name in ("darts", "nb201", "paper", "quick", "smoke"):
+        assert name in out
