@@ -1,0 +1,150 @@
+"""End-to-end searches with the smoke preset: record contents, folder layout, skip/resume, kill-and-resume."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from benchmarks.nb201 import space
+from harness.atomic import read_jsonl
+from harness.cli import main
+
+pytestmark = pytest.mark.data
+REPO = Path(__file__).resolve().parents[1]
+NONDETERMINISTIC = {"epoch_seconds"}
+
+
+def _cifar(data_dir: Path) -> None:
+    if not (data_dir / "cifar10").is_dir():
+        pytest.skip(f"CIFAR-10 not found under {data_dir}; set HARNESS_DATA")
+
+
+def smoke_args(data_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--preset", "smoke", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out), *extra]
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in NONDETERMINISTIC} for r in records]
+
+
+def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> None:
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(comparable(a), comparable(b)):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            if isinstance(ra[key], float):
+                assert ra[key] == pytest.approx(rb[key], abs=tol, rel=tol), key
+            elif key == "arch_weights":
+                flat_a = [x for m in ra[key] for row in m for x in row]
+                flat_b = [x for m in rb[key] for row in m for x in row]
+                assert flat_a == pytest.approx(flat_b, abs=tol)
+            else:
+                assert ra[key] == rb[key], key
+
+
+def test_smoke_search_writes_complete_records(data_dir, nb201_table, tmp_path, capsys):
+    _cifar(data_dir)
+    assert main(smoke_args(data_dir, tmp_path)) == 0
+    folder = tmp_path / "nb201" / "darts" / "smoke" / "seed-0"
+    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt", "config.json", "epochs.jsonl", "summary.json"]
+    records = read_jsonl(folder / "epochs.jsonl")
+    assert [r["epoch"] for r in records] == [1, 2]
+    for record in records:
+        genotype = space.str_to_genotype(record["genotype"])
+        assert nb201_table.arch_strs[record["arch_index"]] == record["genotype"]
+        assert record["lookup"] == nb201_table.accuracy(record["arch_index"])
+        assert record["depth"] == space.depth(genotype) and record["skip_count"] == space.skips(genotype)
+        weights = record["arch_weights"][0]
+        assert len(weights) == 6 and all(abs(sum(row) - 1) < 1e-5 for row in weights)
+        # the genotype is the argmax of the recorded weights, none included
+        assert tuple(space.OPS[max(range(5), key=row.__getitem__)] for row in weights) == genotype
+        for key in ("train_loss", "train_acc", "arch_loss", "arch_acc", "w_lr", "a_lr", "epoch_seconds"):
+            assert isinstance(record[key], float)
+        assert record["hessian_eig_max"] is None and record["status"] == "ok"
+    assert records[1]["w_lr"] < records[0]["w_lr"]  # cosine schedule decays
+    config = json.loads((folder / "config.json").read_text())
+    assert config["config"]["preset"] == "smoke" and config["data"]["source"] in ("official", "jpeg_q75")
+    assert config["data"]["split"] == "nb201-cifar-split" and config["seed"] == 0
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "done" and summary["epochs_done"] == 2
+    assert summary["final"]["genotype"] == records[-1]["genotype"]
+    # a second identical command skips the finished run and leaves its records untouched
+    before = (folder / "epochs.jsonl").read_bytes()
+    assert main(smoke_args(data_dir, tmp_path)) == 0
+    assert "already finished" in capsys.readouterr().err
+    assert (folder / "epochs.jsonl").read_bytes() == before
+
+
+def test_overrides_get_their_own_folder_and_seeds(data_dir, nb201_table, tmp_path):
+    _cifar(data_dir)
+    assert main(smoke_args(data_dir, tmp_path, "--epochs", "1", "--seed", "3", "--seed", "5")) == 0
+    configs = list((tmp_path / "nb201" / "darts").iterdir())
+    assert len(configs) == 1 and configs[0].name.startswith("smoke-")
+    assert sorted(p.name for p in configs[0].iterdir()) == ["seed-3", "seed-5"]
+    a = read_jsonl(configs[0] / "seed-3" / "epochs.jsonl")
+    b = read_jsonl(configs[0] / "seed-5" / "epochs.jsonl")
+    assert a[0]["arch_weights"] != b[0]["arch_weights"]  # seeds differ
+
+
+def _subprocess_run(data_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    args = [sys.executable, "-m", "harness.cli", *smoke_args(data_dir, out, "--epochs", str(epochs),
+                                                              "--set", "train_images=256")]
+    return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _wait_for_records(root: Path, count: int, proc: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline and proc.poll() is None:
+        if any(len(read_jsonl(path)) >= count for path in root.rglob("epochs.jsonl")):
+            return
+        time.sleep(0.02)
+    raise AssertionError(f"run ended or timed out before {count} records: {proc.poll()}")
+
+
+@pytest.mark.slow
+def test_sigkill_then_resume_gives_the_uninterrupted_records(data_dir, nb201_table, tmp_path):
+    _cifar(data_dir)
+    epochs = 4
+    reference = _subprocess_run(data_dir, tmp_path / "straight", epochs)
+    assert reference.wait(300) == 0, reference.stderr.read().decode()[-2000:]
+    straight = read_jsonl(next((tmp_path / "straight").rglob("epochs.jsonl")))
+
+    out = tmp_path / "killed"
+    # kill points: during start-up/first epoch, and at several moments after records appear (mid-epoch,
+    # around the checkpoint write and the append)
+    kills = [(0, 1.5), (1, 0.0), (1, 0.15), (2, 0.3), (3, 0.05)]
+    for records_before, delay in kills:
+        proc = _subprocess_run(data_dir, out, epochs)
+        if records_before:
+            _wait_for_records(out, records_before, proc)
+        time.sleep(delay)
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGKILL)
+        proc.wait(60)
+    final = _subprocess_run(data_dir, out, epochs)
+    assert final.wait(300) == 0, final.stderr.read().decode()[-2000:]
+    resumed = read_jsonl(next(out.rglob("epochs.jsonl")))
+    assert_records_close(resumed, straight)
+
+
+def test_resume_in_process_continues_from_checkpoint(data_dir, nb201_table, tmp_path):
+    """A kill after the last checkpoint but mid-append (half a line, no summary) is repaired on re-run."""
+    _cifar(data_dir)
+    straight, partial = tmp_path / "straight", tmp_path / "partial"
+    assert main(smoke_args(data_dir, straight, "--epochs", "3")) == 0
+    assert main(smoke_args(data_dir, partial, "--epochs", "3")) == 0
+    folder = next(partial.rglob("seed-0"))
+    # simulate a kill after epoch 2's append and before anything else: drop the summary, keep the
+    # checkpoint of epoch 3 but truncate the records to 2 complete lines plus half a line
+    lines = (folder / "epochs.jsonl").read_text().splitlines(keepends=True)
+    (folder / "epochs.jsonl").write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
+    (folder / "summary.json").unlink()
+    assert main(smoke_args(data_dir, partial, "--epochs", "3")) == 0
+    assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(next(straight.rglob("epochs.jsonl"))))
