@@ -1,0 +1,33 @@
+# Quick start: `make demo` (install + a real search) and `make test` (install + the test suite).
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+TORCH ?= torch==2.13.0
+# Data directory: ../shared/data beside this checkout when present, else $HARNESS_DATA / the per-user default.
+HARNESS_DATA ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
+export HARNESS_DATA
+
+.PHONY: install demo test test-fast clean
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q "$(TORCH)"
+	$(BIN)/pip install -q -e '.[test]'
+	touch $@
+
+# The quick preset on a CPU (about 10-15 min on 2 cores), the paper preset on a GPU.
+demo: install
+	$(BIN)/harness run --searcher darts --space nb201 \
+	  --preset $$($(BIN)/python -c "import torch; print('paper' if torch.cuda.is_available() else 'quick')")
+
+test: install
+	$(BIN)/python -m pytest
+
+test-fast: install
+	$(BIN)/python -m pytest -m "not slow"
+
+clean:
+	rm -rf $(VENV) *.egg-info
