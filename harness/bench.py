@@ -43,7 +43,7 @@ def _batches(config: RunConfig, device: torch.device, count: int) -> list[Batch]
 
 
 def our_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
-    searcher = build_searcher(config, device, STEPS_PER_EPOCH_PAPER)
+    searcher = build_searcher(config, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size))
     weight_stats, arch_stats = EpochStats(device), EpochStats(device)
 
     def step(weight_batch: Batch, arch_batch: Batch) -> None:

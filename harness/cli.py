@@ -67,8 +67,8 @@ def build_parser() -> Parser:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import build_config
     from harness.paths import resolve_data_dir
+    from benchmarks import get_space
     from harness.runner import SeedRun, resolve_device
-    from searchers import get_searcher
 
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"bad value --seeds {args.seeds}: must be >= 1")
@@ -77,12 +77,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
-    searcher = get_searcher(args.searcher)
-    from benchmarks import get_space
-
     get_space(args.space)
-    config = build_config(args.space, args.searcher, args.preset, args.assignments, args.epochs,
-                          searcher.default_options)
+    config = build_config(args.space, args.searcher, args.preset, args.assignments, args.epochs)
     device = resolve_device(args.device)
     data_dir = resolve_data_dir(args.data_dir)
     results = []
@@ -159,12 +155,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import run_bench
     from harness.config import build_config
     from harness.runner import resolve_device
-    from searchers import get_searcher
 
     if args.steps < 1 or args.rounds < 1:
         raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds}: must be >= 1")
-    config = build_config("nb201", args.searcher, args.preset, args.assignments, None,
-                          get_searcher(args.searcher).default_options)
+    config = build_config("nb201", args.searcher, args.preset, args.assignments)
     result = run_bench(config, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
                        Path(args.out))
     if args.json:

@@ -110,12 +110,15 @@ def parse_assignment(text: str) -> tuple[str, str]:
 
 
 def build_config(space: str, searcher: str, preset: str, assignments: list[str],
-                 epochs: int | None = None, searcher_defaults: dict[str, Any] | None = None) -> RunConfig:
-    """Preset, then ``--epochs``, then ``--set`` (run fields or the searcher's own options)."""
+                 epochs: int | None = None) -> RunConfig:
+    """Run defaults, then the searcher's published settings (paper preset only), then the preset, then
+    ``--epochs``, then ``--set`` (run fields or the searcher's own options)."""
+    from searchers import get_searcher
+
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    config = RunConfig(space=space, searcher=searcher, preset=preset, **PRESETS[preset])
-    options = dict(searcher_defaults or {})
+    config = _preset_config(space, searcher, preset)
+    options = dict(config.searcher_options)
     if epochs is not None:
         config.epochs = epochs
     for assignment in assignments:
@@ -128,11 +131,20 @@ def build_config(space: str, searcher: str, preset: str, assignments: list[str],
             known = sorted(set(FIELDS) - NOT_SETTABLE | set(options))
             raise UserError(f"unknown --set key {key!r} (known: {', '.join(known)})")
     config.searcher_options = options
+    get_searcher(searcher).validate_options(options)
     return config.validate()
 
 
-def config_name(config: RunConfig, searcher_defaults: dict[str, Any]) -> str:
+def _preset_config(space: str, searcher: str, preset: str) -> RunConfig:
+    from searchers import get_searcher
+
+    cls = get_searcher(searcher)
+    fields = {**cls.paper_overrides, **PRESETS[preset]} if preset == "paper" else dict(PRESETS[preset])
+    options = {**cls.default_options, **cls.preset_options.get(preset, {})}
+    return RunConfig(space=space, searcher=searcher, preset=preset, searcher_options=options, **fields)
+
+
+def config_name(config: RunConfig) -> str:
     """Folder name: the preset alone when nothing was overridden, else preset + hash of the whole config."""
-    untouched = RunConfig(space=config.space, searcher=config.searcher, preset=config.preset,
-                          **PRESETS[config.preset], searcher_options=dict(searcher_defaults))
+    untouched = _preset_config(config.space, config.searcher, config.preset)
     return config.preset if untouched.to_dict() == config.to_dict() else f"{config.preset}-{config.identity_hash()}"

@@ -32,7 +32,7 @@ from harness.atomic import append_jsonl, atomic_write, atomic_write_json, read_j
 from harness.config import RunConfig, config_name
 from harness.errors import UserError
 from searchers import get_searcher
-from searchers.base import EpochStats, OptimConfig, Searcher
+from searchers.base import EpochStats, OptimConfig, SearchContext, Searcher
 
 CHECKPOINT_FORMAT = 1
 Log = Callable[[str], None]
@@ -86,13 +86,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
     return (seed * 7919 + epoch * 104729) % (2**31)
 
 
-def build_searcher(config: RunConfig, device: torch.device, steps_per_epoch: int) -> Searcher:
+def build_searcher(config: RunConfig, device: torch.device, steps_per_epoch: int, half_sizes: tuple[int, int]) -> Searcher:
     """The configured supernet on ``device`` (initialised from the current torch seed) and its searcher."""
+    space = get_space(config.space)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    supernet = get_space(config.space).build_supernet(config.channels, config.cells_per_stage,
-                                                      config.track_running_stats).to(device, memory_format=layout)
+    supernet = space.build_supernet(config.channels, config.cells_per_stage,
+                                    config.track_running_stats).to(device, memory_format=layout)
     optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
-    return get_searcher(config.searcher)(supernet, optim, steps_per_epoch, dict(config.searcher_options))
+    context = SearchContext(steps_per_epoch, half_sizes, space.num_classes)
+    return get_searcher(config.searcher)(supernet, optim, context, dict(config.searcher_options))
 
 
 @dataclass
@@ -125,7 +127,7 @@ class SeedRun:
         self.searcher_cls = get_searcher(config.searcher)
         self.space = get_space(config.space)(data_dir)
         self.data_dir = Path(data_dir)
-        self.name = config_name(config, self.searcher_cls.default_options)
+        self.name = config_name(config)
         self.folder = Path(out_root) / config.space / config.searcher / self.name / f"seed-{seed}"
         self.tag = f"{config.space}/{config.searcher}/{self.name} seed {seed}"
 
@@ -145,7 +147,9 @@ class SeedRun:
         configure_backends(self.config.precision, self.device)
         torch.manual_seed(self.seed)
         cfg = self.config
-        searcher = build_searcher(cfg, self.device, inputs.data.steps_per_epoch(cfg.batch_size))
+        data = inputs.data
+        searcher = build_searcher(cfg, self.device, data.steps_per_epoch(cfg.batch_size),
+                                  (len(data.weight_half), len(data.arch_half)))
         supernet = searcher.supernet
         done, records = self._restore(searcher)
         if done:
@@ -227,6 +231,7 @@ class SeedRun:
         bar = _progress(steps, f"epoch {epoch}/{cfg.epochs}", self.progress)
         started = time.time()
         lr = cfg.w_lr
+        searcher.begin_epoch(epoch)
         for step, (weight_batch, arch_batch) in enumerate(data.epoch(self.seed, epoch, cfg.batch_size)):
             lr = searcher.set_learning_rate(epoch, step)
             with precision_context(cfg.precision, self.device):

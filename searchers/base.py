@@ -21,6 +21,16 @@ from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.data_stream import Batch
+from harness.errors import UserError
+
+
+@dataclass(frozen=True)
+class SearchContext:
+    """What a searcher may need to know about the data it will see."""
+
+    steps_per_epoch: int
+    half_sizes: tuple[int, int]  # images in the weight half and the architecture half
+    num_classes: int
 
 
 @dataclass
@@ -67,12 +77,15 @@ class Searcher:
     name: ClassVar[str] = "darts"
     summary: ClassVar[str] = "DARTS, first-order approximation (Liu et al., ICLR 2019)"
     default_options: ClassVar[dict[str, Any]] = {}  # the searcher's own hyper-parameters, settable by --set
+    paper_overrides: ClassVar[dict[str, Any]] = {}  # run fields whose published value differs from DARTS's
+    preset_options: ClassVar[dict[str, dict[str, Any]]] = {}  # per reduced preset: option values that fit it
 
-    def __init__(self, supernet: nn.Module, optim: OptimConfig, steps_per_epoch: int, options: dict[str, Any]) -> None:
+    def __init__(self, supernet: nn.Module, optim: OptimConfig, context: SearchContext, options: dict[str, Any]) -> None:
         self.supernet = supernet
         self.optim = optim
-        self.steps_per_epoch = steps_per_epoch
+        self.context = context
         self.options = options
+        self.epoch = 0
         self.alphas = list(supernet.arch_parameters())
         self.weights = list(supernet.weight_parameters())
         self.w_opt = torch.optim.SGD(self.weights, lr=optim.w_lr, momentum=optim.w_momentum,
@@ -110,13 +123,21 @@ class Searcher:
     def load_extra_state(self, state: dict[str, Any]) -> None:
         pass
 
+    def begin_epoch(self, epoch: int) -> None:
+        """Hook before the first step of ``epoch`` (1-based)."""
+        self.epoch = epoch
+
     def end_epoch(self, epoch: int) -> None:
-        """Hook after the last step of ``epoch`` (1-based)."""
+        """Hook after the last step of ``epoch``."""
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> None:
+        """Range checks of the searcher's own options (UserError naming the value)."""
 
     # --- shared machinery ---------------------------------------------------------------------------------
     def set_learning_rate(self, epoch: int, step: int) -> float:
         """Cosine annealing over fractional epochs, as the reference's per-iteration scheduler update."""
-        progress = (epoch - 1 + step / self.steps_per_epoch) / self.optim.epochs
+        progress = (epoch - 1 + step / self.context.steps_per_epoch) / self.optim.epochs
         lr = self.optim.w_lr_min + 0.5 * (self.optim.w_lr - self.optim.w_lr_min) * (1 + math.cos(math.pi * progress))
         for group in self.w_opt.param_groups:
             group["lr"] = lr

@@ -1,0 +1,52 @@
+"""``darts2``: DARTS with the second-order (unrolled) architecture gradient (Liu et al. 2019, Eq. 7-8)."""
+from __future__ import annotations
+
+import torch
+
+from benchmarks.data_stream import Batch
+from searchers.base import Searcher
+
+
+class Darts2(Searcher):
+    """grad_a L_val(w', a) - xi * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps), with the virtual step
+    w' = w - xi * (momentum * buf + grad_w L_train(w, a) + wd * w) taken with the weight optimiser's current
+    learning rate xi, momentum and weight decay (as the NB201 reference's DARTS-V2 and the DARTS code do; the
+    Nesterov correction is not part of the virtual step there either), w+- = w +- eps * grad_w' L_val(w', a) and
+    eps = 0.01 / ||grad_w' L_val(w', a)|| (DARTS, Section 2.3)."""
+
+    name = "darts2"
+    summary = "DARTS, second-order unrolled architecture gradient (Liu et al., ICLR 2019)"
+    default_options = {"fd_radius": 0.01}  # epsilon numerator of the finite-difference Hessian-vector product
+
+    def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+        group = self.w_opt.param_groups[0]
+        lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
+        train_loss, _ = self.weight_loss(weight_batch)
+        train_grads = torch.autograd.grad(train_loss, self.weights)
+        saved = [w.detach().clone() for w in self.weights]
+        with torch.no_grad():
+            for w, g in zip(self.weights, train_grads):
+                buf = self.w_opt.state.get(w, {}).get("momentum_buffer")
+                step = g + decay * w if buf is None else momentum * buf + g + decay * w
+                w.sub_(lr * step)
+        val_loss, val_logits = self.arch_loss(arch_batch)
+        grads = torch.autograd.grad(val_loss, [*self.alphas, *self.weights])
+        alpha_grads, weight_grads = grads[:len(self.alphas)], grads[len(self.alphas):]
+        implicit = self._hessian_vector_product(saved, weight_grads, weight_batch)
+        return [g - lr * h for g, h in zip(alpha_grads, implicit)], val_loss, val_logits
+
+    def _hessian_vector_product(self, saved: list[torch.Tensor], vector: tuple[torch.Tensor, ...],
+                                batch: Batch) -> list[torch.Tensor]:
+        """(grad_a L_train(w + eps v) - grad_a L_train(w - eps v)) / (2 eps), leaving the weights at ``saved``."""
+        eps = self.options["fd_radius"] / torch.sqrt(sum((v * v).sum() for v in vector))
+        gradients = []
+        for sign in (1.0, -1.0):
+            with torch.no_grad():
+                for w, w0, v in zip(self.weights, saved, vector):
+                    w.copy_(w0 + sign * eps * v)
+            loss, _ = self.weight_loss(batch)
+            gradients.append(torch.autograd.grad(loss, self.alphas))
+        with torch.no_grad():
+            for w, w0 in zip(self.weights, saved):
+                w.copy_(w0)
+        return [(plus - minus) / (2 * eps) for plus, minus in zip(*gradients)]
