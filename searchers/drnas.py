@@ -1,0 +1,49 @@
+"""``drnas`` and ``tse_drnas``: Dirichlet architecture distributions, with the validation or the TSE gradient.
+
+DrNAS (Chen et al., ICLR 2021, Section 2): each edge's op-mixing weights are a sample from Dirichlet(beta) with
+concentration beta = elu(alpha) + 1, drawn with the reparameterised (pathwise) sampler at every forward pass, so
+the architecture gradient flows into alpha. The genotype is the argmax of the concentration (the Dirichlet mean;
+elu + 1 is monotone, so it is also the argmax of alpha).
+
+NB201 settings of the DrNAS reference (``201-space/train_search.py``), where they differ from DARTS's: 100 epochs,
+weight decay 3e-4, momentum without Nesterov. Its "l2" regulariser (reg_type l2, reg_scale 1e-3) is implemented
+there as the Adam weight decay of alpha, which is DARTS's 1e-3 already: kept as ``a_weight_decay`` and not added a
+second time. Partial channels (k) are 1 on NB201, i.e. none. Interpretations, documented: the learning rate is
+annealed per step as for DARTS (the reference steps its cosine per epoch); the data split is NB201's.
+
+TSE-DrNAS (Fil et al., Section 3, "TSE versions of DrNAS"): the DrNAS sampling with the TSE architecture gradient
+of ``tse_darts``, and DrNAS's defaults ("we reuse the default parameters of the public implementations").
+"""
+from __future__ import annotations
+
+import torch
+from torch.distributions import Dirichlet
+from torch.nn import functional as F
+
+from searchers.base import Searcher
+from searchers.tse_darts import TseDarts
+
+DRNAS_PAPER = {"epochs": 100, "w_weight_decay": 3e-4, "w_nesterov": False}
+
+
+def concentration(alpha: torch.Tensor) -> torch.Tensor:
+    return F.elu(alpha) + 1
+
+
+class Drnas(Searcher):
+    name = "drnas"
+    summary = "DrNAS: Dirichlet op-mixing distributions, pathwise gradients (Chen et al., ICLR 2021)"
+    paper_overrides = DRNAS_PAPER
+
+    def arch_weights(self) -> list[torch.Tensor]:
+        return [Dirichlet(concentration(alpha)).rsample() for alpha in self.alphas]
+
+    def derivation_weights(self) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return [Dirichlet(concentration(alpha)).mean for alpha in self.alphas]
+
+
+class TseDrnas(TseDarts, Drnas):
+    name = "tse_drnas"
+    summary = "TSE-DrNAS: DrNAS with the TSE architecture gradient, no validation set (Fil et al.)"
+    paper_overrides = DRNAS_PAPER

@@ -1,0 +1,111 @@
+"""``sd_darts`` and ``sd_darts_voted``: DARTS with self-distillation from the previous epochs' outputs.
+
+SD-DARTS (Zhu et al., arXiv 2302.05629, Section 3.3, Algorithm 1; voting teachers Section 3.4, Algorithm 2):
+after a warm-up of xi epochs of plain DARTS, both the architecture step and the weight step minimise
+``CE + lambda * H(f_S(x), f_T(x))``, H the KL divergence written in the paper with the student first,
+``sum_i f_S(x_i) log(f_S(x_i) / f_T(x_i))``. The teacher is not a second network: as the paper proposes
+(Section 3.3), each sample's softmax output from the previous epoch is stored by sample index (both halves of the
+split) and read back; the voted teacher is the mean of the previous K epochs' stored outputs (Eq. in Alg. 2).
+
+Hyper-parameters (Table 1): xi = 25 warm-up epochs of E = 50, lambda = 1.0; K = 1 for ``sd_darts`` (the
+single-teacher method of Section 3.3), K = 2 for ``sd_darts_voted`` (Table 1's time window). The NB201 search
+otherwise uses DARTS's NB201 settings (Section 4.4: "the same as DARTS").
+
+Interpretations, documented: the stored output of a sample is the student's softmax at the moment it was trained
+on (augmented image, training mode), i.e. "the logits from previous training steps" (Section 4.5); the KL term is
+the batch mean of the per-sample KL; a sample's teacher is used only when all K previous epochs stored it.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch.nn import functional as F
+
+from benchmarks.data_stream import Batch
+from harness.errors import UserError
+from searchers.base import Searcher
+
+KL_DIRECTIONS = ("student_teacher", "teacher_student")
+HALVES = ("weight", "arch")
+
+
+def distillation_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor, direction: str) -> torch.Tensor:
+    """Batch mean of KL(student || teacher) (the paper's H) or KL(teacher || student); the teacher is constant."""
+    teacher_probs = teacher_probs.detach()
+    log_student = F.log_softmax(student_logits.to(torch.promote_types(student_logits.dtype, torch.float32)), dim=1)
+    log_teacher = torch.log(teacher_probs.clamp_min(1e-12))
+    if direction == "student_teacher":
+        per_sample = (log_student.exp() * (log_student - log_teacher)).sum(dim=1)
+    else:
+        per_sample = (teacher_probs * (log_teacher - log_student)).sum(dim=1)
+    return per_sample.mean()
+
+
+class SdDarts(Searcher):
+    name = "sd_darts"
+    summary = "SD-DARTS: self-distillation from the previous epoch's outputs (Zhu et al., arXiv 2302.05629)"
+    default_options = {"warmup_epochs": 25, "distill_weight": 1.0, "teacher_epochs": 1,
+                       "kl_direction": "student_teacher"}
+    # reduced presets keep the paper's proportion: warm up for half of the epochs
+    preset_options = {"quick": {"warmup_epochs": 4}, "smoke": {"warmup_epochs": 1}}
+
+    @classmethod
+    def validate_options(cls, options: dict[str, Any]) -> None:
+        if options["warmup_epochs"] < 0:
+            raise UserError(f"bad value warmup_epochs={options['warmup_epochs']}: must be >= 0")
+        if options["teacher_epochs"] < 1:
+            raise UserError(f"bad value teacher_epochs={options['teacher_epochs']}: must be >= 1")
+        if options["distill_weight"] < 0:
+            raise UserError(f"bad value distill_weight={options['distill_weight']}: must be >= 0")
+        if options["kl_direction"] not in KL_DIRECTIONS:
+            raise UserError(f"bad value kl_direction={options['kl_direction']!r}: must be one of {', '.join(KL_DIRECTIONS)}")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        device = self.alphas[0].device
+        self.current = {half: torch.full((size, self.context.num_classes), float("nan"), device=device)
+                        for half, size in zip(HALVES, self.context.half_sizes)}
+        self.previous: list[dict[str, torch.Tensor]] = []  # newest first, at most teacher_epochs entries
+
+    def teacher(self, half: str, indices: torch.Tensor) -> torch.Tensor:
+        """Mean of the previous K epochs' stored probabilities of these samples (NaN rows: not yet stored)."""
+        return torch.stack([epoch[half][indices] for epoch in self.previous]).mean(dim=0)
+
+    def distilling(self) -> bool:
+        return self.epoch > self.options["warmup_epochs"] and len(self.previous) == self.options["teacher_epochs"]
+
+    def _loss(self, batch: Batch, half: str) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = self.supernet(batch.images, self.arch_weights())
+        loss = F.cross_entropy(logits, batch.labels)
+        self.current[half][batch.indices] = F.softmax(logits.detach(), dim=1).to(self.current[half].dtype)
+        if self.distilling():
+            teacher = self.teacher(half, batch.indices)
+            known = ~torch.isnan(teacher).any(dim=1)
+            kl = distillation_kl(logits[known], teacher[known], self.options["kl_direction"])
+            loss = loss + self.options["distill_weight"] * torch.nan_to_num(kl)  # no known teacher: no term
+        return loss, logits
+
+    def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._loss(batch, "arch")
+
+    def weight_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        return self._loss(batch, "weight")
+
+    def end_epoch(self, epoch: int) -> None:
+        self.previous = [self.current, *self.previous][: self.options["teacher_epochs"]]
+        self.current = {half: torch.full_like(stored, float("nan")) for half, stored in self.current.items()}
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"previous": self.previous}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        self.previous = state["previous"]
+
+
+class SdDartsVoted(SdDarts):
+    """Voting teachers (Section 3.4): the teacher is the mean of the previous K = 2 epochs' outputs (Table 1)."""
+
+    name = "sd_darts_voted"
+    summary = "SD-DARTS with voting teachers: mean of the previous K=2 epochs' outputs (Section 3.4)"
+    default_options = {**SdDarts.default_options, "teacher_epochs": 2}
