@@ -71,6 +71,12 @@ class DeviceImages:
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
 
+    def fixed_batches(self, count: int, batch_size: int) -> list[Batch]:
+        """The first ``count`` batches in stored order, unaugmented: the same images every epoch."""
+        order = torch.arange(min(len(self), count * batch_size), device=self.device)
+        return [Batch(self.normalise(self.padded[idx][:, :, PAD:PAD + SIZE, PAD:PAD + SIZE]), self.labels[idx], idx)
+                for idx in order.split(batch_size)]
+
 
 def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:
     """A CPU generator that depends only on (seed, epoch, stream): resumable and device-independent."""

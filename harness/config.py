@@ -28,6 +28,9 @@ class RunConfig:
     track_running_stats: bool = True  # BN in search cells, as the reference search scripts
     train_images: int = 0  # images per half of the split; 0 = all 25,000
     channels_last: bool = True  # memory layout only; faster convolutions at C=16 on CPU and GPU
+    diagnostics_every: int = 1  # epochs between Hessian / discretization-gap evaluations; 0 = never
+    hessian_method: str = "exact"  # exact (full Hessian, small architectures) or power (iteration with HVPs)
+    eval_batches: int = 2  # size of the fixed evaluation set, in batches of batch_size
     precision: str = "fp32"  # fp32 (the papers); tf32 or bf16 (autocast) are faster options on GPUs
     w_lr: float = 0.025
     w_lr_min: float = 0.001
@@ -53,6 +56,11 @@ class RunConfig:
         for name in ("a_beta1", "a_beta2"):
             if not 0 <= getattr(self, name) < 1:
                 raise UserError(f"bad value {name}={getattr(self, name)!r}: must be in [0, 1)")
+        if self.hessian_method not in ("exact", "power"):
+            raise UserError(f"bad value hessian_method={self.hessian_method!r}: must be exact or power")
+        for name in ("diagnostics_every", "eval_batches"):
+            if getattr(self, name) < 0 or (name == "eval_batches" and self.eval_batches == 0):
+                raise UserError(f"bad value {name}={getattr(self, name)!r}: must be >= {int(name == 'eval_batches')}")
         if self.precision not in ("fp32", "tf32", "bf16"):
             raise UserError(f"bad value precision={self.precision!r}: must be fp32, tf32 or bf16")
         if 0 < self.train_images < self.batch_size:
@@ -73,7 +81,7 @@ PRESETS: dict[str, dict[str, Any]] = {
     # ~10 minutes on 2 CPU cores; collapse to skip connections is visible within these epochs (science notes).
     "quick": {"epochs": 8, "channels": 4, "train_images": 5000, "channels_last": False},
     # seconds on CPU: exercises every code path, proves nothing about search quality.
-    "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32,
+    "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32, "eval_batches": 1,
               "channels_last": False},
 }
 PRESET_NOTES = {

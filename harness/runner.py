@@ -25,6 +25,7 @@ import numpy as np
 import torch
 
 import harness
+from analysis.diagnostics import epoch_diagnostics
 from benchmarks import get_space
 from benchmarks.cifar10 import load_cifar10, search_split
 from benchmarks.data_stream import DeviceImages, SearchData
@@ -35,6 +36,7 @@ from searchers import get_searcher
 from searchers.base import EpochStats, OptimConfig, SearchContext, Searcher
 
 CHECKPOINT_FORMAT = 1
+DIAGNOSTICS_KEYS = ("hessian_eig_max", "supernet_acc", "discrete_acc", "discretization_gap", "diagnostics_seconds")
 Log = Callable[[str], None]
 
 
@@ -100,11 +102,12 @@ def build_searcher(config: RunConfig, device: torch.device, steps_per_epoch: int
 @dataclass
 class SearchInputs:
     data: SearchData
+    heldout: DeviceImages  # the first CIFAR-10 test images: diagnostics of searchers without a validation set
     data_provenance: dict[str, Any]
 
 
 @lru_cache(maxsize=2)
-def _device_data(data_dir: str, train_images: int, device: str, channels_last: bool) -> SearchInputs:
+def _device_data(data_dir: str, train_images: int, device: str, channels_last: bool, heldout_images: int) -> SearchInputs:
     cifar = load_cifar10(Path(data_dir))
     weight_idx, arch_idx, split_source = search_split(Path(data_dir))
     if train_images:
@@ -113,9 +116,10 @@ def _device_data(data_dir: str, train_images: int, device: str, channels_last: b
     fmt = torch.channels_last if channels_last else torch.contiguous_format
     halves = [DeviceImages(cifar.x_train[idx], cifar.y_train[idx], torch.device(device), fmt)
               for idx in (weight_idx, arch_idx)]
+    heldout = DeviceImages(cifar.x_test[:heldout_images], cifar.y_test[:heldout_images], torch.device(device), fmt)
     provenance = {"dataset": "cifar10", "source": cifar.source, "source_sha256": cifar.source_sha256,
                   "split": split_source, "images_per_half": [len(weight_idx), len(arch_idx)]}
-    return SearchInputs(SearchData(*halves), provenance)
+    return SearchInputs(SearchData(*halves), heldout, provenance)
 
 
 class SeedRun:
@@ -142,14 +146,17 @@ class SeedRun:
         if self.finished():
             self.log(f"[{self.tag}] already finished, skipping ({self.folder})")
             return json.loads(self.summary_path.read_text())
-        inputs = _device_data(str(self.data_dir), self.config.train_images, str(self.device), self.config.channels_last)
-        self._write_config(inputs.data_provenance)
+        cfg = self.config
+        inputs = _device_data(str(self.data_dir), cfg.train_images, str(self.device), cfg.channels_last,
+                              cfg.eval_batches * cfg.batch_size)
         configure_backends(self.config.precision, self.device)
         torch.manual_seed(self.seed)
-        cfg = self.config
         data = inputs.data
         searcher = build_searcher(cfg, self.device, data.steps_per_epoch(cfg.batch_size),
                                   (len(data.weight_half), len(data.arch_half)))
+        eval_source = data.arch_half if searcher.uses_validation_set else inputs.heldout
+        self.eval_batches = eval_source.fixed_batches(cfg.eval_batches, cfg.batch_size)
+        self._write_config(inputs.data_provenance)
         supernet = searcher.supernet
         done, records = self._restore(searcher)
         if done:
@@ -189,7 +196,11 @@ class SeedRun:
             "harness_version": harness.__version__, "git_commit": git_commit(), "torch_version": torch.__version__,
             "python_version": platform.python_version(), "numpy_version": np.__version__,
             "device": device_description(self.device), "data": provenance,
-            "hessian": None, "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "diagnostics": {"hessian_method": self.config.hessian_method, "eval_batches": len(self.eval_batches),
+                            "eval_images": sum(len(b.labels) for b in self.eval_batches), "every": self.config.diagnostics_every,
+                            "eval_set": "architecture half (validation)" if self.searcher_cls.uses_validation_set
+                            else "CIFAR-10 test set (held out; the searcher has no validation set)"},
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         })
 
     def _restore(self, searcher: Searcher) -> tuple[int, list[dict]]:
@@ -241,6 +252,7 @@ class SeedRun:
                 self._log_estimate(started, step + 1, steps, cfg.epochs - epoch + 1)
         searcher.end_epoch(epoch)
         bar.close()
+        search_seconds = time.time() - started
         train, arch = weight_stats.read(), arch_stats.read()
         weights = searcher.derivation_weights()
         finite = (not train["nonfinite_steps"] and not arch["nonfinite_steps"]
@@ -250,10 +262,14 @@ class SeedRun:
             record.update(self.space.describe(self.space.derive(weights)))
             record["arch_weights"] = [w.detach().cpu().tolist() for w in weights]
         else:
-            record.update({"genotype": None, "arch_index": None, "lookup": None, "in_table": False})
+            record.update({"genotype": None, "arch_index": None, "lookup": None, "in_table": False,
+                           "rank_percentile": None, "regret": None})
+        due = finite and cfg.diagnostics_every and epoch % cfg.diagnostics_every == 0
+        record.update(epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method) if due else
+                      dict.fromkeys(DIAGNOSTICS_KEYS))
         record.update({
             "train_loss": train["loss"], "train_acc": train["acc"], "arch_loss": arch["loss"], "arch_acc": arch["acc"],
-            "w_lr": lr, "a_lr": cfg.a_lr, "hessian_eig_max": None, "epoch_seconds": round(time.time() - started, 3),
+            "w_lr": lr, "a_lr": cfg.a_lr, "epoch_seconds": round(search_seconds, 3),
         })
         return record
 

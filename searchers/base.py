@@ -79,6 +79,7 @@ class Searcher:
     default_options: ClassVar[dict[str, Any]] = {}  # the searcher's own hyper-parameters, settable by --set
     paper_overrides: ClassVar[dict[str, Any]] = {}  # run fields whose published value differs from DARTS's
     preset_options: ClassVar[dict[str, dict[str, Any]]] = {}  # per reduced preset: option values that fit it
+    uses_validation_set: ClassVar[bool] = True  # False: the architecture half is training data (TSE)
 
     def __init__(self, supernet: nn.Module, optim: OptimConfig, context: SearchContext, options: dict[str, Any]) -> None:
         self.supernet = supernet
@@ -98,10 +99,14 @@ class Searcher:
         """Mixing weights fed to the supernet during search: a softmax over each row of alphas."""
         return [F.softmax(alpha, dim=-1) for alpha in self.alphas]
 
+    def expected_arch_weights(self) -> list[torch.Tensor]:
+        """Deterministic mixing weights (differentiable): those whose row-wise argmax is the genotype and at
+        which diagnostics evaluate the supernet (DARTS: the softmax itself)."""
+        return [F.softmax(alpha, dim=-1) for alpha in self.alphas]
+
     def derivation_weights(self) -> list[torch.Tensor]:
-        """Weights whose row-wise argmax is the genotype (DARTS: the softmax itself)."""
         with torch.no_grad():
-            return [F.softmax(alpha, dim=-1) for alpha in self.alphas]
+            return self.expected_arch_weights()
 
     def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.supernet(batch.images, self.arch_weights())

@@ -38,9 +38,9 @@ class Drnas(Searcher):
     def arch_weights(self) -> list[torch.Tensor]:
         return [Dirichlet(concentration(alpha)).rsample() for alpha in self.alphas]
 
-    def derivation_weights(self) -> list[torch.Tensor]:
-        with torch.no_grad():
-            return [Dirichlet(concentration(alpha)).mean for alpha in self.alphas]
+    def expected_arch_weights(self) -> list[torch.Tensor]:
+        """The Dirichlet mean, beta / sum(beta)."""
+        return [Dirichlet(concentration(alpha)).mean for alpha in self.alphas]
 
 
 class TseDrnas(TseDarts, Drnas):

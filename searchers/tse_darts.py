@@ -30,6 +30,7 @@ class TseDarts(Searcher):
     summary = "TSE-DARTS: architecture trained on the sum of training losses, no validation set (Fil et al.)"
     default_options = {"unroll_steps": 100, "restore_optimizer": False}
     preset_options = {"smoke": {"unroll_steps": 4}}
+    uses_validation_set = False
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> None:

@@ -17,7 +17,7 @@ from harness.cli import main
 
 pytestmark = pytest.mark.data
 REPO = Path(__file__).resolve().parents[1]
-NONDETERMINISTIC = {"epoch_seconds"}
+NONDETERMINISTIC = {"epoch_seconds", "diagnostics_seconds"}
 
 
 def _cifar(data_dir: Path) -> None:
@@ -66,11 +66,15 @@ def test_smoke_search_writes_complete_records(data_dir, nb201_table, tmp_path, c
         assert tuple(space.OPS[max(range(5), key=row.__getitem__)] for row in weights) == genotype
         for key in ("train_loss", "train_acc", "arch_loss", "arch_acc", "w_lr", "a_lr", "epoch_seconds"):
             assert isinstance(record[key], float)
-        assert record["hessian_eig_max"] is None and record["status"] == "ok"
+        assert record["status"] == "ok" and isinstance(record["hessian_eig_max"], float)
+        assert record["discretization_gap"] == pytest.approx(record["supernet_acc"] - record["discrete_acc"])
+        assert record["rank_percentile"] == nb201_table.rank_percentile(record["arch_index"])
+        assert record["regret"] == nb201_table.regret(record["arch_index"])
     assert records[1]["w_lr"] < records[0]["w_lr"]  # cosine schedule decays
     config = json.loads((folder / "config.json").read_text())
     assert config["config"]["preset"] == "smoke" and config["data"]["source"] in ("official", "jpeg_q75")
     assert config["data"]["split"] == "nb201-cifar-split" and config["seed"] == 0
+    assert config["diagnostics"]["hessian_method"] == "exact" and config["diagnostics"]["eval_images"] == 32
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "done" and summary["epochs_done"] == 2
     assert summary["final"]["genotype"] == records[-1]["genotype"]

@@ -30,8 +30,10 @@ class NB201Space:
         return tuple(space.OPS[i] for i in edge_weights.argmax(dim=-1).tolist())
 
     def describe(self, genotype: space.Genotype) -> dict[str, Any]:
-        """The per-epoch record fields of a genotype: string, table index, look-ups, depth, skips."""
+        """The per-epoch record fields of a genotype: string, table index, look-ups with their rank among all
+        15,625 cells and regret, depth, skips."""
         arch = space.genotype_to_str(genotype)
         index = self.table.index_of[arch]
         return {"genotype": arch, "arch_index": index, "in_table": True, "lookup": self.table.accuracy(index),
+                "rank_percentile": self.table.rank_percentile(index), "regret": self.table.regret(index),
                 "depth": space.depth(genotype), "skip_count": space.skips(genotype)}

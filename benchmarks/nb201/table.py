@@ -6,6 +6,7 @@ architecture string or index are dictionary/array reads.
 """
 from __future__ import annotations
 
+import bisect
 import csv
 import gzip
 import zlib
@@ -43,6 +44,7 @@ class NB201Table:
     index_of: dict[str, int]
     accuracies: dict[str, tuple[float, ...]]  # record key -> value per index
     rows: tuple[dict[str, str], ...]
+    sorted_accuracies: dict[str, tuple[float, ...]]  # ascending, for ranks
 
     def index(self, arch: str) -> int:
         genotype = space.str_to_genotype(arch)  # validates
@@ -55,6 +57,21 @@ class NB201Table:
 
     def accuracy(self, index: int) -> dict[str, float]:
         return {key: values[index] for key, values in self.accuracies.items()}
+
+    def rank_percentile(self, index: int) -> dict[str, float]:
+        """Per look-up: of the cells that are not tied with this one, the percentage it beats (100 = best,
+        0 = worst). Ties are left out because NB201 has isomorphic duplicates with identical values — the best
+        cifar10 cell shares its accuracy with another."""
+        ranks = {}
+        for key, ordered in self.sorted_accuracies.items():
+            value = self.accuracies[key][index]
+            worse, better = bisect.bisect_left(ordered, value), len(ordered) - bisect.bisect_right(ordered, value)
+            ranks[key] = 100.0 * worse / max(worse + better, 1)
+        return ranks
+
+    def regret(self, index: int) -> dict[str, float]:
+        """Per look-up: best accuracy in the table minus this cell's."""
+        return {key: ordered[-1] - self.accuracies[key][index] for key, ordered in self.sorted_accuracies.items()}
 
     def row(self, index: int) -> dict[str, str]:
         return self.rows[self.check_index(index)]
@@ -82,4 +99,5 @@ def _load(path: Path) -> NB201Table:
     except ValueError as exc:
         raise UserError(f"corrupt data file {path}: {exc}") from None
     arch_strs = tuple(r["arch_str"] for r in rows)
-    return NB201Table(arch_strs, {a: i for i, a in enumerate(arch_strs)}, accuracies, rows)
+    return NB201Table(arch_strs, {a: i for i, a in enumerate(arch_strs)}, accuracies, rows,
+                      {key: tuple(sorted(values)) for key, values in accuracies.items()})

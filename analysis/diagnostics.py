@@ -1,0 +1,63 @@
+"""Per-epoch search diagnostics on a fixed set of evaluation batches (same images, no augmentation, every epoch).
+
+- ``hessian_eig_max``: largest eigenvalue of the Hessian of the evaluation loss w.r.t. all architecture
+  parameters (``analysis.hessian``), the sharpness SD-DARTS (Fig. 2) and the TSE paper (Fig. 2b, App. E) track.
+- ``supernet_acc``: accuracy of the supernet with its mixing weights; ``discrete_acc``: accuracy of the derived
+  cell's network with the inherited weights (one-hot mixing: only the argmax op of each edge); their difference is
+  the discretization gap SD-DARTS claims to close. BN is in training mode, as during search.
+
+The evaluation set is the first batches of the architecture half (the validation data); searchers without a
+validation set (TSE) use the first images of the CIFAR-10 test set instead, which no searcher trains on. The
+model's state (BN running statistics) is restored afterwards, so diagnostics never change a search.
+"""
+from __future__ import annotations
+
+import time
+from contextlib import contextmanager
+from typing import Any, Iterator
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from analysis.hessian import dominant_eigenvalue
+from benchmarks.data_stream import Batch
+
+
+@contextmanager
+def preserved_buffers(module: nn.Module) -> Iterator[None]:
+    saved = {name: buf.clone() for name, buf in module.named_buffers()}
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            for name, buf in module.named_buffers():
+                buf.copy_(saved[name])
+
+
+def one_hot_like(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """One-hot rows at the argmax of each row: the discrete network of the derived genotype."""
+    return [F.one_hot(w.argmax(dim=-1), w.shape[-1]).to(w.dtype) for w in weights]
+
+
+def accuracy(supernet: nn.Module, batches: list[Batch], arch_weights: list[torch.Tensor]) -> float:
+    correct = sum(int((supernet(b.images, arch_weights).argmax(1) == b.labels).sum()) for b in batches)
+    return 100.0 * correct / sum(len(b.labels) for b in batches)
+
+
+def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str) -> dict[str, Any]:
+    started = time.time()
+    supernet = searcher.supernet
+    with preserved_buffers(supernet):
+        supernet.train()
+        with torch.no_grad():
+            mixed = searcher.derivation_weights()
+            supernet_acc = accuracy(supernet, batches, mixed)
+            discrete_acc = accuracy(supernet, batches, one_hot_like(mixed))
+
+        def loss(b: int) -> torch.Tensor:
+            return F.cross_entropy(supernet(batches[b].images, searcher.expected_arch_weights()), batches[b].labels)
+
+        eigenvalue = dominant_eigenvalue(loss, searcher.alphas, len(batches), hessian_method)
+    return {"hessian_eig_max": eigenvalue, "supernet_acc": supernet_acc, "discrete_acc": discrete_acc,
+            "discretization_gap": supernet_acc - discrete_acc, "diagnostics_seconds": round(time.time() - started, 3)}

@@ -1,0 +1,123 @@
+"""Hessian eigenvalues against brute force, the discretization gap, ranks and regrets."""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch.nn import functional as F
+
+from analysis.diagnostics import epoch_diagnostics, one_hot_like, preserved_buffers
+from analysis.hessian import dominant_eigenvalue, exact_hessian, power_iteration
+from benchmarks.data_stream import Batch
+from benchmarks.nb201.supernet import NB201Supernet
+from searchers import get_searcher
+from searchers.base import OptimConfig, SearchContext
+
+OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
+                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
+
+
+def tiny(seed: int = 0, track: bool = False) -> NB201Supernet:
+    torch.manual_seed(seed)
+    net = NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=track).double()
+    with torch.no_grad():
+        net.alphas.normal_(0, 1)  # away from uniform so the Hessian is not degenerate
+    return net
+
+
+def batches(count: int = 2, size: int = 8) -> list[Batch]:
+    gen = torch.Generator().manual_seed(1)
+    return [Batch(torch.randn(size, 3, 8, 8, generator=gen, dtype=torch.float64),
+                  torch.randint(0, 10, (size,), generator=gen), torch.arange(size)) for _ in range(count)]
+
+
+def loss_fn(net: NB201Supernet, data: list[Batch]):
+    return lambda b: F.cross_entropy(net(data[b].images, [F.softmax(net.alphas, -1)]), data[b].labels)
+
+
+def test_exact_hessian_equals_central_finite_differences_and_is_symmetric():
+    net, data = tiny(), batches()
+    loss = loss_fn(net, data)
+    hessian = exact_hessian(loss, [net.alphas], len(data))
+    assert (hessian - hessian.T).abs().max() < 1e-5 * hessian.abs().max()
+
+    def gradient() -> torch.Tensor:
+        return sum(torch.autograd.grad(loss(b), net.alphas)[0].reshape(-1) for b in range(len(data))) / len(data)
+
+    step, columns = 1e-5, []
+    base = net.alphas.detach().clone().reshape(-1)
+    for i in range(base.numel()):
+        grads = []
+        for sign in (1, -1):
+            with torch.no_grad():
+                shifted = base.clone()
+                shifted[i] += sign * step
+                net.alphas.copy_(shifted.view(6, 5))
+            grads.append(gradient())
+        columns.append((grads[0] - grads[1]) / (2 * step))
+    with torch.no_grad():
+        net.alphas.copy_(base.view(6, 5))
+    brute = torch.stack(columns, dim=1)
+    assert torch.allclose(hessian, brute, atol=1e-6 * hessian.abs().max().item(), rtol=1e-5)
+
+
+def test_power_iteration_matches_eigvalsh_of_the_exact_hessian():
+    net, data = tiny(2), batches()
+    loss = loss_fn(net, data)
+    hessian = exact_hessian(loss, [net.alphas], len(data))
+    top = float(torch.linalg.eigvalsh((hessian + hessian.T) / 2)[-1])
+    assert dominant_eigenvalue(loss, [net.alphas], len(data), "exact") == pytest.approx(top, rel=1e-12)
+    power = dominant_eigenvalue(loss, [net.alphas], len(data), "power", iterations=500)
+    assert power == pytest.approx(top, rel=1e-3)
+
+
+def test_power_iteration_returns_the_largest_algebraic_eigenvalue():
+    matrix = torch.diag(torch.tensor([-5.0, 1.0, 2.0], dtype=torch.float64))
+    rotation, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    matrix = rotation @ matrix @ rotation.T
+    value = power_iteration(lambda v: matrix @ v, 3, torch.device("cpu"), iterations=2000, tolerance=1e-12)
+    assert value == pytest.approx(2.0, rel=1e-4)
+
+
+def searcher_with(net: NB201Supernet, name: str = "darts"):
+    cls = get_searcher(name)
+    return cls(net, OPTIM, SearchContext(1, (8, 8), 10), dict(cls.default_options))
+
+
+def test_forced_one_hot_alphas_close_the_discretization_gap():
+    net = tiny(3, track=True)
+    with torch.no_grad():
+        net.alphas.copy_(1000.0 * F.one_hot(torch.tensor([3, 1, 2, 3, 4, 1]), 5).double())
+    searcher = searcher_with(net)
+    assert torch.equal(searcher.derivation_weights()[0], one_hot_like(searcher.derivation_weights())[0])
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    result = epoch_diagnostics(searcher, batches(3), "exact")
+    assert result["discrete_acc"] == result["supernet_acc"] and result["discretization_gap"] == 0
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics untouched
+
+
+def test_gap_is_nonzero_for_mixed_weights_and_diagnostics_keep_the_model_state():
+    net = tiny(4, track=True)
+    searcher = searcher_with(net, "drnas")
+    before = {k: v.clone() for k, v in net.state_dict().items()}
+    result = epoch_diagnostics(searcher, batches(3), "power")
+    assert result["discretization_gap"] == pytest.approx(result["supernet_acc"] - result["discrete_acc"])
+    assert result["hessian_eig_max"] == pytest.approx(epoch_diagnostics(searcher, batches(3), "exact")["hessian_eig_max"],
+                                                      rel=1e-2)
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+    with preserved_buffers(net):
+        net.train()
+        net(batches(1)[0].images, searcher.derivation_weights())
+    assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
+
+
+def test_rank_and_regret_of_the_best_and_worst_cells(nb201_table):
+    accuracies = nb201_table.accuracies["cifar10_test"]
+    best = max(range(len(accuracies)), key=accuracies.__getitem__)
+    worst = min(range(len(accuracies)), key=accuracies.__getitem__)
+    assert best == 6111
+    assert nb201_table.rank_percentile(best)["cifar10_test"] == 100.0
+    assert nb201_table.regret(best)["cifar10_test"] == 0.0
+    assert nb201_table.rank_percentile(worst)["cifar10_test"] == 0.0
+    all_skip = nb201_table.index("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|")
+    assert nb201_table.regret(all_skip)["cifar10_test"] == pytest.approx(94.373 - 54.297, abs=1e-3)
+    assert 0 < nb201_table.rank_percentile(all_skip)["cifar10_test"] < 50
