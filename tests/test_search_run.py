@@ -181,3 +181,17 @@ def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, n
     monkeypatch.setattr(SeedRun, "_run_epoch", original)
     assert main(smoke_args(data_dir, tmp_path / "resumed", *args)) == 0
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(straight[0]))
+
+
+def test_diverging_search_stops_with_a_record_saying_so(data_dir, nb201_table, tmp_path, capsys):
+    _cifar(data_dir)
+    code = main(smoke_args(data_dir, tmp_path, "--epochs", "3", "--set", "w_lr=1e30", "--set", "w_lr_min=1e30"))
+    assert code == 1
+    assert "diverged in epoch" in capsys.readouterr().err
+    folder = next(tmp_path.rglob("seed-0"))
+    records = read_jsonl(folder / "epochs.jsonl")
+    assert records[-1]["status"] == "diverged" and records[-1]["genotype"] is None
+    assert records[-1]["arch_index"] is None and records[-1]["hessian_eig_max"] is None
+    assert all(r["status"] == "ok" and r["genotype"] for r in records[:-1])  # no NaN genotype ever written
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "diverged" and summary["epochs_done"] == len(records) - 1
