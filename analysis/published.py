@@ -1,0 +1,34 @@
+"""The papers' published numbers (``published.json``), the reference a reproduction is compared with.
+
+Each row: paper, table, method, the harness searcher that reproduces it (or null for methods the harness does not
+implement), space, epochs, and per look-up key the published (mean, std). Rows whose every std is 0 and whose
+cell is known carry ``lookup_arch``: their values are pure table look-ups, which CI checks against the installed
+table (the DARTS rows of SD-DARTS Table 4 are the all-skip cell, the TSE-DrNAS row the all-conv3x3 cell).
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+
+PUBLISHED_FILE = Path(__file__).with_name("published.json")
+
+
+@dataclass(frozen=True)
+class PublishedRow:
+    paper: str
+    table: str
+    method: str
+    searcher: str | None
+    space: str
+    values: dict[str, tuple[float, float]]  # look-up key -> (mean, std)
+    epochs: int | None = None
+    lookup_arch: str | None = None
+
+
+@lru_cache(maxsize=1)
+def published_rows() -> tuple[PublishedRow, ...]:
+    data = json.loads(PUBLISHED_FILE.read_text())
+    return tuple(PublishedRow(**{**row, "values": {k: (v[0], v[1]) for k, v in row["values"].items()}})
+                 for row in data["rows"])
