@@ -34,10 +34,12 @@ def build_parser() -> Parser:
     run.add_argument("--data-dir")
 
     lookup = sub.add_parser("lookup", help="ground truth of one architecture")
-    lookup.add_argument("--space", default="nb201")
+    lookup.add_argument("--space", default="nb201", help="nb201 or nb101")
     which = lookup.add_mutually_exclusive_group(required=True)
-    which.add_argument("--arch")
-    which.add_argument("--index", type=int)
+    which.add_argument("--arch", help="NB201 architecture string")
+    which.add_argument("--index", type=int, help="NB201 index")
+    which.add_argument("--matrix", help="NB101 adjacency matrix, rows of 0/1 joined by ';' (with --ops)")
+    lookup.add_argument("--ops", help="NB101 op names joined by ',' (long names or in,c3,c1,mp,out)")
     lookup.add_argument("--json", action="store_true")
     lookup.add_argument("--data-dir")
 
@@ -91,27 +93,56 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_lookup(args: argparse.Namespace) -> int:
-    from benchmarks import get_space
-    from benchmarks.nb201 import space as nb201
     from harness.paths import resolve_data_dir
 
-    if args.space != "nb201":
-        get_space(args.space)
-        raise UserError(f"lookup for space {args.space!r} is not available")
-    table = get_space("nb201")(resolve_data_dir(args.data_dir)).table
-    index = table.check_index(args.index) if args.index is not None else table.index(args.arch)
-    genotype = nb201.str_to_genotype(table.arch_strs[index])
-    result = {"space": "nb201", "arch_index": index, "arch_str": table.arch_strs[index],
-              "depth": nb201.depth(genotype), "skip_count": nb201.skips(genotype),
-              "accuracy": table.accuracy(index), "row": table.row(index)}
+    data_dir = resolve_data_dir(args.data_dir)
+    if args.space == "nb101":
+        result = _lookup_nb101(args, data_dir)
+    elif args.space == "nb201":
+        result = _lookup_nb201(args, data_dir)
+    else:
+        raise UserError(f"unknown space {args.space!r} for lookup (known: nb201, nb101)")
     if args.json:
         print(json.dumps(result, indent=2))
-    else:
-        print(f"NB201 #{index}  {result['arch_str']}")
-        print(f"depth {result['depth']}  skip connections {result['skip_count']}")
-        for key, value in result["accuracy"].items():
-            print(f"  {key:<18} {value:6.2f}")
+        return 0
+    print(f"{args.space.upper()} {result['id']}")
+    print(f"depth {result['depth']}  skip connections {result['skip_count']}")
+    if result["accuracy"] is None:
+        print("  not in the installed table (no ground truth; nothing is guessed)")
+    for key, value in (result["accuracy"] or {}).items():
+        print(f"  {key:<18} " + ("   n/a" if value is None else f"{value:6.2f}"))
     return 0
+
+
+def _lookup_nb201(args: argparse.Namespace, data_dir: Path) -> dict:
+    from benchmarks.nb201 import space as nb201
+    from benchmarks.nb201.table import load_table
+
+    if args.matrix is not None or args.ops is not None:
+        raise UserError("--matrix/--ops are for --space nb101; NB201 takes --arch or --index")
+    table = load_table(data_dir)
+    index = table.check_index(args.index) if args.index is not None else table.index(args.arch)
+    genotype = nb201.str_to_genotype(table.arch_strs[index])
+    return {"space": "nb201", "id": f"#{index}  {table.arch_strs[index]}", "arch_index": index,
+            "arch_str": table.arch_strs[index], "depth": nb201.depth(genotype), "skip_count": nb201.skips(genotype),
+            "accuracy": table.accuracy(index), "rank_percentile": table.rank_percentile(index),
+            "regret": table.regret(index), "row": table.row(index)}
+
+
+def _lookup_nb101(args: argparse.Namespace, data_dir: Path) -> dict:
+    from benchmarks.nb101.graph import depth, fingerprint, parse_cell, prune
+    from benchmarks.nb101.table import load_table
+
+    if args.matrix is None or args.ops is None:
+        raise UserError("--space nb101 needs --matrix M and --ops O")
+    cell = prune(parse_cell(args.matrix, args.ops))
+    if cell is None:
+        raise UserError(f"bad NB101 cell {args.matrix!r}: the output is not reachable from the input")
+    row = load_table(data_dir).lookup(fingerprint(cell))
+    accuracy = {"nb101_valid": row["valid_acc"], "nb101_test": row["test_acc"]} if row["in_table"] else None
+    return {"space": "nb101", "id": f"{row['hash']}  {cell.matrix_str()}  {','.join(cell.ops)}", **row,
+            "pruned_matrix": cell.matrix_str(), "pruned_ops": list(cell.ops), "depth": depth(cell),
+            "skip_count": 0, "accuracy": accuracy}
 
 
 def cmd_list(_: argparse.Namespace) -> int:

@@ -47,7 +47,7 @@ BAD_INPUTS = [
      "unknown space 'nope'"),
     ("lookup-arch-and-index", ["lookup", "--data-dir", "DATA", "--index", "0", "--arch", ALL_SKIP],
      "not allowed with argument"),
-    ("lookup-neither", ["lookup", "--data-dir", "DATA"], "one of the arguments --arch --index is required"),
+    ("lookup-neither", ["lookup", "--data-dir", "DATA"], "one of the arguments --arch --index --matrix is required"),
     ("lookup-missing-data", ["lookup", "--data-dir", "EMPTY", "--index", "0"], "nb201/nb201_table.csv.gz"),
     ("unknown-subcommand", ["frobnicate"], "invalid choice: 'frobnicate'"),
     ("no-subcommand", [], "required"),

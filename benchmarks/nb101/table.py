@@ -1,0 +1,71 @@
+"""NB101 ground truth keyed by module fingerprint, from whatever the data directory holds.
+
+Here that is partial (``../shared/data/nb101/README.md``): one run's 108-epoch validation accuracy for about 7 %
+of the models and no test accuracy. A look-up of a cell the installed table does not hold says so explicitly
+(``in_table: false``, null accuracies) and never guesses. Accuracies are reported in percent, as NB201's.
+"""
+from __future__ import annotations
+
+import csv
+import gzip
+import zlib
+from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from harness.errors import UserError
+
+PARTIAL_FILES = ("nb101/nb101_partial_tiga1231_valacc.csv.gz", "nb101/nb101_partial_naslib_valacc.csv.gz")
+MEMBERSHIP_FILE = "nb101/oneshot1_space_nb101_hashes.csv.gz"
+HOW_TO_GET = "the official nasbench_only108.tfrecord is converted by `harness data import-nb101 FILE` (coming)"
+
+
+@dataclass(frozen=True)
+class NB101Table:
+    valid_runs: dict[str, tuple[float, ...]]  # hash -> per-run 108-epoch validation accuracies (%)
+    sources: tuple[str, ...]
+
+    def lookup(self, module_hash: str) -> dict[str, Any]:
+        runs = self.valid_runs.get(module_hash)
+        return {"hash": module_hash, "in_table": runs is not None,
+                "valid_acc": sum(runs) / len(runs) if runs else None, "valid_runs": list(runs) if runs else None,
+                "test_acc": None, "table": "partial" if runs is not None else None}
+
+
+def load_table(data_dir: Path) -> NB101Table:
+    paths = tuple(Path(data_dir) / name for name in PARTIAL_FILES if (Path(data_dir) / name).is_file())
+    if not paths:
+        raise UserError(f"missing data file {PARTIAL_FILES[0]}: no NB101 table in {Path(data_dir) / 'nb101'} ({HOW_TO_GET})")
+    return _load(tuple(p.resolve() for p in paths))
+
+
+def _read(path: Path) -> list[dict[str, str]]:
+    try:
+        with gzip.open(path, "rt", newline="") as handle:
+            return list(csv.DictReader(handle))
+    except (OSError, EOFError, zlib.error, csv.Error, UnicodeDecodeError) as exc:
+        raise UserError(f"corrupt data file {path}: {exc}") from None
+
+
+@lru_cache(maxsize=2)
+def _load(paths: tuple[Path, ...]) -> NB101Table:
+    runs: dict[str, list[float]] = {}
+    try:
+        for path in paths:
+            for row in _read(path):
+                values = row.get("val_acc_e108") or row.get("val_acc_e108_samples") or ""
+                for value in filter(None, values.split(";")):
+                    runs.setdefault(row["hash"], []).append(100.0 * float(value))
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"corrupt data file {path}: {exc}") from None
+    return NB101Table({h: tuple(v) for h, v in runs.items()}, tuple(p.name for p in paths))
+
+
+@lru_cache(maxsize=2)
+def space_hashes(data_dir: Path, space: int) -> frozenset[str]:
+    """Every NB101 hash that 1shot1 space ``space`` can produce (the membership list)."""
+    path = Path(data_dir) / MEMBERSHIP_FILE
+    if not path.is_file():
+        raise UserError(f"missing data file {MEMBERSHIP_FILE}: expected at {path}")
+    return frozenset(row["hash"] for row in _read(path) if row["space"] == str(space))

@@ -1,0 +1,106 @@
+"""NB101 cells and NAS-Bench-1shot1 spaces: fingerprints, pruning, enumeration, discretised cells, look-ups."""
+from __future__ import annotations
+
+import csv
+import gzip
+import json
+
+import pytest
+
+from benchmarks.nb101.graph import Cell, depth, fingerprint, parse_cell, prune
+from benchmarks.nb101.table import MEMBERSHIP_FILE, PARTIAL_FILES, load_table, space_hashes
+from benchmarks.oneshot1.space import DEFINITIONS
+from harness.cli import main
+from harness.errors import UserError
+
+
+def _rows(data_dir, name):
+    path = data_dir / name
+    if not path.is_file():
+        pytest.skip(f"NB101 data not found at {path}; set HARNESS_DATA")
+    with gzip.open(path, "rt", newline="") as handle:
+        return list(csv.DictReader(handle))
+
+
+@pytest.mark.data
+def test_fingerprint_reproduces_the_published_hashes(data_dir):
+    rows = [r for r in _rows(data_dir, PARTIAL_FILES[0]) if r["matrix"]]
+    rows += [r for r in _rows(data_dir, PARTIAL_FILES[1]) if r["matrix"]]
+    assert len(rows) > 5000
+    for row in rows:
+        assert fingerprint(prune(parse_cell(row["matrix"], row["ops"]))) == row["hash"], row
+    assert fingerprint(prune(parse_cell("0100110;0010000;0001001;0000010;0000010;0000001;0000000",
+                                        "input,conv3x3-bn-relu,maxpool3x3,conv3x3-bn-relu,conv3x3-bn-relu,"
+                                        "conv1x1-bn-relu,output"))) == "00005c142e6f48ac74fdcf73e3439874"
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("space,configurations,unique", [(1, 14580, 2685), (2, 29160, 7773)])
+def test_enumerated_spaces_reach_exactly_the_listed_hashes(space, configurations, unique, data_dir):
+    definition = DEFINITIONS[space]
+    hashes, count, memo = set(), 0, {}
+    for ops, parents in definition.configurations():
+        count += 1
+        pruned = prune(definition.cell(ops, parents))
+        if pruned is not None:
+            key = (pruned.matrix, pruned.ops)
+            if key not in memo:
+                memo[key] = fingerprint(pruned)
+            hashes.add(memo[key])
+    assert count == configurations and len(hashes) == unique
+    if (data_dir / MEMBERSHIP_FILE).is_file():
+        assert hashes == space_hashes(data_dir, space)
+
+
+def test_space_one_cell_has_the_inserted_unused_conv1x1_vertex():
+    cell = DEFINITIONS[1].cell(("maxpool3x3", "maxpool3x3", "conv3x3-bn-relu", "maxpool3x3"),
+                               ((0,), (0, 1), (1, 2), (2, 3), (1, 4)))
+    assert cell.matrix_str() == "0110000;0011001;0001100;0000100;0000001;0000000;0000000"
+    assert cell.ops == ("input", "maxpool3x3", "maxpool3x3", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output")
+    assert fingerprint(prune(cell)) == "002f55ba58e6261f4fcca611cd885142"  # the membership file's first row
+    space3 = DEFINITIONS[3].cell(("conv3x3-bn-relu",) * 5, ((0,), (1,), (2,), (2, 3), (3, 4), (4, 5)))
+    assert len(space3.matrix) == 7 and depth(prune(space3)) == 6
+
+
+def test_pruning_and_depth_by_hand():
+    # 0 -> 1 -> 3, and 2 hangs off the input without reaching the output: vertex 2 is pruned
+    cell = parse_cell("0110;0001;0000;0000", "in,c3,mp,out")
+    pruned = prune(cell)
+    assert pruned == Cell(((0, 1, 0), (0, 0, 1), (0, 0, 0)), ("input", "conv3x3-bn-relu", "output"))
+    assert depth(pruned) == 2
+    assert prune(parse_cell("0100;0000;0001;0000", "in,c3,mp,out")) is None  # output cut off
+
+
+@pytest.mark.parametrize("matrix,ops,message", [
+    ("0110;0001;0001;0100", "in,c3,mp,out", "upper triangular"),
+    ("011;001", "in,c3,out", "not square"),
+    ("01;00;00", "in,out", "not square"),
+    ("0" * 8 + (";" + "0" * 8) * 7, "in,c3,c3,c3,c3,c3,c3,out", "vertices"),
+    ("0120;0001;0001;0000", "in,c3,mp,out", "rows of 0/1"),
+    ("0110;0001;0001;0000", "in,c3,conv5x5,out", "unknown op"),
+    ("0110;0001;0001;0000", "in,c3,out", "3 ops for 4 vertices"),
+    ("0110;0001;0001;0000", "c3,in,mp,out", "input first"),
+])
+def test_malformed_cells_are_user_errors(matrix, ops, message):
+    with pytest.raises(UserError, match=message):
+        parse_cell(matrix, ops)
+
+
+@pytest.mark.data
+def test_lookup_in_and_out_of_the_partial_table(data_dir, capsys):
+    _rows(data_dir, PARTIAL_FILES[0])
+    table = load_table(data_dir)
+    known = table.lookup("00005c142e6f48ac74fdcf73e3439874")
+    assert known["in_table"] and known["valid_acc"] == pytest.approx(93.04887652397156) and known["test_acc"] is None
+    unknown = table.lookup("0" * 32)
+    assert unknown == {"hash": "0" * 32, "in_table": False, "valid_acc": None, "valid_runs": None,
+                       "test_acc": None, "table": None}
+    # CLI: unpruned input accepted, short op names accepted, JSON row with the flag
+    code = main(["lookup", "--space", "nb101", "--data-dir", str(data_dir), "--json",
+                 "--matrix", "0100110;0010000;0001001;0000010;0000010;0000001;0000000", "--ops", "in,c3,mp,c3,c3,c1,out"])
+    result = json.loads(capsys.readouterr().out)
+    assert code == 0 and result["hash"] == "00005c142e6f48ac74fdcf73e3439874" and result["depth"] == 5
+    assert main(["lookup", "--space", "nb101", "--data-dir", str(data_dir), "--json",
+                 "--matrix", "0110;0001;0001;0000", "--ops", "in,c3,c3,out"]) == 0
+    result = json.loads(capsys.readouterr().out)
+    assert result["in_table"] is False and result["accuracy"] is None
