@@ -18,7 +18,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	$(BIN)/pip install -q -e '.[test]'
 	touch $@
 
-# The quick preset on a CPU (about 12 min on 2 cores), the paper preset on a GPU.
+# The quick preset on a CPU (about 10 min on 2 cores), the paper preset on a GPU.
 demo: install
 	$(BIN)/harness run --searcher darts --space nb201 \
 	  --preset $$($(BIN)/python -c "import torch; print('paper' if torch.cuda.is_available() else 'quick')")

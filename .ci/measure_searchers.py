@@ -10,6 +10,7 @@ import time
 import torch
 
 from analysis.diagnostics import epoch_diagnostics
+from benchmarks import get_space
 from harness.bench import _batches, _sync
 from harness.config import build_config
 from harness.runner import build_searcher, configure_backends
@@ -46,7 +47,7 @@ searcher = build_searcher(config, device, 391, (config.batch_size, config.batch_
 eval_batches = _batches(config, device, config.eval_batches)
 for method in (sys.argv[4] if len(sys.argv) > 4 else "exact,power").split(","):
     _sync(device)
-    diag = epoch_diagnostics(searcher, eval_batches, method)
+    diag = epoch_diagnostics(searcher, eval_batches, method, get_space(config.space).discrete_weights)
     results[f"diagnostics_{method}"] = diag
     print(f"diagnostics ({method}, {config.eval_batches} batches of {config.batch_size}): "
           f"{diag['diagnostics_seconds']:.1f} s, eig {diag['hessian_eig_max']:.4g}", flush=True)

@@ -6,7 +6,8 @@ length, in edges, of the longest input->output path; edges labelled ``none`` do 
 """
 from __future__ import annotations
 
-from typing import Iterable
+import bisect
+from typing import Iterable, Sequence
 
 Edge = tuple[int, int, str]
 ABSENT_OPS = frozenset({"none"})
@@ -26,3 +27,10 @@ def cell_depth(num_nodes: int, edges: Iterable[Edge]) -> int:
 def skip_count(edges: Iterable[Edge]) -> int:
     """Number of skip connections, the quantity that grows when DARTS collapses."""
     return sum(op in SKIP_OPS for _, _, op in edges)
+
+
+def rank_percentile(ordered: Sequence[float], value: float) -> float:
+    """Of the values in ``ordered`` (ascending) not tied with ``value``, the percentage below it: 100 = best,
+    0 = worst. Ties are left out because tabular benchmarks hold isomorphic duplicates with identical values."""
+    worse, better = bisect.bisect_left(ordered, value), len(ordered) - bisect.bisect_right(ordered, value)
+    return 100.0 * worse / max(worse + better, 1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
@@ -35,17 +35,17 @@ def preserved_buffers(module: nn.Module) -> Iterator[None]:
                 buf.copy_(saved[name])
 
 
-def one_hot_like(weights: list[torch.Tensor]) -> list[torch.Tensor]:
-    """One-hot rows at the argmax of each row: the discrete network of the derived genotype."""
-    return [F.one_hot(w.argmax(dim=-1), w.shape[-1]).to(w.dtype) for w in weights]
-
-
 def accuracy(supernet: nn.Module, batches: list[Batch], arch_weights: list[torch.Tensor]) -> float:
     correct = sum(int((supernet(b.images, arch_weights).argmax(1) == b.labels).sum()) for b in batches)
     return 100.0 * correct / sum(len(b.labels) for b in batches)
 
 
-def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str) -> dict[str, Any]:
+Discretize = Callable[[list[torch.Tensor]], list[torch.Tensor]]
+
+
+def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
+                      discretize: Discretize) -> dict[str, Any]:
+    """``discretize`` maps mixing weights to the derived cell's (the search space's rule)."""
     started = time.time()
     supernet = searcher.supernet
     with preserved_buffers(supernet):
@@ -53,7 +53,7 @@ def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str) 
         with torch.no_grad():
             mixed = searcher.derivation_weights()
             supernet_acc = accuracy(supernet, batches, mixed)
-            discrete_acc = accuracy(supernet, batches, one_hot_like(mixed))
+            discrete_acc = accuracy(supernet, batches, discretize(mixed))
 
         def loss(b: int) -> torch.Tensor:
             return F.cross_entropy(supernet(batches[b].images, searcher.expected_arch_weights()), batches[b].labels)

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 from benchmarks.nb201.search_space import NB201Space
+from benchmarks.oneshot1.search_space import ONESHOT1_SPACES
 from harness.errors import UserError
 
-SPACES = {cls.name: cls for cls in (NB201Space,)}
+SPACES = {cls.name: cls for cls in (NB201Space, *ONESHOT1_SPACES)}
 
 
 def get_space(name: str):

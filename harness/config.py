@@ -78,7 +78,7 @@ class RunConfig:
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    # ~12 minutes on 2 CPU cores; DARTS collapses to skip connections within these epochs (3,3,5,5 skips in
+    # ~10 minutes on 2 CPU cores (62 s per epoch of search); DARTS collapses to skip connections within these epochs (3,3,5,5 skips in
     # epochs 1-4 of seed 0, measured with 5k+5k images).
     "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False, "eval_batches": 1},
     # seconds on CPU: exercises every code path, proves nothing about search quality.
@@ -87,7 +87,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESET_NOTES = {
     "paper": "published protocol: C=16, N=5, 50 epochs, batch 64, all 25k+25k images",
-    "quick": "reduced real search: C=4, N=5, 8 epochs, 4k+4k images (about 12 min on 2 CPU cores)",
+    "quick": "reduced real search: C=4, N=5, 8 epochs, 4k+4k images (about 10 min on 2 CPU cores)",
     "smoke": "tiny supernet on 128+128 images, 2 epochs (seconds; for tests)",
 }
 FIELDS = {f.name: f for f in dataclasses.fields(RunConfig) if f.name != "searcher_options"}
@@ -145,10 +145,14 @@ def build_config(space: str, searcher: str, preset: str, assignments: list[str],
 
 
 def _preset_config(space: str, searcher: str, preset: str) -> RunConfig:
+    """The space's protocol, then the searcher's published settings, then the preset's reductions."""
+    from benchmarks import get_space
     from searchers import get_searcher
 
     cls = get_searcher(searcher)
-    fields = {**cls.paper_overrides, **PRESETS[preset]} if preset == "paper" else dict(PRESETS[preset])
+    published = {**get_space(space).paper_overrides, **cls.paper_overrides}
+    reduced = {key: value for key, value in published.items() if key in ("cells_per_stage",)}
+    fields = {**published, **PRESETS[preset]} if preset == "paper" else {**reduced, **PRESETS[preset]}
     options = {**cls.default_options, **cls.preset_options.get(preset, {})}
     return RunConfig(space=space, searcher=searcher, preset=preset, searcher_options=options, **fields)
 

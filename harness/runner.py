@@ -176,7 +176,9 @@ class SeedRun:
             append_jsonl(self.folder / "epochs.jsonl", record)
             records.append(record)
             self._log_epoch(record)
-        summary = {"status": status, "epochs_done": sum(r["status"] == "ok" for r in records),
+        ok = [r for r in records if r["status"] == "ok"]
+        summary = {"status": status, "epochs_done": len(ok),
+                   "lookup_coverage": sum(bool(r["in_table"]) for r in ok) / len(ok) if ok else None,
                    "epochs": cfg.epochs, "final": records[-1] if records else None,
                    "seconds_this_session": round(time.time() - started, 3),
                    "search_seconds": round(sum(r["epoch_seconds"] for r in records), 3)}
@@ -265,7 +267,8 @@ class SeedRun:
             record.update({"genotype": None, "arch_index": None, "lookup": None, "in_table": False,
                            "rank_percentile": None, "regret": None})
         due = finite and cfg.diagnostics_every and epoch % cfg.diagnostics_every == 0
-        record.update(epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method) if due else
+        record.update(epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method, self.space.discrete_weights)
+                      if due else
                       dict.fromkeys(DIAGNOSTICS_KEYS))
         record.update({
             "train_loss": train["loss"], "train_acc": train["acc"], "arch_loss": arch["loss"], "arch_acc": arch["acc"],
@@ -282,10 +285,11 @@ class SeedRun:
                  f"estimated {_duration(total)} for {epochs_left} epoch(s) of {steps} steps")
 
     def _log_epoch(self, record: dict[str, Any]) -> None:
-        lookup = record["lookup"] or {}
-        accs = " ".join(f"{k}={v:.2f}" for k, v in lookup.items() if k.endswith("test"))
+        lookup = {k: v for k, v in (record["lookup"] or {}).items() if v is not None}
+        shown = {k: v for k, v in lookup.items() if k.endswith("test")} or lookup
+        accs = " ".join(f"{k}={v:.2f}" for k, v in shown.items()) or "not in table"
         self.log(f"[{self.tag}] epoch {record['epoch']}/{self.config.epochs} {record['genotype']} "
-                 f"(#{record['arch_index']}) {accs} depth={record['depth']} skips={record['skip_count']} "
+                 f"({record['arch_index']}) {accs} depth={record['depth']} skips={record['skip_count']} "
                  f"train_acc={record['train_acc']:.1f} {record['epoch_seconds']:.1f}s")
 
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from analysis.diagnostics import epoch_diagnostics, one_hot_like, preserved_buffers
+from analysis.diagnostics import epoch_diagnostics, preserved_buffers
+from benchmarks.nb201.search_space import NB201Space
 from analysis.hessian import dominant_eigenvalue, exact_hessian, power_iteration
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
@@ -88,9 +89,9 @@ def test_forced_one_hot_alphas_close_the_discretization_gap():
     with torch.no_grad():
         net.alphas.copy_(1000.0 * F.one_hot(torch.tensor([3, 1, 2, 3, 4, 1]), 5).double())
     searcher = searcher_with(net)
-    assert torch.equal(searcher.derivation_weights()[0], one_hot_like(searcher.derivation_weights())[0])
+    assert torch.equal(searcher.derivation_weights()[0], NB201Space.discrete_weights(searcher.derivation_weights())[0])
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    result = epoch_diagnostics(searcher, batches(3), "exact")
+    result = epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)
     assert result["discrete_acc"] == result["supernet_acc"] and result["discretization_gap"] == 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics untouched
 
@@ -99,9 +100,9 @@ def test_gap_is_nonzero_for_mixed_weights_and_diagnostics_keep_the_model_state()
     net = tiny(4, track=True)
     searcher = searcher_with(net, "drnas")
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    result = epoch_diagnostics(searcher, batches(3), "power")
+    result = epoch_diagnostics(searcher, batches(3), "power", NB201Space.discrete_weights)
     assert result["discretization_gap"] == pytest.approx(result["supernet_acc"] - result["discrete_acc"])
-    assert result["hessian_eig_max"] == pytest.approx(epoch_diagnostics(searcher, batches(3), "exact")["hessian_eig_max"],
+    assert result["hessian_eig_max"] == pytest.approx(epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)["hessian_eig_max"],
                                                       rel=1e-2)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with preserved_buffers(net):

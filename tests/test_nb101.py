@@ -6,6 +6,7 @@ import gzip
 import json
 
 import pytest
+import torch
 
 from benchmarks.nb101.graph import Cell, depth, fingerprint, parse_cell, prune
 from benchmarks.nb101.table import MEMBERSHIP_FILE, PARTIAL_FILES, load_table, space_hashes
@@ -104,3 +105,47 @@ def test_lookup_in_and_out_of_the_partial_table(data_dir, capsys):
                  "--matrix", "0110;0001;0001;0000", "--ops", "in,c3,c3,out"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["in_table"] is False and result["accuracy"] is None
+
+
+def test_discretisation_of_hand_made_alphas():
+    from benchmarks.oneshot1.search_space import ONESHOT1_SPACES
+
+    space2 = ONESHOT1_SPACES[1]
+    weights = [torch.tensor([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]]),
+               torch.tensor([0.05, 0.3, 0.05, 0.4, 0.2]),  # output: 3 parents among input, nodes 1-4
+               torch.tensor([0.9, 0.1]),                   # node 2: 1 parent among input, node 1
+               torch.tensor([0.1, 0.5, 0.4]),              # node 3: 2 parents among input, nodes 1, 2
+               torch.tensor([0.3, 0.1, 0.2, 0.4])]         # node 4: 2 parents among input, nodes 1-3
+    ops, parents = space2.derive(weights)
+    assert ops == ("conv1x1-bn-relu", "conv3x3-bn-relu", "maxpool3x3", "conv3x3-bn-relu")
+    assert parents == ((0,), (0,), (1, 2), (0, 3), (1, 3, 4))
+    cell = space2.definition.cell(ops, parents)
+    # input -> nodes 1, 2, 4; node 1 -> node 3, output; node 2 -> node 3; node 3 -> node 4, output; node 4 -> output
+    assert cell.matrix_str() == "0110100;0001001;0001000;0000101;0000001;0000000;0000000"
+    discrete = space2.discrete_weights(weights)
+    assert discrete[0].argmax(-1).tolist() == [1, 0, 2, 0] and discrete[1].tolist() == [0, 1, 0, 1, 1]
+    assert [d.tolist() for d in discrete[2:]] == [[1, 0], [0, 1, 1], [1, 0, 0, 1]]
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("space", ["1shot1-s1", "1shot1-s2", "1shot1-s3"])
+def test_smoke_search_in_each_space(space, data_dir, tmp_path):
+    if not (data_dir / "cifar10").is_dir() or not (data_dir / MEMBERSHIP_FILE).is_file():
+        pytest.skip(f"CIFAR-10 or NB101 data not found under {data_dir}; set HARNESS_DATA")
+    searcher = "darts" if space != "1shot1-s3" else "tse_drnas"  # any searcher, same interface
+    assert main(["run", "--space", space, "--searcher", searcher, "--preset", "smoke", "--device", "cpu",
+                 "--data-dir", str(data_dir), "--out", str(tmp_path)]) == 0
+    folder = next(tmp_path.rglob("seed-0"))
+    records = [json.loads(line) for line in (folder / "epochs.jsonl").read_text().splitlines()]
+    summary = json.loads((folder / "summary.json").read_text())
+    assert len(records) == 2 and summary["lookup_coverage"] == sum(r["in_table"] for r in records) / 2
+    for record in records:
+        matrix, ops = record["genotype"].split(" ")
+        pruned = prune(parse_cell(matrix, ops))
+        assert record["arch_index"] == fingerprint(pruned) and record["depth"] == depth(pruned)
+        assert record["arch_index"] in space_hashes(data_dir, int(space[-1]))
+        assert record["skip_count"] == 0 and isinstance(record["hessian_eig_max"], float)
+        if record["in_table"]:
+            assert record["lookup"]["nb101_valid"] > 0 and record["lookup"]["nb101_test"] is None
+        else:
+            assert record["lookup"] == {"nb101_valid": None, "nb101_test": None} and record["regret"] is None

@@ -15,6 +15,7 @@ class NB201Space:
     name = "nb201"
     summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10, looked up on 3 datasets"
     num_classes = 10
+    paper_overrides: dict[str, Any] = {}  # the run defaults are NB201's protocol
 
     def __init__(self, data_dir: Path) -> None:
         self.table: NB201Table = load_table(data_dir)
@@ -28,6 +29,11 @@ class NB201Space:
         """Argmax over all five ops of each edge, ``none`` included (the NB201 reference's ``genotype()``)."""
         (edge_weights,) = derivation_weights
         return tuple(space.OPS[i] for i in edge_weights.argmax(dim=-1).tolist())
+
+    @staticmethod
+    def discrete_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        """Mixing weights of the derived cell: one-hot at each edge's argmax."""
+        return [torch.nn.functional.one_hot(w.argmax(dim=-1), w.shape[-1]).to(w.dtype) for w in weights]
 
     def describe(self, genotype: space.Genotype) -> dict[str, Any]:
         """The per-epoch record fields of a genotype: string, table index, look-ups with their rank among all

@@ -6,7 +6,6 @@ architecture string or index are dictionary/array reads.
 """
 from __future__ import annotations
 
-import bisect
 import csv
 import gzip
 import zlib
@@ -14,6 +13,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from analysis.cell_metrics import rank_percentile
 from benchmarks.nb201 import space
 from harness.errors import UserError
 from harness.paths import require_file
@@ -59,15 +59,10 @@ class NB201Table:
         return {key: values[index] for key, values in self.accuracies.items()}
 
     def rank_percentile(self, index: int) -> dict[str, float]:
-        """Per look-up: of the cells that are not tied with this one, the percentage it beats (100 = best,
-        0 = worst). Ties are left out because NB201 has isomorphic duplicates with identical values — the best
-        cifar10 cell shares its accuracy with another."""
-        ranks = {}
-        for key, ordered in self.sorted_accuracies.items():
-            value = self.accuracies[key][index]
-            worse, better = bisect.bisect_left(ordered, value), len(ordered) - bisect.bisect_right(ordered, value)
-            ranks[key] = 100.0 * worse / max(worse + better, 1)
-        return ranks
+        """Per look-up: rank among all cells, ties left out (the best cifar10 cell shares its value with an
+        isomorphic duplicate): 100 = best, 0 = worst."""
+        return {key: rank_percentile(ordered, self.accuracies[key][index])
+                for key, ordered in self.sorted_accuracies.items()}
 
     def regret(self, index: int) -> dict[str, float]:
         """Per look-up: best accuracy in the table minus this cell's."""

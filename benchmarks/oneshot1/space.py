@@ -32,6 +32,11 @@ class OneShot1Definition:
         """Parents of each vertex that chooses them: choice nodes 1..n, then the output."""
         return (*self.node_parents, self.output_parents)
 
+    def nodes_with_parent_choice(self) -> tuple[bool, ...]:
+        """Per choice node: whether its parents are a choice (more candidates than parents). Node 1 never is;
+        in space 1 node 2 takes both earlier vertices, so neither is it."""
+        return tuple(len(self.candidates(v)) > k for v, k in enumerate(self.node_parents, start=1))
+
     def candidates(self, vertex: int) -> range:
         """Possible parents of vertex ``vertex`` (1..n+1): all earlier vertices."""
         return range(vertex)

@@ -1,0 +1,108 @@
+"""NAS-Bench-1shot1 spaces 1-3 as the runner sees a search space; the derived cell is looked up in NB101.
+
+Discretisation (the 1shot1 reference): the top op of each node, the top-k parents of each node with a choice
+and of the output (k = the space's parent count), as an NB101 spec; pruned, hashed with the NB101 fingerprint and
+looked up. The installed NB101 table is partial here, so a cell it does not hold is recorded as such (null
+accuracies, ``in_table: false``) and each run's summary states its look-up coverage. Rank and regret are taken
+among the cells of the space that the installed table holds (validation accuracy; test accuracy needs the
+official table). The record's ``arch_index`` is the NB101 hash; skip counts are 0 by construction.
+
+Protocol of the 1shot1 reference DARTS (``paper_overrides``): batch 96, 3 stacks of 3 cells, 16 channels, weight
+decay 3e-4, momentum without Nesterov, 50 epochs; the data split is NB201's 25k/25k halves (the reference takes
+the first and second half of the training set: a documented difference).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch.nn import functional as F
+
+from analysis.cell_metrics import rank_percentile
+from benchmarks.nb101.graph import SHORT, depth, fingerprint, prune
+from benchmarks.nb101.table import load_table, space_hashes
+from benchmarks.oneshot1.space import CHOICE_OPS, DEFINITIONS, OneShot1Definition
+from benchmarks.oneshot1.supernet import OneShot1Supernet
+
+Genotype = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]  # (op per node, parents per node and output)
+LONG_TO_SHORT = {long: short for short, long in SHORT.items()}
+
+
+class OneShot1Space:
+    definition: ClassVar[OneShot1Definition]
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    num_classes = 10
+    paper_overrides: dict[str, Any] = {"batch_size": 96, "cells_per_stage": 3, "w_weight_decay": 3e-4,
+                                       "w_nesterov": False}
+
+    def __init__(self, data_dir: Path) -> None:
+        self.table = load_table(data_dir)
+        members = space_hashes(Path(data_dir), self.definition.number)
+        known = [self.table.lookup(h)["valid_acc"] for h in members if self.table.lookup(h)["in_table"]]
+        self.sorted_valid = tuple(sorted(known))
+        self.coverage = len(known) / len(members)
+
+    @classmethod
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> OneShot1Supernet:
+        return OneShot1Supernet(cls.definition, channels, cells_per_stage, cls.num_classes)
+
+    @classmethod
+    def _parent_choices(cls, weights: list[torch.Tensor]) -> list[tuple[int, ...]]:
+        """Parents of nodes 1..n and of the output: fixed where there is no choice, else the top-k."""
+        output_weights, node_weights = weights[1], iter(weights[2:])
+        parents = []
+        for vertex, (count, choice) in enumerate(zip(cls.definition.node_parents,
+                                                     cls.definition.nodes_with_parent_choice()), start=1):
+            mix = next(node_weights) if choice else None
+            parents.append(tuple(range(vertex)) if mix is None else tuple(sorted(mix.topk(count).indices.tolist())))
+        parents.append(tuple(sorted(output_weights.topk(cls.definition.output_parents).indices.tolist())))
+        return parents
+
+    @classmethod
+    def derive(cls, derivation_weights: list[torch.Tensor]) -> Genotype:
+        ops = tuple(CHOICE_OPS[i] for i in derivation_weights[0].argmax(dim=-1).tolist())
+        return ops, tuple(cls._parent_choices(derivation_weights))
+
+    @classmethod
+    def discrete_weights(cls, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        """One-hot op per node, and 0/1 masks on the chosen parents (of choice nodes and the output)."""
+        op_weights, output_weights, *node_weights = weights
+        parents = cls._parent_choices(weights)
+        chosen_nodes = [p for p, choice in zip(parents, cls.definition.nodes_with_parent_choice()) if choice]
+
+        def mask(like: torch.Tensor, indices: tuple[int, ...]) -> torch.Tensor:
+            out = torch.zeros_like(like)
+            out[list(indices)] = 1
+            return out
+
+        return [F.one_hot(op_weights.argmax(dim=-1), op_weights.shape[-1]).to(op_weights.dtype),
+                mask(output_weights, parents[-1]), *[mask(w, p) for w, p in zip(node_weights, chosen_nodes)]]
+
+    def describe(self, genotype: Genotype) -> dict[str, Any]:
+        ops, parents = genotype
+        cell = self.definition.cell(ops, parents)
+        shown = f"{cell.matrix_str()} {','.join(LONG_TO_SHORT[op] for op in cell.ops)}"
+        pruned = prune(cell)
+        if pruned is None:  # cannot happen with top-k parents (every node has one), kept for safety
+            return {"genotype": shown, "arch_index": None, "in_table": False, "lookup": None,
+                    "rank_percentile": None, "regret": None, "depth": 0, "skip_count": 0}
+        row = self.table.lookup(fingerprint(pruned))
+        valid = row["valid_acc"]
+        return {"genotype": shown, "arch_index": row["hash"], "in_table": row["in_table"],
+                "lookup": {"nb101_valid": valid, "nb101_test": row["test_acc"]},
+                "rank_percentile": {"nb101_valid": rank_percentile(self.sorted_valid, valid)} if valid else None,
+                "regret": {"nb101_valid": self.sorted_valid[-1] - valid} if valid else None,
+                "depth": depth(pruned), "skip_count": 0}
+
+
+def _space_class(number: int) -> type[OneShot1Space]:
+    definition = DEFINITIONS[number]
+    return type(f"OneShot1Space{number}", (OneShot1Space,), {
+        "definition": definition, "name": f"1shot1-s{number}",
+        "summary": f"NAS-Bench-1shot1 space {number} ({definition.num_nodes} nodes, parents "
+                   f"{'/'.join(map(str, definition.node_parents))}, output {definition.output_parents}); NB101 look-ups"})
+
+
+ONESHOT1_SPACES = tuple(_space_class(n) for n in (1, 2, 3))
