@@ -61,6 +61,9 @@ def build_parser() -> Parser:
     imp = data_sub.add_parser("import-nb201", help="convert an official NB201/NATS-Bench topology file")
     imp.add_argument("file")
     imp.add_argument("--data-dir")
+    imp101 = data_sub.add_parser("import-nb101", help="convert the official nasbench_only108/full .tfrecord")
+    imp101.add_argument("file")
+    imp101.add_argument("--data-dir")
     dl = data_sub.add_parser("download-cifar10", help="download the official CIFAR-10 tarball (MD5-checked)")
     dl.add_argument("--data-dir")
     return parser
@@ -175,6 +178,15 @@ def cmd_data(args: argparse.Namespace) -> int:
             raise UserError(f"no such file {source}")
         rows = convert(open_official(source), data_dir / TABLE_FILE)
         print(f"wrote {rows} architectures to {data_dir / TABLE_FILE}")
+    elif args.data_command == "import-nb101":
+        from benchmarks.nb101.table import OFFICIAL_FILE as NB101_TABLE
+        from benchmarks.nb101.tfrecord import import_tfrecord
+
+        source = Path(args.file)
+        if not source.is_file():
+            raise UserError(f"no such file {source}")
+        rows = import_tfrecord(source, data_dir / NB101_TABLE)
+        print(f"wrote {rows} NB101 cells (108 epochs) to {data_dir / NB101_TABLE}")
     else:
         from benchmarks.cifar10 import download_official
 

@@ -16,24 +16,34 @@ from typing import Any
 
 from harness.errors import UserError
 
+OFFICIAL_FILE = "nb101/nb101_table.csv.gz"  # written by `harness data import-nb101` from the official tfrecord
 PARTIAL_FILES = ("nb101/nb101_partial_tiga1231_valacc.csv.gz", "nb101/nb101_partial_naslib_valacc.csv.gz")
 MEMBERSHIP_FILE = "nb101/oneshot1_space_nb101_hashes.csv.gz"
-HOW_TO_GET = "the official nasbench_only108.tfrecord is converted by `harness data import-nb101 FILE` (coming)"
+HOW_TO_GET = "convert the official nasbench_only108.tfrecord with `harness data import-nb101 FILE`"
+
+
+def _mean(values: tuple[float, ...] | None) -> float | None:
+    return sum(values) / len(values) if values else None
 
 
 @dataclass(frozen=True)
 class NB101Table:
     valid_runs: dict[str, tuple[float, ...]]  # hash -> per-run 108-epoch validation accuracies (%)
-    sources: tuple[str, ...]
+    test_runs: dict[str, tuple[float, ...]]  # hash -> per-run test accuracies (%); empty for the partial data
+    kind: str  # "official" or "partial"
 
     def lookup(self, module_hash: str) -> dict[str, Any]:
         runs = self.valid_runs.get(module_hash)
-        return {"hash": module_hash, "in_table": runs is not None,
-                "valid_acc": sum(runs) / len(runs) if runs else None, "valid_runs": list(runs) if runs else None,
-                "test_acc": None, "table": "partial" if runs is not None else None}
+        return {"hash": module_hash, "in_table": runs is not None, "valid_acc": _mean(runs),
+                "valid_runs": list(runs) if runs else None, "test_acc": _mean(self.test_runs.get(module_hash)),
+                "table": self.kind if runs is not None else None}
 
 
 def load_table(data_dir: Path) -> NB101Table:
+    """The converted official table when installed, else the partial samples."""
+    official = Path(data_dir) / OFFICIAL_FILE
+    if official.is_file():
+        return _load_official(official.resolve())
     paths = tuple(Path(data_dir) / name for name in PARTIAL_FILES if (Path(data_dir) / name).is_file())
     if not paths:
         raise UserError(f"missing data file {PARTIAL_FILES[0]}: no NB101 table in {Path(data_dir) / 'nb101'} ({HOW_TO_GET})")
@@ -59,7 +69,20 @@ def _load(paths: tuple[Path, ...]) -> NB101Table:
                     runs.setdefault(row["hash"], []).append(100.0 * float(value))
     except (KeyError, ValueError) as exc:
         raise UserError(f"corrupt data file {path}: {exc}") from None
-    return NB101Table({h: tuple(v) for h, v in runs.items()}, tuple(p.name for p in paths))
+    return NB101Table({h: tuple(v) for h, v in runs.items()}, {}, "partial")
+
+
+@lru_cache(maxsize=2)
+def _load_official(path: Path) -> NB101Table:
+    def runs(text: str) -> tuple[float, ...]:
+        return tuple(float(v) for v in text.split(";") if v)
+
+    try:
+        rows = _read(path)
+        return NB101Table({r["hash"]: runs(r["valid_acc_runs"]) for r in rows},
+                          {r["hash"]: runs(r["test_acc_runs"]) for r in rows}, "official")
+    except (KeyError, ValueError) as exc:
+        raise UserError(f"corrupt data file {path}: {exc}") from None
 
 
 @lru_cache(maxsize=2)
