@@ -36,7 +36,8 @@ def test_fingerprint_reproduces_the_published_hashes(data_dir):
 
 
 @pytest.mark.data
-@pytest.mark.parametrize("space,configurations,unique", [(1, 14580, 2685), (2, 29160, 7773)])
+@pytest.mark.parametrize("space,configurations,unique", [
+    (1, 14580, 2685), (2, 29160, 7773), pytest.param(3, 1312200, 55854, marks=pytest.mark.slow)])
 def test_enumerated_spaces_reach_exactly_the_listed_hashes(space, configurations, unique, data_dir):
     definition = DEFINITIONS[space]
     hashes, count, memo = set(), 0, {}
