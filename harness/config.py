@@ -145,14 +145,14 @@ def build_config(space: str, searcher: str, preset: str, assignments: list[str],
 
 
 def _preset_config(space: str, searcher: str, preset: str) -> RunConfig:
-    """The space's protocol, then the searcher's published settings, then the preset's reductions."""
+    """The space's supernet structure, then (paper preset) the space's and the searcher's published settings,
+    then the preset's own values."""
     from benchmarks import get_space
     from searchers import get_searcher
 
-    cls = get_searcher(searcher)
-    published = {**get_space(space).paper_overrides, **cls.paper_overrides}
-    reduced = {key: value for key, value in published.items() if key in ("cells_per_stage",)}
-    fields = {**published, **PRESETS[preset]} if preset == "paper" else {**reduced, **PRESETS[preset]}
+    cls, space_cls = get_searcher(searcher), get_space(space)
+    published = {**space_cls.paper_overrides, **cls.paper_overrides} if preset == "paper" else {}
+    fields = {**space_cls.structure, **published, **PRESETS[preset]}
     options = {**cls.default_options, **cls.preset_options.get(preset, {})}
     return RunConfig(space=space, searcher=searcher, preset=preset, searcher_options=options, **fields)
 

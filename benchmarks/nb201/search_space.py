@@ -15,7 +15,8 @@ class NB201Space:
     name = "nb201"
     summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10, looked up on 3 datasets"
     num_classes = 10
-    paper_overrides: dict[str, Any] = {}  # the run defaults are NB201's protocol
+    structure: dict[str, Any] = {}  # the run defaults are NB201's supernet and protocol
+    paper_overrides: dict[str, Any] = {}
 
     def __init__(self, data_dir: Path) -> None:
         self.table: NB201Table = load_table(data_dir)

@@ -34,8 +34,8 @@ class OneShot1Space:
     name: ClassVar[str]
     summary: ClassVar[str]
     num_classes = 10
-    paper_overrides: dict[str, Any] = {"batch_size": 96, "cells_per_stage": 3, "w_weight_decay": 3e-4,
-                                       "w_nesterov": False}
+    structure: dict[str, Any] = {"cells_per_stage": 3}  # 3 stacks of 3 cells, in every preset
+    paper_overrides: dict[str, Any] = {"batch_size": 96, "w_weight_decay": 3e-4, "w_nesterov": False}
 
     def __init__(self, data_dir: Path) -> None:
         self.table = load_table(data_dir)
