@@ -72,7 +72,6 @@ def build_parser() -> Parser:
 def cmd_run(args: argparse.Namespace) -> int:
     from harness.config import build_config
     from harness.paths import resolve_data_dir
-    from benchmarks import get_space
     from harness.runner import SeedRun, resolve_device
 
     if args.seeds is not None and args.seeds < 1:
@@ -82,7 +81,6 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
-    get_space(args.space)
     config = build_config(args.space, args.searcher, args.preset, args.assignments, args.epochs)
     device = resolve_device(args.device)
     data_dir = resolve_data_dir(args.data_dir)

@@ -40,9 +40,8 @@ class OneShot1Space:
     def __init__(self, data_dir: Path) -> None:
         self.table = load_table(data_dir)
         members = space_hashes(Path(data_dir), self.definition.number)
-        known = [self.table.lookup(h)["valid_acc"] for h in members if self.table.lookup(h)["in_table"]]
-        self.sorted_valid = tuple(sorted(known))
-        self.coverage = len(known) / len(members)
+        known = (self.table.lookup(h)["valid_acc"] for h in members)
+        self.sorted_valid = tuple(sorted(value for value in known if value is not None))
 
     @classmethod
     def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> OneShot1Supernet:
