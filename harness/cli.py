@@ -1,4 +1,4 @@
-"""``harness`` command line: run, lookup, list, data. Bad input exits 2 with one line, never a traceback."""
+"""``harness`` command line: run, lookup, list, bench, report, data. Bad input exits 2 with one line, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -55,6 +55,15 @@ def build_parser() -> Parser:
     bench.add_argument("--no-reference", action="store_true", help="time only our step")
     bench.add_argument("--out", default="results")
     bench.add_argument("--json", action="store_true")
+
+    report = sub.add_parser("report", help="the papers' tables and figures from run folders; --check regression")
+    report.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
+    report.add_argument("--out", default="report", help="output folder (default: report/)")
+    report.add_argument("--format", default="md,tex,csv", help="table formats, comma-separated: md, tex, csv")
+    report.add_argument("--no-figures", action="store_true")
+    report.add_argument("--check", action="store_true",
+                        help="exit 1 when a paper-protocol reproduction deviates from its published numbers")
+    report.add_argument("--data-dir", help="for --check: the NB201 table whose look-ups are checked")
 
     data = sub.add_parser("data", help="import or download benchmark data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
@@ -215,7 +224,47 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
-COMMANDS = {"run": cmd_run, "bench": cmd_bench, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
+def cmd_report(args: argparse.Namespace) -> int:
+    from analysis.report import REPORT_FORMATS, build_report
+
+    formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
+    unknown = sorted(set(formats) - set(REPORT_FORMATS))
+    if unknown or not formats:
+        raise UserError(f"bad value --format {args.format!r} (known: {', '.join(REPORT_FORMATS)})")
+    roots = [Path(r) for r in args.results]
+    out_dir = Path(args.out)
+    report = build_report(roots, out_dir, formats, not args.no_figures,
+                          warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr))
+    if not report.runs:
+        print(f"no run folders under {', '.join(map(str, roots))}: nothing to report "
+              "(make runs with `harness run`)", file=sys.stderr)
+    else:
+        print(f"{len(report.runs)} runs, {len(report.tables)} tables, {len(report.figures)} figures: "
+              f"{report.index} and {report.html}")
+    return _check(report.comparisons, args.data_dir) if args.check else 0
+
+
+def _check(comparisons, data_dir_arg: str | None) -> int:
+    """The published numbers that are pure table look-ups against the installed table, then our paper-protocol
+    runs against the published means; 1 when anything deviates."""
+    from analysis.published import lookup_discrepancies
+    from benchmarks.nb201.table import load_table
+    from harness.paths import resolve_data_dir
+
+    try:
+        problems = lookup_discrepancies(load_table(resolve_data_dir(data_dir_arg)))
+        print(f"look-up layer: {'ok' if not problems else 'DEVIATES'} (published pure look-ups vs the NB201 table)")
+    except UserError as exc:
+        problems = []
+        print(f"look-up layer: not checked ({exc})")
+    deviating = [c for c in comparisons if not c.ok]
+    print(f"reproductions: {len(comparisons)} comparisons with published numbers, {len(deviating)} deviating")
+    for line in problems + [c.describe() for c in deviating]:
+        print(f"  DEVIATES {line}")
+    return 1 if problems or deviating else 0
+
+
+COMMANDS = {"run": cmd_run, "bench": cmd_bench, "report": cmd_report, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

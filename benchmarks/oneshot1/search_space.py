@@ -4,7 +4,8 @@ Discretisation (the 1shot1 reference): the top op of each node, the top-k parent
 and of the output (k = the space's parent count), as an NB101 spec; pruned, hashed with the NB101 fingerprint and
 looked up. The installed NB101 table is partial here, so a cell it does not hold is recorded as such (null
 accuracies, ``in_table: false``) and each run's summary states its look-up coverage. Rank and regret are taken
-among the cells of the space that the installed table holds (validation accuracy; test accuracy needs the
+among the cells of the space that the installed table holds, for each look-up it has a value for (the partial
+table has validation accuracy only; test accuracy, and so the test regret the 1shot1 paper plots, needs the
 official table). The record's ``arch_index`` is the NB101 hash; skip counts are 0 by construction.
 
 Protocol of the 1shot1 reference DARTS (``paper_overrides``): batch 96, 3 stacks of 3 cells, 16 channels, weight
@@ -27,6 +28,7 @@ from benchmarks.oneshot1.supernet import OneShot1Supernet
 
 Genotype = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]  # (op per node, parents per node and output)
 LONG_TO_SHORT = {long: short for short, long in SHORT.items()}
+LOOKUP_COLUMNS = {"nb101_valid": "valid_acc", "nb101_test": "test_acc"}  # record key -> NB101 table column
 
 
 class OneShot1Space:
@@ -39,9 +41,9 @@ class OneShot1Space:
 
     def __init__(self, data_dir: Path) -> None:
         self.table = load_table(data_dir)
-        members = space_hashes(Path(data_dir), self.definition.number)
-        known = (self.table.lookup(h)["valid_acc"] for h in members)
-        self.sorted_valid = tuple(sorted(value for value in known if value is not None))
+        rows = [self.table.lookup(h) for h in space_hashes(Path(data_dir), self.definition.number)]
+        self.sorted_by_key = {key: tuple(sorted(row[column] for row in rows if row[column] is not None))
+                              for key, column in LOOKUP_COLUMNS.items()}
 
     @classmethod
     def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> OneShot1Supernet:
@@ -88,11 +90,11 @@ class OneShot1Space:
             return {"genotype": shown, "arch_index": None, "in_table": False, "lookup": None,
                     "rank_percentile": None, "regret": None, "depth": 0, "skip_count": 0}
         row = self.table.lookup(fingerprint(pruned))
-        valid = row["valid_acc"]
-        return {"genotype": shown, "arch_index": row["hash"], "in_table": row["in_table"],
-                "lookup": {"nb101_valid": valid, "nb101_test": row["test_acc"]},
-                "rank_percentile": {"nb101_valid": rank_percentile(self.sorted_valid, valid)} if valid else None,
-                "regret": {"nb101_valid": self.sorted_valid[-1] - valid} if valid else None,
+        lookup = {key: row[column] for key, column in LOOKUP_COLUMNS.items()}
+        known = {key: value for key, value in lookup.items() if value is not None}
+        return {"genotype": shown, "arch_index": row["hash"], "in_table": row["in_table"], "lookup": lookup,
+                "rank_percentile": {k: rank_percentile(self.sorted_by_key[k], v) for k, v in known.items()} or None,
+                "regret": {k: self.sorted_by_key[k][-1] - v for k, v in known.items()} or None,
                 "depth": depth(pruned), "skip_count": 0}
 
 

@@ -1,0 +1,143 @@
+"""``harness report``: run folders -> the papers' tables and figures, an index (``report.md``) and a
+self-contained ``report.html`` (figures embedded), and the regression check against the published numbers.
+
+Every file is written atomically. Tables are produced for the paper layouts whose search spaces have runs.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from analysis.figures import FigureInfo, accuracy_key, make_figures
+from analysis.regression import Comparison, compare
+from analysis.runs import Run, load_runs
+from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, to_markdown
+from harness.atomic import atomic_write
+
+REPORT_FORMATS = tuple(FORMATS)
+
+
+@dataclass
+class Report:
+    runs: list[Run]
+    tables: list[tuple[TableLayout, list[TableRow], dict[str, Path]]] = field(default_factory=list)
+    figures: list[FigureInfo] = field(default_factory=list)
+    comparisons: list[Comparison] = field(default_factory=list)
+    index: Path | None = None
+    html: Path | None = None
+
+
+def _write_text(path: Path, text: str) -> Path:
+    atomic_write(path, lambda handle: handle.write(text.encode()))
+    return path
+
+
+def _run_line(run: Run) -> list[str]:
+    done = sum(r.get("status") == "ok" for r in run.records)
+    key, _ = accuracy_key(run.space, [run])
+    last = run.records[-1] if run.records else {}
+    value = (last.get("lookup") or {}).get(key)
+    return [f"{run.space}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",
+            str(last.get("genotype") or "-"), "-" if value is None else f"{value:.2f} ({key})",
+            run.data_source, run.device]
+
+
+RUN_HEAD = ["configuration", "seed", "status", "epochs", "last genotype", "last look-up", "data", "device"]
+
+
+def _md_table(head: list[str], rows: list[list[str]]) -> str:
+    escape = lambda text: text.replace("|", "\\|")  # noqa: E731 - NB201 genotypes are full of pipes
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def _check_lines(comparisons: list[Comparison]) -> list[str]:
+    if not comparisons:
+        return ["No finished paper-protocol run has a published counterpart yet: nothing to compare."]
+    return [f"- {'ok' if c.ok else '**DEVIATES**'}: {c.describe()}" for c in comparisons]
+
+
+def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
+    parts = ["# dNAS harness report", "", f"Results read from: {', '.join(str(r) for r in roots)}.",
+             f"{len(report.runs)} run(s): " + ", ".join(f"{sum(r.status == s for r in report.runs)} {s}"
+                                                          for s in ("done", "diverged", "incomplete")) + ".",
+             "Tables average only finished seeds (`done`); incomplete and diverged seeds are counted apart.", "",
+             "## Runs", "", _md_table(RUN_HEAD, [_run_line(run) for run in report.runs]), "## Tables", ""]
+    for layout, rows, files in report.tables:
+        links = " · ".join(f"[{fmt}]({path.relative_to(out_dir)})" for fmt, path in files.items())
+        parts += [to_markdown(layout, rows), links, ""]
+    parts += ["## Figures", ""]
+    for info in report.figures:
+        png, *others = info.files
+        parts += [f"### {info.title}", "", f"![{info.title}]({png.relative_to(out_dir)})", "",
+                  " · ".join(f"[{p.suffix[1:]}]({p.relative_to(out_dir)})" for p in others)
+                  + f" — runs: {len(info.runs)}", ""]
+    parts += ["## Regression against the published numbers", "", *_check_lines(report.comparisons), ""]
+    return "\n".join(parts)
+
+
+def _html_table(head: list[str], rows: list[list[str]]) -> str:
+    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
+    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def _paper_table_rows(layout: TableLayout, rows: list[TableRow]) -> list[list[str]]:
+    def cell(value, signed):
+        if value is None:
+            return "-"
+        mean, std = value
+        return (f"{mean:+.2f}" if signed else f"{mean:.2f}") + ("" if std is None else f" ± {std:.2f}")
+
+    return [[row.method, row.source, row.seeds, row.epochs,
+             *(cell(row.cells.get(c), row.source == "difference") for c in layout.columns), row.notes]
+            for row in rows]
+
+
+def _html(report: Report, roots: list[Path]) -> str:
+    style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;"
+             "font-size:85%;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:32em}")
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>dNAS harness report</title>"
+             f"<style>{style}</style></head><body><h1>dNAS harness report</h1>",
+             f"<p>Results read from {html.escape(', '.join(map(str, roots)))}. Tables average only finished "
+             "seeds; incomplete and diverged seeds are counted apart.</p><h2>Runs</h2>",
+             _html_table(RUN_HEAD, [_run_line(run) for run in report.runs]), "<h2>Tables</h2>"]
+    for layout, rows, _ in report.tables:
+        head = ["Method", "Source", "Seeds", "Epochs", *(c.header for c in layout.columns), "Data; device"]
+        parts += [f"<h3>{html.escape(layout.title)}</h3>", _html_table(head, _paper_table_rows(layout, rows))]
+    parts.append("<h2>Figures</h2>")
+    for info in report.figures:
+        encoded = base64.b64encode(info.files[0].read_bytes()).decode()
+        parts.append(f"<h3>{html.escape(info.title)}</h3><img alt='{html.escape(info.title)}' "
+                     f"src='data:image/png;base64,{encoded}'><p>{len(info.runs)} run(s)</p>")
+    parts.append("<h2>Regression against the published numbers</h2><ul>")
+    parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', ''))}</li>" for line in _check_lines(report.comparisons)]
+    parts.append("</ul></body></html>")
+    return "\n".join(parts)
+
+
+def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = REPORT_FORMATS,
+                 figures: bool = True, warn=None) -> Report:
+    """Read the runs under ``roots`` and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``.
+    With no runs, nothing is written (``Report.runs`` is empty)."""
+    report = Report(load_runs(roots, warn))
+    if not report.runs:
+        return report
+    out_dir.mkdir(parents=True, exist_ok=True)
+    spaces = {run.space for run in report.runs}
+    for layout in LAYOUTS:
+        if not layout.spaces & spaces:
+            continue
+        rows = build_table(layout, report.runs)
+        files = {fmt: _write_text(out_dir / "tables" / f"{layout.name}.{fmt}", FORMATS[fmt](layout, rows))
+                 for fmt in formats}
+        report.tables.append((layout, rows, files))
+    if figures:
+        report.figures = make_figures(report.runs, out_dir / "figures")
+    report.comparisons = compare(report.runs)
+    report.index = _write_text(out_dir / "report.md", _markdown(report, roots, out_dir))
+    report.html = _write_text(out_dir / "report.html", _html(report, roots))
+    return report

@@ -1,0 +1,136 @@
+"""Run folders as data: every ``seed-<s>/`` under the given roots, with its configuration, records and status.
+
+A run is *done* (``summary.json`` says done), *diverged* (it stopped on non-finite numbers) or *incomplete*
+(no summary: still running, killed, or cut off by a time limit). Reports average only done runs; the others are
+listed as what they are. A folder whose ``config.json`` cannot be read is reported and skipped, never guessed.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+from harness.atomic import read_jsonl
+from harness.config import build_config
+from harness.errors import UserError
+
+STATUSES = ("done", "diverged", "incomplete")
+DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 (lossy)"}
+
+
+@dataclass(frozen=True)
+class Run:
+    folder: Path
+    meta: dict[str, Any]  # config.json
+    records: tuple[dict[str, Any], ...]
+    summary: dict[str, Any] | None
+
+    @property
+    def config(self) -> dict[str, Any]:
+        return self.meta["config"]
+
+    @property
+    def space(self) -> str:
+        return self.config["space"]
+
+    @property
+    def searcher(self) -> str:
+        return self.config["searcher"]
+
+    @property
+    def config_name(self) -> str:
+        return self.meta["config_name"]
+
+    @property
+    def seed(self) -> int:
+        return self.meta["seed"]
+
+    @property
+    def epochs(self) -> int:
+        return self.config["epochs"]
+
+    @property
+    def status(self) -> str:
+        if self.summary is None:
+            return "incomplete"
+        return "diverged" if self.summary.get("status") == "diverged" else "done"
+
+    @property
+    def group(self) -> tuple[str, str, str]:
+        """Runs of one configuration differ only by seed: they are averaged together."""
+        return self.space, self.searcher, self.config_name
+
+    @property
+    def label(self) -> str:
+        """Searcher, preset and what was changed from the preset: ``sd_darts (smoke, warmup_epochs=0)``."""
+        changed = "".join(f", {key}={value}" for key, value in sorted(self.overrides.items()))
+        return f"{self.searcher} ({self.config.get('preset', self.config_name)}{changed})"
+
+    @property
+    def final(self) -> dict[str, Any] | None:
+        """The last finished epoch's record of a done run."""
+        return self.records[-1] if self.status == "done" and self.records else None
+
+    @property
+    def data_source(self) -> str:
+        source = self.meta.get("data", {}).get("source", "unknown")
+        return DATA_SOURCES.get(source, source)
+
+    @property
+    def device(self) -> str:
+        return self.meta.get("device", "unknown")
+
+    @cached_property
+    def overrides(self) -> dict[str, Any]:
+        """Run fields and searcher options that differ from the run's preset (``--epochs``, ``--set``)."""
+        try:
+            preset = build_config(self.space, self.searcher, self.config["preset"], []).to_dict()
+        except (UserError, KeyError):
+            return {"config": self.config_name}
+        preset = json.loads(json.dumps(preset))  # as stored: tuples become lists
+        changed = {k: v for k, v in self.config.items() if k != "searcher_options" and preset.get(k) != v}
+        options, preset_options = self.config.get("searcher_options", {}), preset["searcher_options"]
+        changed.update({k: v for k, v in options.items() if preset_options.get(k) != v})
+        return changed
+
+    @property
+    def paper_protocol(self) -> bool:
+        """Made with the paper preset, changed at most in its number of epochs (the TSE paper's 150-epoch row
+        is the paper protocol run longer). Only such runs are compared with published numbers in ``--check``."""
+        return self.config.get("preset") == "paper" and set(self.overrides) <= {"epochs"}
+
+    def series(self, key: str, lookup: str | None = None) -> list[tuple[int, float]]:
+        """``(epoch, value)`` of a record field (or of one entry of a per-look-up field such as ``lookup`` or
+        ``regret``) over the ok epochs that have it."""
+        points = []
+        for record in self.records:
+            value = record.get(key) if record.get("status") == "ok" else None
+            if lookup is not None:
+                value = (value or {}).get(lookup)
+            if value is not None:
+                points.append((record["epoch"], float(value)))
+        return points
+
+
+def load_runs(roots: list[Path], warn=None) -> list[Run]:
+    """Every run folder (a folder holding ``config.json``) under ``roots``, sorted by group and seed."""
+    runs: dict[Path, Run] = {}
+    for root in roots:
+        if not Path(root).is_dir():
+            raise UserError(f"results folder {root} does not exist")
+        for config_path in sorted(Path(root).rglob("config.json")):
+            folder = config_path.parent.resolve()
+            try:
+                meta = json.loads(config_path.read_text())
+                meta["config"]["space"], meta["config"]["searcher"], meta["config_name"], meta["seed"]
+                records = tuple(read_jsonl(folder / "epochs.jsonl"))
+                summary_path = folder / "summary.json"
+                summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                if warn:
+                    warn(f"skipping {folder}: unreadable run folder ({type(exc).__name__}: {exc})")
+                continue
+            runs[folder] = Run(folder, meta, records, summary)
+    return sorted(runs.values(), key=lambda run: (*run.group, run.seed, str(run.folder)))

@@ -1,0 +1,219 @@
+"""The papers' result tables rebuilt from our runs, published numbers beside ours, in Markdown, LaTeX and CSV.
+
+Layouts follow SD-DARTS Table 4 (NB201, valid and test on three datasets), TSE Table 3 (NB201, test) and TSE
+Table 4 (NB101 test in 1shot1 spaces 1-3). Each published method is one row; each of our configurations
+(searcher + config name, averaged over its *done* seeds) follows the published row of its searcher, with a
+difference row (ours - published, in points). Our configurations without a published row of their searcher are
+listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
+
+Statistics: mean and population standard deviation (ddof=0, numpy's default) over seeds of the final epoch's
+look-up, in %. A choice: neither paper says which std it reports.
+"""
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Iterable
+
+import numpy as np
+
+from analysis.published import PublishedRow, published_rows
+from analysis.runs import Run
+
+Stat = tuple[float, float, int]  # mean, std, number of seeds
+
+
+@dataclass(frozen=True)
+class Column:
+    space: str
+    key: str  # look-up key of the per-epoch records
+    header: str
+
+
+@dataclass(frozen=True)
+class TableLayout:
+    name: str  # file stem
+    paper: str
+    table: str
+    title: str
+    columns: tuple[Column, ...]
+
+    @property
+    def spaces(self) -> set[str]:
+        return {column.space for column in self.columns}
+
+
+_NB201_HEADERS = {"cifar10_valid": "C10 valid", "cifar10_test": "C10 test", "cifar100_valid": "C100 valid",
+                  "cifar100_test": "C100 test", "imagenet16_valid": "IN16 valid", "imagenet16_test": "IN16 test"}
+LAYOUTS = (
+    TableLayout("sd_darts_table4", "sd_darts", "Table 4",
+                "SD-DARTS Table 4: NB201, searched on CIFAR-10 (accuracy %)",
+                tuple(Column("nb201", key, header) for key, header in _NB201_HEADERS.items())),
+    TableLayout("tse_table3", "tse", "Table 3", "TSE Table 3: NB201, searched on CIFAR-10 (test accuracy %)",
+                tuple(Column("nb201", key, _NB201_HEADERS[key])
+                      for key in ("cifar10_test", "cifar100_test", "imagenet16_test"))),
+    TableLayout("tse_table4", "tse", "Table 4", "TSE Table 4: NAS-Bench-1shot1 spaces 1-3 (NB101 test accuracy %)",
+                tuple(Column(f"1shot1-s{n}", "nb101_test", f"NB101-{n} test") for n in (1, 2, 3))),
+)
+
+
+def seed_stats(runs: Iterable[Run], key: str) -> Stat | None:
+    """Mean and std over the done runs that have a final value for ``key``."""
+    values = [run.final["lookup"][key] for run in runs
+              if run.final and (run.final.get("lookup") or {}).get(key) is not None]
+    if not values:
+        return None
+    return float(np.mean(values)), float(np.std(values)), len(values)
+
+
+@dataclass
+class TableRow:
+    method: str
+    source: str  # "published", "ours" or "difference"
+    cells: dict[Column, tuple[float, float | None] | None]  # mean and std (difference rows: std None)
+    seeds: str = ""
+    epochs: str = ""
+    notes: str = ""
+
+
+@dataclass
+class OurConfig:
+    """One searcher + config name of ours across the spaces of a table (one row)."""
+    searcher: str
+    config_name: str
+    runs: list[Run] = field(default_factory=list)
+
+    @property
+    def epochs(self) -> int:
+        return max(run.epochs for run in self.runs)
+
+    def row(self, columns: tuple[Column, ...]) -> TableRow:
+        cells: dict[Column, tuple[float, float | None] | None] = {}
+        for column in columns:
+            stat = seed_stats([r for r in self.runs if r.space == column.space], column.key)
+            cells[column] = stat[:2] if stat else None
+        counts = {status: sum(r.status == status for r in self.runs) for status in ("done", "diverged", "incomplete")}
+        seeds = str(counts["done"]) + "".join(f" (+{n} {s})" for s, n in counts.items() if n and s != "done")
+        devices = sorted({r.device for r in self.runs})
+        sources = sorted({r.data_source for r in self.runs})
+        return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs), "; ".join(sources + devices))
+
+
+def _published_methods(layout: TableLayout) -> list[list[PublishedRow]]:
+    """The table's published rows grouped by method (one row per method across the table's spaces)."""
+    methods: dict[str, list[PublishedRow]] = {}
+    for row in published_rows():
+        if row.paper == layout.paper and row.table == layout.table and row.space in layout.spaces:
+            methods.setdefault(row.method, []).append(row)
+    return list(methods.values())
+
+
+def _published_row(rows: list[PublishedRow], columns: tuple[Column, ...]) -> TableRow:
+    cells = {}
+    for column in columns:
+        value = next((r.values.get(column.key) for r in rows if r.space == column.space), None)
+        cells[column] = value
+    epochs = {r.epochs for r in rows if r.epochs}
+    return TableRow(rows[0].method, "published", cells, "", "/".join(map(str, sorted(epochs))))
+
+
+def _difference(ours: TableRow, published: TableRow, columns: tuple[Column, ...]) -> TableRow:
+    cells = {}
+    for column in columns:
+        a, b = ours.cells.get(column), published.cells.get(column)
+        cells[column] = (a[0] - b[0], None) if a and b else None
+    return TableRow(f"{ours.method} - {published.method}", "difference", cells)
+
+
+def build_table(layout: TableLayout, runs: list[Run]) -> list[TableRow]:
+    """Published rows in the paper's order, each followed by our matching configurations and their differences;
+    our configurations of searchers the table does not list come last."""
+    configs: dict[tuple[str, str], OurConfig] = {}
+    for run in runs:
+        if run.space in layout.spaces:
+            configs.setdefault((run.searcher, run.config_name), OurConfig(run.searcher, run.config_name)).runs.append(run)
+    methods = _published_methods(layout)
+    attached: dict[int, list[OurConfig]] = {}
+    leftovers = []
+    for config in configs.values():
+        candidates = [i for i, rows in enumerate(methods) if rows[0].searcher == config.searcher]
+        if not candidates:
+            leftovers.append(config)
+            continue
+        # Same searcher, several published rows (TSE-DARTS at 50 and 150 epochs): the nearest epoch count.
+        best = min(candidates, key=lambda i: abs((methods[i][0].epochs or 0) - config.epochs))
+        attached.setdefault(best, []).append(config)
+    table = []
+    for i, rows in enumerate(methods):
+        published = _published_row(rows, layout.columns)
+        table.append(published)
+        for config in attached.get(i, []):
+            ours = config.row(layout.columns)
+            table += [ours, _difference(ours, published, layout.columns)]
+    table += [config.row(layout.columns) for config in leftovers]
+    return table
+
+
+def _cell_text(value: tuple[float, float | None] | None, signed: bool, pm: str) -> str:
+    if value is None:
+        return "-"
+    mean, std = value
+    text = f"{mean:+.2f}" if signed else f"{mean:.2f}"
+    return text if std is None else f"{text}{pm}{std:.2f}"
+
+
+HEAD = ("Method", "Source", "Seeds", "Epochs")
+
+
+def to_markdown(layout: TableLayout, rows: list[TableRow]) -> str:
+    head = [*HEAD, *(c.header for c in layout.columns), "Data; device"]
+    lines = [f"**{layout.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for row in rows:
+        cells = [_cell_text(row.cells.get(c), row.source == "difference", " ± ") for c in layout.columns]
+        method = f"*{row.method}*" if row.source == "difference" else row.method
+        lines.append("| " + " | ".join([method, row.source, row.seeds, row.epochs, *cells, row.notes]) + " |")
+    return "\n".join(lines) + "\n"
+
+
+_TEX_SPECIALS = str.maketrans({"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#",
+                               "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}"})
+
+
+def _tex_escape(text: str) -> str:
+    return text.translate(_TEX_SPECIALS)
+
+
+def to_latex(layout: TableLayout, rows: list[TableRow]) -> str:
+    """A booktabs table; difference rows in italics, a rule before each published method."""
+    spec = "ll" + "r" * (2 + len(layout.columns))
+    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex_escape(layout.title)}}}",
+             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
+             " & ".join([*HEAD, *(_tex_escape(c.header) for c in layout.columns)]) + r" \\", r"\midrule"]
+    for i, row in enumerate(rows):
+        if row.source == "published" and i:
+            lines.append(r"\midrule")
+        cells = [_cell_text(row.cells.get(c), row.source == "difference", r"$\pm$") for c in layout.columns]
+        fields = [_tex_escape(row.method), row.source, _tex_escape(row.seeds), row.epochs, *cells]
+        if row.source == "difference":
+            fields = [rf"\textit{{{f}}}" if f else f for f in fields]
+        lines.append(" & ".join(fields) + r" \\")
+    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
+    return "\n".join(lines) + "\n"
+
+
+def to_csv(layout: TableLayout, rows: list[TableRow]) -> str:
+    """Long format: one line per (row, column), numbers unrounded."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["table", "method", "source", "seeds", "epochs", "space", "key", "mean", "std", "notes"])
+    for row in rows:
+        for column in layout.columns:
+            value = row.cells.get(column)
+            mean, std = value if value else (None, None)
+            writer.writerow([layout.name, row.method, row.source, row.seeds, row.epochs, column.space, column.key,
+                             "" if mean is None else repr(mean), "" if std is None else repr(std), row.notes])
+    return out.getvalue()
+
+
+FORMATS = {"md": to_markdown, "tex": to_latex, "csv": to_csv}

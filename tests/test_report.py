@@ -1,0 +1,183 @@
+"""``harness report``: tables from synthetic run folders against hand-computed statistics, figures, the
+regression check failing on a planted deviation, and the whole report from real smoke runs of every searcher."""
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from analysis.report import build_report
+from analysis.runs import load_runs
+from analysis.tables import LAYOUTS, build_table
+from harness.cli import main
+from harness.config import build_config, config_name
+
+ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
+NB201_KEYS = ("cifar10_valid", "cifar10_test", "cifar100_valid", "cifar100_test", "imagenet16_valid",
+              "imagenet16_test")
+
+
+def make_run(root: Path, searcher: str, seed: int, finals: dict[str, float], space: str = "nb201",
+             preset: str = "paper", sets: tuple[str, ...] = (), epochs_done: int | None = None,
+             status: str = "done") -> Path:
+    """A run folder as the runner writes it, with made-up records: epoch e has accuracy ``final - (E - e)``,
+    so the final epoch's look-up is ``finals``. ``status`` incomplete: no summary."""
+    config = build_config(space, searcher, preset, list(sets))
+    epochs = config.epochs if epochs_done is None else epochs_done
+    folder = root / space / searcher / config_name(config) / f"seed-{seed}"
+    folder.mkdir(parents=True)
+    meta = {"config": json.loads(json.dumps(config.to_dict())), "config_name": config_name(config), "seed": seed,
+            "device": "cpu (test)", "data": {"source": "jpeg_q75"}}
+    (folder / "config.json").write_text(json.dumps(meta))
+    records = []
+    for epoch in range(1, epochs + 1):
+        lookup = {k: v - (epochs - epoch) for k, v in finals.items()}
+        records.append({"epoch": epoch, "status": "ok", "genotype": ALL_SKIP, "lookup": lookup,
+                        "regret": {k: 100 - v for k, v in lookup.items()}, "depth": 1 + epoch % 3,
+                        "skip_count": min(epoch, 6), "hessian_eig_max": 0.1 * epoch})
+    (folder / "epochs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    if status != "incomplete":
+        summary = {"status": status, "epochs_done": epochs, "epochs": config.epochs}
+        (folder / "summary.json").write_text(json.dumps(summary))
+    return folder
+
+
+def nb201_finals(cifar10_test: float) -> dict[str, float]:
+    """``cifar10_test`` as given, the other look-ups lower by a key-specific offset."""
+    offsets = {"cifar10_valid": -3, "cifar10_test": 0, "cifar100_valid": -20, "cifar100_test": -21,
+               "imagenet16_valid": -45, "imagenet16_test": -46}
+    return {key: cifar10_test + offsets[key] for key in NB201_KEYS}
+
+
+@pytest.fixture
+def results(tmp_path: Path) -> Path:
+    root = tmp_path / "results"
+    for seed, value in enumerate((54.30, 60.00, 57.00)):
+        make_run(root, "darts", seed, nb201_finals(value))
+    make_run(root, "darts", 3, nb201_finals(90.0), epochs_done=7, status="incomplete")  # never averaged in
+    make_run(root, "sd_darts_voted", 0, nb201_finals(93.9), preset="smoke")
+    return root
+
+
+def _table_row(rows, method):
+    return next(row for row in rows if row.method == method)
+
+
+def test_table_statistics_match_hand_computed_values(results):
+    runs = load_runs([results])
+    assert [r.status for r in runs if r.searcher == "darts"] == ["done", "done", "done", "incomplete"]
+    layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
+    rows = build_table(layout, runs)
+    ours = _table_row(rows, "darts (paper)")
+    test_column = next(c for c in layout.columns if c.key == "cifar10_test")
+    # mean (54.3 + 60 + 57) / 3 = 57.1; population std sqrt((2.8^2 + 2.9^2 + 0.1^2) / 3) = 2.32809
+    assert ours.cells[test_column] == pytest.approx((57.1, 2.328089)) and ours.seeds == "3 (+1 incomplete)"
+    difference = rows[rows.index(ours) + 1]
+    assert difference.source == "difference" and difference.cells[test_column][0] == pytest.approx(57.1 - 54.30)
+    assert rows[rows.index(ours) - 1].method == "DARTS (1st)"  # ours follows its published row
+    smoke = _table_row(rows, "sd_darts_voted (smoke)")
+    assert rows[rows.index(smoke) - 1].method == "SD-DARTS" and smoke.seeds == "1"
+
+
+def test_report_writes_tables_figures_and_index(results, tmp_path):
+    out = tmp_path / "report"
+    report = build_report([results], out)
+    names = {path.name for _, _, files in report.tables for path in files.values()}
+    assert names == {f"{t}.{f}" for t in ("sd_darts_table4", "tse_table3") for f in ("md", "tex", "csv")}
+    tex = (out / "tables" / "sd_darts_table4.tex").read_text()
+    assert r"\toprule" in tex and r"57.10$\pm$2.33" in tex and "sd\\_darts\\_voted" in tex
+    with open(out / "tables" / "tse_table3.csv") as handle:
+        lines = [r for r in csv.DictReader(handle) if r["method"] == "darts (paper)" and r["key"] == "cifar10_test"]
+    assert len(lines) == 1 and float(lines[0]["mean"]) == pytest.approx(57.1)
+    figures = {info.name: info for info in report.figures}
+    assert set(figures) == {"nb201_accuracy_per_epoch", "nb201_skips_per_epoch", "nb201_depth_vs_accuracy",
+                            "nb201_hessian_per_epoch"}
+    assert figures["nb201_accuracy_per_epoch"].ylabel == "CIFAR-10 test accuracy (%)"
+    assert figures["nb201_hessian_per_epoch"].xlabel == "epoch"
+    for info in figures.values():
+        assert [p.suffix for p in info.files] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in info.files)
+    index = (out / "report.md").read_text()
+    assert "| incomplete | 7/50 |" in index and "figures/nb201_skips_per_epoch.png" in index
+    page = (out / "report.html").read_text()
+    assert page.count("data:image/png;base64,") == 4 and "<table>" in page
+
+
+def test_ablation_figures_need_two_settings(tmp_path):
+    root = tmp_path / "results"
+    for warmup in (0, 1, 3):
+        for seed in (0, 1):
+            make_run(root, "sd_darts", seed, nb201_finals(80 + warmup + seed), preset="smoke",
+                     sets=(f"warmup_epochs={warmup}",))
+    report = build_report([root], tmp_path / "out")
+    names = {info.name for info in report.figures}
+    assert "sd_darts_warmup_ablation" in names and "sd_darts_window_ablation" not in names
+    runs = load_runs([root])
+    assert {r.label for r in runs} == {"sd_darts (smoke)", "sd_darts (smoke, warmup_epochs=0)",
+                                       "sd_darts (smoke, warmup_epochs=3)"}  # 1 is the smoke preset's own (half of 2 epochs)
+
+
+def test_check_fails_on_a_planted_deviation_and_passes_otherwise(tmp_path, capsys):
+    good, bad = tmp_path / "good", tmp_path / "bad"
+    for seed in range(2):
+        # the all-skip collapse of SD-DARTS Table 4 (TSE's contradicting DARTS rows are not checked)
+        make_run(good, "darts", seed, {"cifar10_valid": 39.77, "cifar10_test": 54.30, "cifar100_valid": 15.03,
+                                       "cifar100_test": 15.61, "imagenet16_valid": 16.43, "imagenet16_test": 16.32})
+        make_run(bad, "darts", seed, {"cifar10_valid": 39.77, "cifar10_test": 55.10, "cifar100_valid": 15.03,
+                                      "cifar100_test": 15.61, "imagenet16_valid": 16.43, "imagenet16_test": 16.32})
+        # a smoke run far from any published number does not count in the check
+        make_run(good, "darts", seed, nb201_finals(20.0), preset="smoke")
+    common = ["--no-figures", "--check", "--data-dir", str(tmp_path / "no-data")]
+    assert main(["report", str(good), "--out", str(tmp_path / "r1"), *common]) == 0
+    out = capsys.readouterr().out
+    assert "6 comparisons with published numbers, 0 deviating" in out and "look-up layer: not checked" in out
+    assert main(["report", str(bad), "--out", str(tmp_path / "r2"), *common]) == 1
+    out = capsys.readouterr().out
+    assert "1 deviating" in out and "DEVIATES sd_darts Table 4 DARTS (1st) [nb201 cifar10_test]" in out
+    assert "difference +0.80, tolerance 0.50" in out
+
+
+def test_empty_folder_and_bad_format(tmp_path, capsys):
+    (tmp_path / "empty").mkdir()
+    assert main(["report", str(tmp_path / "empty"), "--out", str(tmp_path / "out")]) == 0
+    assert "nothing to report" in capsys.readouterr().err and not (tmp_path / "out").exists()
+    assert main(["report", str(tmp_path / "empty"), "--format", "md,docx"]) == 2
+    assert main(["report", str(tmp_path / "missing")]) == 2
+    err = capsys.readouterr().err
+    assert "bad value --format 'md,docx'" in err and "does not exist" in err
+
+
+def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, capsys):
+    broken = results / "nb201" / "darts" / "paper" / "seed-9"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    assert len(load_runs([results], warn=print)) == 5
+    assert "skipping" in capsys.readouterr().out
+
+
+@pytest.mark.data
+def test_check_on_the_reference_results_passes(data_dir, nb201_table, tmp_path, capsys):
+    """CI's regression check: the stored GPU reference runs and the look-up layer against the papers."""
+    reference = Path(__file__).resolve().parents[1] / "results" / "reference"
+    assert main(["report", str(reference), "--out", str(tmp_path), "--no-figures", "--check",
+                 "--data-dir", str(data_dir)]) == 0
+    assert "look-up layer: ok" in capsys.readouterr().out
+
+
+@pytest.mark.data
+@pytest.mark.slow
+def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_path):
+    from searchers import SEARCHERS
+
+    if not (data_dir / "cifar10").is_dir():
+        pytest.skip(f"CIFAR-10 not found under {data_dir}")
+    results = tmp_path / "results"
+    for searcher in SEARCHERS:
+        assert main(["run", "--preset", "smoke", "--epochs", "1", "--searcher", searcher, "--device", "cpu",
+                     "--data-dir", str(data_dir), "--out", str(results)]) == 0
+    report = build_report([results], tmp_path / "report")
+    assert len(report.runs) == len(SEARCHERS) and all(r.status == "done" for r in report.runs)
+    table = (tmp_path / "report" / "tables" / "sd_darts_table4.md").read_text()
+    assert all(f"| {name} (smoke, epochs=1) | ours | 1 |" in table for name in SEARCHERS)
+    assert len(report.figures) == 4
