@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.atomic import read_jsonl
-from harness.config import build_config
+from harness.config import EXECUTION_FIELDS, build_config
 from harness.errors import UserError
 
 STATUSES = ("done", "diverged", "incomplete")
@@ -98,8 +98,9 @@ class Run:
     @property
     def paper_protocol(self) -> bool:
         """Made with the paper preset, changed at most in its number of epochs (the TSE paper's 150-epoch row
-        is the paper protocol run longer). Only such runs are compared with published numbers in ``--check``."""
-        return self.config.get("preset") == "paper" and set(self.overrides) <= {"epochs"}
+        is the paper protocol run longer) and in how it was executed or observed (``EXECUTION_FIELDS``). Only
+        such runs are compared with published numbers in ``--check``."""
+        return self.config.get("preset") == "paper" and set(self.overrides) <= {"epochs", *EXECUTION_FIELDS}
 
     def series(self, key: str, lookup: str | None = None) -> list[tuple[int, float]]:
         """``(epoch, value)`` of a record field (or of one entry of a per-look-up field such as ``lookup`` or

@@ -16,6 +16,11 @@ from typing import Any
 from harness.errors import UserError
 
 
+# Fields that change how a search is executed or observed, not what it computes (up to rounding): a run that
+# differs from the paper preset only in these (and in epochs) still follows the paper protocol.
+EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every", "hessian_method", "eval_batches"})
+
+
 @dataclass
 class RunConfig:
     space: str = "nb201"
@@ -32,6 +37,7 @@ class RunConfig:
     hessian_method: str = "exact"  # exact (full Hessian, small architectures) or power (iteration with HVPs)
     eval_batches: int = 2  # size of the fixed evaluation set, in batches of batch_size
     precision: str = "fp32"  # fp32 (the papers); tf32 or bf16 (autocast) are faster options on GPUs
+    cuda_graphs: bool = False  # GPU: replay full-batch steps of capturable searchers from a CUDA graph
     w_lr: float = 0.025
     w_lr_min: float = 0.001
     w_momentum: float = 0.9

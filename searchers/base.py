@@ -64,6 +64,11 @@ class EpochStats:
         self.sums += torch.stack([loss * n, correct, (~torch.isfinite(loss)).double()])
         self.count += n
 
+    def absorb(self, other: "EpochStats", count: int) -> None:
+        """Add the sums another accumulator gathered over ``count`` samples (a replayed CUDA graph's)."""
+        self.sums += other.sums
+        self.count += count
+
     def read(self) -> dict[str, float]:
         loss_n, correct, bad = self.sums.tolist()
         n = max(self.count, 1)
@@ -80,6 +85,7 @@ class Searcher:
     paper_overrides: ClassVar[dict[str, Any]] = {}  # run fields whose published value differs from DARTS's
     preset_options: ClassVar[dict[str, dict[str, Any]]] = {}  # per reduced preset: option values that fit it
     uses_validation_set: ClassVar[bool] = True  # False: the architecture half is training data (TSE)
+    graph_capturable: ClassVar[bool] = True  # the step is a fixed sequence of device ops (``harness.graphed``)
 
     def __init__(self, supernet: nn.Module, optim: OptimConfig, context: SearchContext, options: dict[str, Any]) -> None:
         self.supernet = supernet
@@ -145,8 +151,24 @@ class Searcher:
         progress = (epoch - 1 + step / self.context.steps_per_epoch) / self.optim.epochs
         lr = self.optim.w_lr_min + 0.5 * (self.optim.w_lr - self.optim.w_lr_min) * (1 + math.cos(math.pi * progress))
         for group in self.w_opt.param_groups:
-            group["lr"] = lr
+            if isinstance(group["lr"], torch.Tensor):
+                group["lr"].fill_(lr)  # a captured step reads it from the device
+            else:
+                group["lr"] = lr
         return lr
+
+    def use_tensor_learning_rate(self, device: torch.device, capturable: bool) -> None:
+        """Optimiser settings for a step replayed from a CUDA graph: the weights' learning rate as a device
+        tensor read by fused SGD (the schedule writes into it) and, when captured, Adam's step count on the
+        device. Same update rules; fused SGD may round differently in the last bit."""
+        for group in self.w_opt.param_groups:
+            group.update(lr=torch.tensor(float(group["lr"]), device=device), fused=True, foreach=None)
+        if capturable:
+            for group in self.a_opt.param_groups:
+                group["capturable"] = True
+            for state in self.a_opt.state.values():
+                if "step" in state:
+                    state["step"] = state["step"].to(device)
 
     def arch_step(self, weight_batch: Batch, arch_batch: Batch, stats: EpochStats) -> None:
         grads, loss, logits = self.arch_gradient(weight_batch, arch_batch)

@@ -17,6 +17,7 @@ class Darts2(Searcher):
     name = "darts2"
     summary = "DARTS, second-order unrolled architecture gradient (Liu et al., ICLR 2019)"
     default_options = {"fd_radius": 0.01}  # epsilon numerator of the finite-difference Hessian-vector product
+    graph_capturable = False  # reads the optimiser's host-side state in the virtual step; not verified captured
 
     def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         group = self.w_opt.param_groups[0]

@@ -34,6 +34,7 @@ class Drnas(Searcher):
     name = "drnas"
     summary = "DrNAS: Dirichlet op-mixing distributions, pathwise gradients (Chen et al., ICLR 2021)"
     paper_overrides = DRNAS_PAPER
+    graph_capturable = False  # Dirichlet sampling inside a captured graph is not verified
 
     def arch_weights(self) -> list[torch.Tensor]:
         return [Dirichlet(concentration(alpha)).rsample() for alpha in self.alphas]

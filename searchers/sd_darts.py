@@ -49,6 +49,7 @@ class SdDarts(Searcher):
                        "kl_direction": "student_teacher"}
     # reduced presets keep the paper's proportion: warm up for half of the epochs
     preset_options = {"quick": {"warmup_epochs": 4}, "smoke": {"warmup_epochs": 1}}
+    graph_capturable = False  # the step branches on the epoch (warm-up) and keeps per-sample teachers
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> None:

@@ -31,6 +31,7 @@ class TseDarts(Searcher):
     default_options = {"unroll_steps": 100, "restore_optimizer": False}
     preset_options = {"smoke": {"unroll_steps": 4}}
     uses_validation_set = False
+    graph_capturable = False  # an architecture step every T batches over a host-side window
 
     @classmethod
     def validate_options(cls, options: dict[str, Any]) -> None:
