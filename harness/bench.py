@@ -4,7 +4,9 @@ Both run in the same process on the same device with the same batch size, on the
 (data loading is excluded from both: the reference's loader is slower still), after warm-up, in alternating
 rounds; the median round gives the time per step. The reference step is DARTS-V1 as its NB201 search script
 performs it: weight step (SGD, clip 5), then architecture step (Adam), full autograd through the mixed ops.
-Results are printed and appended to ``results/bench/bench.jsonl`` with device and versions.
+With ``seeds`` > 1 it also times that many independent searches stepped one after the other against the same
+stepped concurrently, each on its own CUDA stream (the aggregate-throughput measure for several seeds in one
+process). Results are printed and appended to ``results/bench/bench.jsonl`` with device and versions.
 """
 from __future__ import annotations
 
@@ -23,6 +25,7 @@ from benchmarks.data_stream import Batch
 from harness.atomic import append_jsonl
 from harness.config import RunConfig
 from harness.errors import UserError
+from harness.graphed import search_step
 from harness.runner import build_searcher, configure_backends, device_description, precision_context
 from searchers.base import EpochStats
 
@@ -45,11 +48,38 @@ def _batches(config: RunConfig, device: torch.device, count: int) -> list[Batch]
 def our_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
     searcher = build_searcher(config, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size))
     weight_stats, arch_stats = EpochStats(device), EpochStats(device)
+    step_fn = search_step(searcher, device, config.cuda_graphs)
 
     def step(weight_batch: Batch, arch_batch: Batch) -> None:
         with precision_context(config.precision, device):
-            searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)
+            step_fn(weight_batch, arch_batch, weight_stats, arch_stats)
     return step
+
+
+def _seed_steps(config: RunConfig, device: torch.device, seeds: int) -> tuple[Callable, Callable]:
+    """``seeds`` independent searches stepped one after the other, and the same stepped concurrently, each on
+    its own CUDA stream (on a CPU both are the sequential loop)."""
+    steps = []
+    for seed in range(seeds):
+        torch.manual_seed(seed)
+        steps.append(our_step(config, device))
+    streams = [torch.cuda.Stream(device) for _ in steps] if device.type == "cuda" else []
+
+    def sequential(weight_batch: Batch, arch_batch: Batch) -> None:
+        for step in steps:
+            step(weight_batch, arch_batch)
+
+    def concurrent(weight_batch: Batch, arch_batch: Batch) -> None:
+        if not streams:
+            return sequential(weight_batch, arch_batch)
+        main = torch.cuda.current_stream(device)
+        for step, stream in zip(steps, streams):
+            stream.wait_stream(main)
+            with torch.cuda.stream(stream):
+                step(weight_batch, arch_batch)
+        for stream in streams:
+            main.wait_stream(stream)
+    return sequential, concurrent
 
 
 def reference_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
@@ -97,13 +127,15 @@ def _peak_memory_mb(device: torch.device) -> float:
 
 
 def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, with_reference: bool,
-              results_dir: Path | None) -> dict[str, Any]:
+              results_dir: Path | None, seeds: int = 1) -> dict[str, Any]:
     configure_backends(config.precision, device)
     torch.manual_seed(0)
     batches = _batches(config, device, 2 * steps)
     candidates = {"ours": our_step(config, device)}
     if with_reference:
         candidates["reference"] = reference_step(config, device)
+    if seeds > 1:
+        candidates["seeds_sequential"], candidates["seeds_concurrent"] = _seed_steps(config, device, seeds)
     for step in candidates.values():  # warm-up: allocator, cuDNN autotuning, lazy init
         _time_steps(step, batches[:4], device)
     times: dict[str, list[float]] = {name: [] for name in candidates}
@@ -118,6 +150,7 @@ def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, 
         "steps_per_round": steps, "rounds": rounds, "ours_s_per_step": ours, "ours_steps_per_s": 1.0 / ours,
         "estimated_search_s": ours * STEPS_PER_EPOCH_PAPER * config.epochs,
         "peak_memory_mb": _peak_memory_mb(device), "torch_version": torch.__version__,
+        "cuda_graphs": config.cuda_graphs and device.type == "cuda",
         "harness_version": harness.__version__, "python_version": platform.python_version(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
@@ -125,6 +158,10 @@ def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, 
         reference = statistics.median(times["reference"])
         result.update({"reference_s_per_step": reference, "speedup_vs_reference": reference / ours,
                        "reference": "xautodl DARTS-V1 (TinyNetworkDarts)"})
+    if seeds > 1:
+        sequential, concurrent = (statistics.median(times[k]) for k in ("seeds_sequential", "seeds_concurrent"))
+        result.update({"seeds": seeds, "seeds_sequential_s_per_step": sequential,
+                       "seeds_concurrent_s_per_step": concurrent, "multi_seed_speedup": sequential / concurrent})
     if results_dir is not None:
         append_jsonl(_bench_file(results_dir), result)
     return result

@@ -52,6 +52,8 @@ def build_parser() -> Parser:
     bench.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--steps", type=int, default=10, help="search steps per timed round")
     bench.add_argument("--rounds", type=int, default=3)
+    bench.add_argument("--seeds", type=int, default=1,
+                       help="also time this many searches stepped sequentially vs concurrently (CUDA streams)")
     bench.add_argument("--no-reference", action="store_true", help="time only our step")
     bench.add_argument("--out", default="results")
     bench.add_argument("--json", action="store_true")
@@ -206,11 +208,12 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.config import build_config
     from harness.runner import resolve_device
 
-    if args.steps < 1 or args.rounds < 1:
-        raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds}: must be >= 1")
+    if args.steps < 1 or args.rounds < 1 or args.seeds < 1:
+        raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds} / --seeds {args.seeds}: "
+                        "must be >= 1")
     config = build_config("nb201", args.searcher, args.preset, args.assignments)
     result = run_bench(config, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
-                       Path(args.out))
+                       Path(args.out), args.seeds)
     if args.json:
         print(json.dumps(result, sort_keys=True))
     else:
@@ -219,6 +222,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if "reference_s_per_step" in result:
             print(f"  reference  {result['reference_s_per_step'] * 1e3:9.1f} ms/step  "
                   f"speedup {result['speedup_vs_reference']:.2f}x")
+        if "multi_seed_speedup" in result:
+            print(f"  {result['seeds']} seeds: {result['seeds_sequential_s_per_step'] * 1e3:.1f} ms sequential, "
+                  f"{result['seeds_concurrent_s_per_step'] * 1e3:.1f} ms concurrent per step of all seeds "
+                  f"({result['multi_seed_speedup']:.2f}x)")
         print(f"  peak memory {result['peak_memory_mb']:.0f} MiB; a {config.epochs}-epoch search: "
               f"~{result['estimated_search_s'] / 60:.1f} min")
     return 0

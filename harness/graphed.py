@@ -21,6 +21,7 @@ it is what the equivalence test checks against the plain step.
 from __future__ import annotations
 
 from contextlib import nullcontext
+from typing import Callable
 
 import torch
 
@@ -30,11 +31,23 @@ from searchers.base import EpochStats, Searcher
 WARMUP_STEPS = 3
 
 
+StepFn = Callable[[Batch, Batch, EpochStats, EpochStats], None]
+
+
+def search_step(searcher: Searcher, device: torch.device, cuda_graphs: bool) -> StepFn:
+    """The step function a run (or the benchmark) calls: the searcher's own, or its CUDA-graph replay when
+    asked for, on a GPU, for a capturable searcher."""
+    if cuda_graphs and device.type == "cuda" and searcher.graph_capturable:
+        return GraphedStep(searcher, device, use_graph=True).step
+    return searcher.step
+
+
 class GraphedStep:
-    def __init__(self, searcher: Searcher, batch: tuple[Batch, Batch], device: torch.device, use_graph: bool) -> None:
+    """Static buffers sized by the first batch; captured (or, without a graph, prepared) at the first step."""
+
+    def __init__(self, searcher: Searcher, device: torch.device, use_graph: bool) -> None:
         self.searcher, self.device, self.use_graph = searcher, device, use_graph
-        self.static = tuple(Batch(b.images.clone(), b.labels.clone(), b.indices.clone()) for b in batch)
-        self.batch_size = batch[0].labels.shape[0]
+        self.static: tuple[Batch, Batch] | None = None
         self.stats = (EpochStats(device), EpochStats(device))
         searcher.use_tensor_learning_rate(device, capturable=use_graph)
         self.graph: torch.cuda.CUDAGraph | None = None
@@ -46,7 +59,10 @@ class GraphedStep:
         self.searcher.step(*self.static, *self.stats)
 
     def _fits(self, weight_batch: Batch, arch_batch: Batch) -> bool:
-        return weight_batch.labels.shape[0] == arch_batch.labels.shape[0] == self.batch_size
+        if self.static is None:
+            self.static = tuple(Batch(b.images.clone(), b.labels.clone(), b.indices.clone())
+                                for b in (weight_batch, arch_batch))
+        return weight_batch.labels.shape == arch_batch.labels.shape == self.static[0].labels.shape
 
     def _prepare(self) -> None:
         """Warm up on the static batch, restore the state in place, capture (CUDA)."""
@@ -86,8 +102,9 @@ class GraphedStep:
             self.graph.replay()
         else:
             self._static_step()
-        weight_stats.absorb(self.stats[0], self.batch_size)
-        arch_stats.absorb(self.stats[1], self.batch_size)
+        size = weight_batch.labels.shape[0]
+        weight_stats.absorb(self.stats[0], size)
+        arch_stats.absorb(self.stats[1], size)
 
 
 def _state_tensors(searcher: Searcher) -> list[torch.Tensor]:

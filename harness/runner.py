@@ -28,11 +28,11 @@ import harness
 from analysis.diagnostics import epoch_diagnostics
 from benchmarks import get_space
 from benchmarks.cifar10 import load_cifar10, search_split
-from benchmarks.data_stream import Batch, DeviceImages, SearchData
+from benchmarks.data_stream import DeviceImages, SearchData
 from harness.atomic import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
 from harness.config import RunConfig, config_name
 from harness.errors import UserError
-from harness.graphed import GraphedStep
+from harness.graphed import StepFn, search_step
 from searchers import get_searcher
 from searchers.base import EpochStats, OptimConfig, SearchContext, Searcher
 
@@ -155,19 +155,18 @@ class SeedRun:
         data = inputs.data
         searcher = build_searcher(cfg, self.device, data.steps_per_epoch(cfg.batch_size),
                                   (len(data.weight_half), len(data.arch_half)))
-        self.use_graph = cfg.cuda_graphs and self.device.type == "cuda" and searcher.graph_capturable
-        self.graphed: GraphedStep | None = None
         eval_source = data.arch_half if searcher.uses_validation_set else inputs.heldout
         self.eval_batches = eval_source.fixed_batches(cfg.eval_batches, cfg.batch_size)
         self._write_config(inputs.data_provenance)
         supernet = searcher.supernet
         done, records = self._restore(searcher)
+        step = search_step(searcher, self.device, cfg.cuda_graphs)  # after the restore: it adapts the optimisers
         if done:
             self.log(f"[{self.tag}] resuming after epoch {done}/{cfg.epochs}")
         started = time.time()
         status = "done"
         for epoch in range(done + 1, cfg.epochs + 1):
-            record = self._run_epoch(searcher, inputs.data, epoch, estimate=(epoch == done + 1))
+            record = self._run_epoch(searcher, step, inputs.data, epoch, estimate=(epoch == done + 1))
             if record["status"] == "diverged":
                 append_jsonl(self.folder / "epochs.jsonl", record)
                 records.append(record)
@@ -238,7 +237,8 @@ class SeedRun:
                  "supernet": supernet.state_dict(), "searcher": searcher.state_dict()}
         atomic_write(self.folder / "checkpoint.pt", lambda handle: torch.save(state, handle))
 
-    def _run_epoch(self, searcher: Searcher, data: SearchData, epoch: int, estimate: bool) -> dict[str, Any]:
+    def _run_epoch(self, searcher: Searcher, step_fn: StepFn, data: SearchData, epoch: int,
+                   estimate: bool) -> dict[str, Any]:
         cfg = self.config
         torch.manual_seed(epoch_seed(self.seed, epoch))
         searcher.supernet.train()
@@ -251,7 +251,7 @@ class SeedRun:
         for step, (weight_batch, arch_batch) in enumerate(data.epoch(self.seed, epoch, cfg.batch_size)):
             lr = searcher.set_learning_rate(epoch, step)
             with precision_context(cfg.precision, self.device):
-                self._step(searcher, weight_batch, arch_batch, weight_stats, arch_stats)
+                step_fn(weight_batch, arch_batch, weight_stats, arch_stats)
             bar.update(1)
             if estimate and step == min(4, steps - 1):
                 self._log_estimate(started, step + 1, steps, cfg.epochs - epoch + 1)
@@ -278,16 +278,6 @@ class SeedRun:
             "w_lr": lr, "a_lr": cfg.a_lr, "epoch_seconds": round(search_seconds, 3),
         })
         return record
-
-    def _step(self, searcher: Searcher, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats,
-              arch_stats: EpochStats) -> None:
-        if not self.use_graph:
-            searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)
-            return
-        if self.graphed is None:
-            self.graphed = GraphedStep(searcher, (weight_batch, arch_batch), self.device, use_graph=True)
-            self.log(f"[{self.tag}] capturing the search step as a CUDA graph")
-        self.graphed.step(weight_batch, arch_batch, weight_stats, arch_stats)
 
     def _log_estimate(self, started: float, steps_done: int, steps: int, epochs_left: int) -> None:
         if self.device.type == "cuda":

@@ -156,7 +156,7 @@ def _static_pair(dtype: torch.dtype, batches) -> tuple[Searcher, Searcher, Graph
     torch.manual_seed(0)
     net = NB201Supernet(channels=4, cells_per_stage=2).to(dtype)
     plain, static = _searcher(net), _searcher(copy.deepcopy(net))
-    return plain, static, GraphedStep(static, batches[0], torch.device("cpu"), use_graph=False)
+    return plain, static, GraphedStep(static, torch.device("cpu"), use_graph=False)
 
 
 @pytest.mark.xfail(strict=True, reason=(

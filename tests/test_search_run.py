@@ -169,10 +169,10 @@ def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, n
 
     original = SeedRun._run_epoch
 
-    def interrupted(self, searcher_obj, data, epoch, estimate):
+    def interrupted(self, searcher_obj, step_fn, data, epoch, estimate):
         if epoch == 3:
             raise KeyboardInterrupt
-        return original(self, searcher_obj, data, epoch, estimate)
+        return original(self, searcher_obj, step_fn, data, epoch, estimate)
 
     monkeypatch.setattr(SeedRun, "_run_epoch", interrupted)
     assert main(smoke_args(data_dir, tmp_path / "resumed", *args)) == 130
