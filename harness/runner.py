@@ -1,7 +1,8 @@
 """Run orchestration: one folder per (config, seed), the epoch loop, per-epoch records, checkpoints, resume.
 
 Folder: ``<out>/<space>/<searcher>/<config-name>/seed-<s>/`` holding ``config.json``, ``epochs.jsonl`` (one
-record per finished epoch, fsynced), ``checkpoint.pt`` (atomic, after every epoch) and ``summary.json`` (last).
+record per finished epoch, fsynced), ``checkpoint.pt`` (atomic, after every epoch) and ``summary.json`` (last),
+written by one process at a time (``.lock``, see ``harness.lock``).
 
 Exact resume: everything random in an epoch is seeded by (seed, epoch) — data order and augmentation by
 ``data_stream.epoch_generator``, the global torch generator at the start of each epoch — and the checkpoint
@@ -33,6 +34,7 @@ from harness.atomic import append_jsonl, atomic_write, atomic_write_json, read_j
 from harness.config import RunConfig, config_name
 from harness.errors import UserError
 from harness.graphed import StepFn, search_step
+from harness.lock import RunFolderLock
 from searchers import get_searcher
 from searchers.base import EpochStats, OptimConfig, SearchContext, Searcher
 
@@ -144,9 +146,15 @@ class SeedRun:
         return self.summary_path.is_file()
 
     def execute(self) -> dict[str, Any]:
-        if self.finished():
-            self.log(f"[{self.tag}] already finished, skipping ({self.folder})")
-            return json.loads(self.summary_path.read_text())
+        """Run (or resume) the search under the folder's lock; a finished run is skipped."""
+        if not self.finished():
+            with RunFolderLock(self.folder):
+                if not self.finished():  # another process may have finished it while we waited for data
+                    return self._execute()
+        self.log(f"[{self.tag}] already finished, skipping ({self.folder})")
+        return json.loads(self.summary_path.read_text())
+
+    def _execute(self) -> dict[str, Any]:
         cfg = self.config
         inputs = _device_data(str(self.data_dir), cfg.train_images, str(self.device), cfg.channels_last,
                               cfg.eval_batches * cfg.batch_size)

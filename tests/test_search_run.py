@@ -52,7 +52,8 @@ def test_smoke_search_writes_complete_records(data_dir, nb201_table, tmp_path, c
     _cifar(data_dir)
     assert main(smoke_args(data_dir, tmp_path)) == 0
     folder = tmp_path / "nb201" / "darts" / "smoke" / "seed-0"
-    assert sorted(p.name for p in folder.iterdir()) == ["checkpoint.pt", "config.json", "epochs.jsonl", "summary.json"]
+    assert sorted(p.name for p in folder.iterdir()) == [".lock", "checkpoint.pt", "config.json", "epochs.jsonl",
+                                                         "summary.json"]
     records = read_jsonl(folder / "epochs.jsonl")
     assert [r["epoch"] for r in records] == [1, 2]
     for record in records:
@@ -94,6 +95,40 @@ def test_overrides_get_their_own_folder_and_seeds(data_dir, nb201_table, tmp_pat
     a = read_jsonl(configs[0] / "seed-3" / "epochs.jsonl")
     b = read_jsonl(configs[0] / "seed-5" / "epochs.jsonl")
     assert a[0]["arch_weights"] != b[0]["arch_weights"]  # seeds differ
+
+
+def test_a_second_writer_of_the_same_run_folder_is_refused(data_dir, nb201_table, tmp_path, capsys):
+    """While one process holds a run folder, another run of it exits 2 naming the holder; once the holder is
+    gone (here: released; a killed process's flock is released by the kernel) the run goes ahead."""
+    from harness.lock import RunFolderLock
+
+    _cifar(data_dir)
+    assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 0
+    folder = next(tmp_path.rglob("seed-0"))
+    (folder / "summary.json").unlink()  # unfinished again: a re-run would resume it
+    capsys.readouterr()
+    with RunFolderLock(folder):
+        assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 2
+        err = capsys.readouterr().err
+        assert f"run folder {folder} is being written by pid {os.getpid()}" in err and len(err.splitlines()) == 1
+    assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 0
+
+
+def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
+    holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.lock import RunFolderLock\n"
+                               f"with RunFolderLock({str(tmp_path)!r}):\n print('held', flush=True); time.sleep(120)"],
+                              env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    from harness.errors import UserError
+    from harness.lock import RunFolderLock
+
+    with pytest.raises(UserError, match=f"pid {holder.pid}"):
+        RunFolderLock(tmp_path).__enter__()
+    holder.send_signal(signal.SIGKILL)
+    holder.wait(30)
+    assert (tmp_path / ".lock").exists()  # the stale file stays; the kernel released its lock
+    with RunFolderLock(tmp_path):
+        assert f"pid {os.getpid()}" in (tmp_path / ".lock").read_text()
 
 
 def _subprocess_run(data_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
