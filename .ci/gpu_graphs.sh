@@ -20,7 +20,7 @@ timeout 90 $H bench --device cuda --steps 10 --rounds 3 --out /tmp/benchres --js
 run_s=$(( $(left) - 15 )); echo "run gets ${run_s}s" >> "$OUT/env.txt"
 [ "$run_s" -gt 30 ] && timeout "$run_s" $H run --preset paper --device cuda --seed 0 --set cuda_graphs=true \
   --set diagnostics_every=5 --out /tmp/runs > "$OUT/run.log" 2>&1
-tar czf "$OUT/runs.tgz" --exclude=checkpoint.pt -C /tmp runs 2>/dev/null
+tar czf "$OUT/runs.tgz" --exclude='checkpoint-*.pt' -C /tmp runs 2>/dev/null
 cat "$OUT/env.txt" "$OUT/graphs_check.json"; tail -c 1500 "$OUT/graphs_check.err"; tail -c 1500 "$OUT/bench.err"
 python3 -c "
 import json,sys

@@ -24,5 +24,5 @@ echo "runs get ${run_s}s" >> "$OUT/env.txt"
   timeout "$run_s" $H run --preset "$PRESET" --device "$DEVICE" --seed "$s" --out /tmp/runs > "$OUT/seed-$s.log" 2>&1 &
 done
 wait
-tar czf "$OUT/runs.tgz" --exclude=checkpoint.pt -C /tmp runs
+tar czf "$OUT/runs.tgz" --exclude='checkpoint-*.pt' -C /tmp runs
 tail -n 3 "$OUT"/seed-*.log; cat "$OUT/bench.jsonl"; cat "$OUT/smoke.log" | tail -3

@@ -281,6 +281,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a full disk, a read-only results folder: nothing half-written stays behind
+        where = f" ({exc.filename})" if exc.filename else ""
+        print(f"harness: error: {exc.strerror or exc}{where}; a run resumes from its last checkpoint when re-run",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("harness: interrupted (the run resumes from its last checkpoint when re-run)", file=sys.stderr)
         return 130

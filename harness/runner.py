@@ -1,7 +1,8 @@
 """Run orchestration: one folder per (config, seed), the epoch loop, per-epoch records, checkpoints, resume.
 
 Folder: ``<out>/<space>/<searcher>/<config-name>/seed-<s>/`` holding ``config.json``, ``epochs.jsonl`` (one
-record per finished epoch, fsynced), ``checkpoint.pt`` (atomic, after every epoch) and ``summary.json`` (last),
+record per finished epoch, fsynced), the last two checkpoints with a verifying manifest (``harness.checkpoints``,
+after every epoch) and ``summary.json`` (last),
 written by one process at a time (``.lock``, see ``harness.lock``).
 
 Exact resume: everything random in an epoch is seeded by (seed, epoch) — data order and augmentation by
@@ -30,7 +31,8 @@ from analysis.diagnostics import epoch_diagnostics
 from benchmarks import get_space
 from benchmarks.cifar10 import load_cifar10, search_split
 from benchmarks.data_stream import DeviceImages, SearchData
-from harness.atomic import append_jsonl, atomic_write, atomic_write_json, read_jsonl, rewrite_jsonl
+from harness.atomic import append_jsonl, atomic_write_json, read_jsonl, rewrite_jsonl
+from harness.checkpoints import CheckpointStore
 from harness.config import RunConfig, config_name
 from harness.errors import UserError
 from harness.graphed import StepFn, search_step
@@ -216,20 +218,20 @@ class SeedRun:
         })
 
     def _restore(self, searcher: Searcher) -> tuple[int, list[dict]]:
-        """Epochs done and their records, reconciling ``epochs.jsonl`` with the checkpoint."""
-        path = self.folder / "checkpoint.pt"
+        """Epochs done and their records, reconciling ``epochs.jsonl`` with the newest checkpoint that verifies
+        (falling back to the previous one, said in the log, when the newest is corrupt)."""
+        store = CheckpointStore(self.folder)
+        store.remove_stale_temp_files()
         records_path = self.folder / "epochs.jsonl"
         on_disk = read_jsonl(records_path)
-        if not path.is_file():
+        state = store.load(self.device, lambda message: self.log(f"[{self.tag}] {message}"))
+        if state is None:
             if on_disk or records_path.exists():
                 rewrite_jsonl(records_path, [])
             return 0, []
-        try:
-            state = torch.load(path, map_location=self.device, weights_only=False)
-        except Exception as exc:  # noqa: BLE001 - any unreadable checkpoint is reported the same way
-            raise UserError(f"corrupt checkpoint {path}: {exc}") from None
         if state.get("format") != CHECKPOINT_FORMAT:
-            raise UserError(f"checkpoint {path} has format {state.get('format')!r}, expected {CHECKPOINT_FORMAT}")
+            raise UserError(f"checkpoint in {self.folder} has format {state.get('format')!r}, "
+                            f"expected {CHECKPOINT_FORMAT}")
         searcher.supernet.load_state_dict(state["supernet"])
         searcher.load_state_dict(state["searcher"])
         done = state["epoch"]
@@ -243,7 +245,7 @@ class SeedRun:
     def _checkpoint(self, supernet: torch.nn.Module, searcher: Searcher, epoch: int, record: dict) -> None:
         state = {"format": CHECKPOINT_FORMAT, "epoch": epoch, "record": record,
                  "supernet": supernet.state_dict(), "searcher": searcher.state_dict()}
-        atomic_write(self.folder / "checkpoint.pt", lambda handle: torch.save(state, handle))
+        CheckpointStore(self.folder).save(state, epoch)
 
     def _run_epoch(self, searcher: Searcher, step_fn: StepFn, data: SearchData, epoch: int,
                    estimate: bool) -> dict[str, Any]:

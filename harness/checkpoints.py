@@ -1,0 +1,95 @@
+"""A run folder's checkpoints: the last two, each verified by its SHA-256 before it is trusted.
+
+Layout: ``checkpoint-<epoch>.pt`` files and ``checkpoints.json``, the manifest naming the current and the
+previous one with their digests. A save writes the new file atomically, then atomically replaces the manifest,
+then deletes files the manifest no longer names: a kill at any moment leaves a manifest whose files exist.
+A load tries the current checkpoint, and when it is missing, truncated or altered (digest mismatch, unreadable)
+falls back to the previous one and says so; the epochs after it are simply redone. Temp files left by a writer
+that was killed mid-write are removed (the caller holds the folder's lock, so no writer is running).
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from harness.atomic import atomic_write, atomic_write_json
+from harness.errors import UserError
+
+MANIFEST = "checkpoints.json"
+KEEP = 2
+
+
+class CheckpointStore:
+    def __init__(self, folder: Path) -> None:
+        self.folder = Path(folder)
+
+    def _entries(self) -> list[dict[str, Any]]:
+        path = self.folder / MANIFEST
+        if not path.is_file():
+            return []
+        try:
+            return json.loads(path.read_text())["checkpoints"]
+        except (ValueError, KeyError) as exc:
+            raise UserError(f"unreadable checkpoint manifest {path}: {exc}") from None
+
+    def exists(self) -> bool:
+        return bool(self._entries())
+
+    def save(self, state: dict[str, Any], epoch: int) -> None:
+        buffer = io.BytesIO()
+        torch.save(state, buffer)
+        data = buffer.getvalue()
+        name = f"checkpoint-{epoch:04d}.pt"
+        atomic_write(self.folder / name, lambda handle: handle.write(data))
+        kept = [e for e in self._entries() if e["file"] != name]
+        entries = [{"file": name, "epoch": epoch, "sha256": hashlib.sha256(data).hexdigest(),
+                    "bytes": len(data)}] + kept[:KEEP - 1]
+        atomic_write_json(self.folder / MANIFEST, {"checkpoints": entries})
+        self._remove_unlisted({e["file"] for e in entries})
+
+    def _remove_unlisted(self, listed: set[str]) -> None:
+        for path in self.folder.glob("checkpoint-*.pt"):
+            if path.name not in listed:
+                path.unlink(missing_ok=True)
+
+    def remove_stale_temp_files(self) -> None:
+        for path in self.folder.glob(".*.tmp"):
+            path.unlink(missing_ok=True)
+
+    def load(self, device: torch.device, log: Callable[[str], None]) -> dict[str, Any] | None:
+        """The newest checkpoint that verifies, or None when there is none; UserError when every one is bad."""
+        entries = self._entries()
+        problems = []
+        for entry in entries:
+            path = self.folder / entry["file"]
+            problem = _verify(path, entry)
+            if problem is None:
+                try:
+                    state = torch.load(io.BytesIO(path.read_bytes()), map_location=device, weights_only=False)
+                except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
+                    problem = f"unreadable ({type(exc).__name__})"
+            if problem is None:
+                if problems:
+                    log(f"checkpoint {problems[-1]}; falling back to {path.name} (epoch {entry['epoch']}), the "
+                        "epochs after it are redone")
+                return state
+            problems.append(f"{path} is {problem}")
+        if problems:
+            raise UserError(f"no usable checkpoint in {self.folder}: " + "; ".join(problems))
+        return None
+
+
+def _verify(path: Path, entry: dict[str, Any]) -> str | None:
+    if not path.is_file():
+        return "missing"
+    data = path.read_bytes()
+    if len(data) != entry["bytes"]:
+        return f"truncated ({len(data)} of {entry['bytes']} bytes)"
+    if hashlib.sha256(data).hexdigest() != entry["sha256"]:
+        return "corrupt (SHA-256 mismatch)"
+    return None

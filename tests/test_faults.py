@@ -1,0 +1,112 @@
+"""Faults (``pytest -m faults``, with the kill, truncated-line, lock and divergence tests of test_search_run):
+corrupt and truncated checkpoints, a full disk while checkpointing and while appending a record. After each, a
+re-run yields exactly the records of an uninterrupted run, with no duplicated or missing epoch and no temp file."""
+from __future__ import annotations
+
+import errno
+import json
+
+import pytest
+from test_search_run import _cifar, assert_records_close, smoke_args
+
+import harness.checkpoints
+import harness.runner
+from harness.atomic import read_jsonl
+from harness.cli import main
+
+pytestmark = [pytest.mark.data, pytest.mark.faults]
+EPOCHS = ["--epochs", "3"]
+
+
+@pytest.fixture
+def straight(data_dir, nb201_table, tmp_path) -> list[dict]:
+    _cifar(data_dir)
+    assert main(smoke_args(data_dir, tmp_path / "straight", *EPOCHS)) == 0
+    return read_jsonl(next((tmp_path / "straight").rglob("epochs.jsonl")))
+
+
+def _finished_then_reopened(data_dir, out):
+    """A finished 3-epoch run whose summary is removed: a re-run resumes from its newest checkpoint."""
+    assert main(smoke_args(data_dir, out, *EPOCHS)) == 0
+    folder = next(out.rglob("seed-0"))
+    (folder / "summary.json").unlink()
+    return folder
+
+
+def _assert_clean(folder) -> None:
+    assert not list(folder.glob(".*.tmp"))
+    manifest = json.loads((folder / "checkpoints.json").read_text())["checkpoints"]
+    assert sorted(p.name for p in folder.glob("checkpoint-*.pt")) == sorted(e["file"] for e in manifest)
+
+
+@pytest.mark.parametrize("damage", ["flip a byte", "truncate"])
+def test_a_damaged_newest_checkpoint_falls_back_to_the_previous_one(damage, data_dir, straight, tmp_path, capsys):
+    folder = _finished_then_reopened(data_dir, tmp_path / "run")
+    newest = folder / "checkpoint-0003.pt"
+    data = bytearray(newest.read_bytes())
+    if damage == "truncate":
+        data = data[: len(data) // 2]
+    else:
+        data[len(data) // 2] ^= 0xFF
+    newest.write_bytes(bytes(data))
+    capsys.readouterr()
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0
+    err = capsys.readouterr().err
+    expected = "truncated (" if damage == "truncate" else "corrupt (SHA-256 mismatch); "
+    assert f"checkpoint-0003.pt is {expected}" in err and "falling back to checkpoint-0002.pt (epoch 2)" in err
+    assert_records_close(read_jsonl(folder / "epochs.jsonl"), straight)
+    _assert_clean(folder)
+
+
+def test_no_usable_checkpoint_is_a_one_line_error(data_dir, straight, tmp_path, capsys):
+    folder = _finished_then_reopened(data_dir, tmp_path / "run")
+    for path in folder.glob("checkpoint-*.pt"):
+        path.write_bytes(b"not a checkpoint")
+    capsys.readouterr()
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: error: no usable checkpoint in {folder}") and len(err.splitlines()) == 1
+
+
+def test_a_full_disk_while_checkpointing_loses_nothing(data_dir, straight, tmp_path, monkeypatch, capsys):
+    real = harness.checkpoints.atomic_write
+
+    def half_then_full(path, write):
+        if path.name != "checkpoint-0002.pt":
+            return real(path, write)
+
+        def write_half(handle):
+            handle.write(b"\0" * 1000)
+            raise OSError(errno.ENOSPC, "No space left on device", str(path))
+        return real(path, write_half)
+
+    monkeypatch.setattr(harness.checkpoints, "atomic_write", half_then_full)
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[-1].startswith("harness: error: No space left on device") and "checkpoint-0002.pt" in err[-1]
+    folder = next((tmp_path / "run").rglob("seed-0"))
+    _assert_clean(folder)  # the temp file of the failed write is gone
+    assert [r["epoch"] for r in read_jsonl(folder / "epochs.jsonl")] == [1]
+    monkeypatch.setattr(harness.checkpoints, "atomic_write", real)
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0
+    assert_records_close(read_jsonl(folder / "epochs.jsonl"), straight)
+
+
+def test_a_full_disk_while_appending_a_record_loses_nothing(data_dir, straight, tmp_path, monkeypatch, capsys):
+    real = harness.runner.append_jsonl
+
+    def half_line_then_full(path, record):
+        if record["epoch"] != 2:
+            return real(path, record)
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record)[:50])
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    monkeypatch.setattr(harness.runner, "append_jsonl", half_line_then_full)
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 1
+    assert "No space left on device" in capsys.readouterr().err
+    folder = next((tmp_path / "run").rglob("seed-0"))
+    assert len(read_jsonl(folder / "epochs.jsonl")) == 1  # the half line is not a record
+    monkeypatch.setattr(harness.runner, "append_jsonl", real)
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0
+    assert_records_close(read_jsonl(folder / "epochs.jsonl"), straight)
