@@ -17,6 +17,7 @@ ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|ski
 # Placeholders in argv: DATA -> the benchmark data dir (fixture), EMPTY -> an empty tmp dir, OUT -> tmp results.
 # Every ``run`` case points --data-dir at EMPTY and --out at OUT, so a missed check can never start a search.
 RUN = ["run", "--device", "cpu", "--out", "OUT", "--data-dir", "EMPTY"]
+NB101 = ["lookup", "--space", "nb101", "--data-dir", "DATA", "--matrix"]
 BAD_INPUTS = [
     # id, argv, fragment expected in the stderr line
     ("unknown-searcher", [*RUN, "--searcher", "nope"], "unknown searcher 'nope'"),
@@ -56,6 +57,20 @@ BAD_INPUTS = [
     ("bench-rounds-zero", ["bench", "--device", "cpu", "--out", "OUT", "--rounds", "0"], "--rounds 0"),
     ("data-import-missing-file", ["data", "import-nb201", "EMPTY/nope.pth", "--data-dir", "EMPTY"],
      "no such file"),
+    ("data-import-nb101-not-tfrecord", ["data", "import-nb101", "JUNK", "--data-dir", "EMPTY"], "corrupt data file"),
+    ("nb101-ops-count", [*NB101, "0110;0001;0001;0000", "--ops", "in,c3,mp"], "3 ops for 4 vertices"),
+    ("nb101-not-a-dag", [*NB101, "011;001;011", "--ops", "in,c3,out"], "strictly upper triangular"),
+    ("nb101-not-square", [*NB101, "01;00;00", "--ops", "in,out"], "not square"),
+    ("nb101-not-binary", [*NB101, "0120;0001;0001;0000", "--ops", "in,c3,mp,out"], "rows of 0/1"),
+    ("nb101-unknown-op", [*NB101, "0110;0001;0001;0000", "--ops", "in,c9,mp,out"], "unknown op 'c9'"),
+    ("nb101-output-unreachable", [*NB101, "0100;0000;0001;0000", "--ops", "in,c3,mp,out"], "not reachable"),
+    ("nb101-too-many-vertices", [*NB101, ";".join("0" * (i + 1) + "1" + "0" * (6 - i) for i in range(7)) + ";00000000",
+                                 "--ops", "in,c3,c3,c3,c3,c3,c3,out"], "vertices"),
+    ("nb101-ops-without-matrix", ["lookup", "--space", "nb101", "--data-dir", "DATA", "--ops", "in,out"],
+     "one of the arguments"),
+    ("report-bad-format", ["report", "EMPTY", "--format", "md,docx"], "bad value --format 'md,docx'"),
+    ("report-missing-folder", ["report", "EMPTY/nope"], "does not exist"),
+    ("bench-seeds-zero", ["bench", "--device", "cpu", "--out", "OUT", "--seeds", "0"], "--seeds 0"),
 ]
 
 
@@ -68,7 +83,10 @@ def _argv(argv, tmp_path: Path, request) -> list[str]:
             request.getfixturevalue("nb201_table")
             out.append(str(request.getfixturevalue("data_dir")))
         else:
-            out.append(arg.replace("EMPTY", str(empty)).replace("OUT", str(tmp_path / "results")))
+            junk = tmp_path / "junk.tfrecord"
+            junk.write_text("not a tfrecord\n")
+            out.append(arg.replace("EMPTY", str(empty)).replace("OUT", str(tmp_path / "results"))
+                       .replace("JUNK", str(junk)))
     return out
 
 

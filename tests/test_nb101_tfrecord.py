@@ -8,7 +8,7 @@ import struct
 import pytest
 
 from benchmarks.nb101.table import OFFICIAL_FILE, load_table
-from benchmarks.nb101.tfrecord import parse_message
+from benchmarks.nb101.tfrecord import masked_crc32c, parse_message
 from harness.cli import main
 
 
@@ -39,7 +39,22 @@ def record(module_hash: str, epochs: int, valid: float, test: float, params: int
                + _varint(2 << 3 | 0) + _varint(params) + _double(3, 210.0))
     payload = json.dumps([module_hash, epochs, "0110001000100000", "input,conv3x3-bn-relu,maxpool3x3,output",
                           base64.b64encode(metrics).decode()]).encode()
-    return struct.pack("<Q", len(payload)) + b"\0" * 4 + payload + b"\0" * 4  # CRCs are not checked
+    length = struct.pack("<Q", len(payload))
+    return length + struct.pack("<I", masked_crc32c(length)) + payload + b"\0" * 4  # payload CRCs are not checked
+
+
+def test_crc32c_check_value():
+    """CRC-32C("123456789") = 0xE3069283 (the standard check value), after undoing TFRecord's mask."""
+    masked = masked_crc32c(b"123456789")
+    rotated = (masked - 0xA282EAD8) & 0xFFFFFFFF
+    assert ((rotated << 15) | (rotated >> 17)) & 0xFFFFFFFF == 0xE3069283
+
+
+def test_a_file_of_another_format_is_rejected_at_its_first_header(tmp_path, capsys):
+    source = tmp_path / "table.csv"
+    source.write_text("hash,valid,test\n" * 10)
+    assert main(["data", "import-nb101", str(source), "--data-dir", str(tmp_path / "d")]) == 2
+    assert "header checksum mismatch" in capsys.readouterr().err
 
 
 def test_protobuf_wire_format():

@@ -1,7 +1,9 @@
 """Read the official NB101 files (``nasbench_only108.tfrecord`` / ``nasbench_full.tfrecord``) without TensorFlow.
 
 Framing (TFRecord): per record a little-endian uint64 length, a uint32 masked CRC of the length, the payload, a
-uint32 masked CRC of the payload (the CRCs are not checked: a truncated file is still detected by its framing).
+uint32 masked CRC of the payload. The length's CRC (CRC-32C) is checked, so that a file of another format is
+rejected at its first record instead of being read as a huge length; payload CRCs are not (a truncated file is
+still detected by its framing, a flipped payload byte by the JSON/protobuf parser).
 Payload (NB101's ``api.py``): a JSON list ``[module_hash, epochs, adjacency bits, comma-joined ops, metrics]``,
 metrics being base64 of a ``ModelMetrics`` protobuf: ``repeated EvaluationData evaluation_data = 1;
 int32 trainable_parameters = 2; double total_time = 3`` with ``EvaluationData {double current_epoch = 1;
@@ -26,6 +28,28 @@ from harness.errors import UserError
 TABLE_COLUMNS = ("hash", "epochs", "valid_acc_runs", "test_acc_runs", "params", "train_time_s_runs")
 
 
+def _crc32c_table() -> list[int]:
+    table = []
+    for byte in range(256):
+        crc = byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ (0x82F63B78 if crc & 1 else 0)
+        table.append(crc)
+    return table
+
+
+_CRC32C = _crc32c_table()
+
+
+def masked_crc32c(data: bytes) -> int:
+    """TFRecord's checksum: CRC-32C (Castagnoli), rotated right by 15 bits plus a constant."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc = _CRC32C[(crc ^ byte) & 0xFF] ^ (crc >> 8)
+    crc ^= 0xFFFFFFFF
+    return (((crc >> 15) | (crc << 17)) + 0xA282EAD8) & 0xFFFFFFFF
+
+
 def read_records(handle: BinaryIO, name: str) -> Iterator[bytes]:
     while True:
         header = handle.read(12)
@@ -33,6 +57,8 @@ def read_records(handle: BinaryIO, name: str) -> Iterator[bytes]:
             return
         if len(header) < 12:
             raise UserError(f"corrupt data file {name}: truncated record header")
+        if struct.unpack("<I", header[8:])[0] != masked_crc32c(header[:8]):
+            raise UserError(f"corrupt data file {name}: record header checksum mismatch (not a TFRecord file?)")
         (length,) = struct.unpack("<Q", header[:8])
         payload = handle.read(length)
         if len(payload) < length or len(handle.read(4)) < 4:
