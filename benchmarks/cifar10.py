@@ -23,6 +23,7 @@ import numpy as np
 
 from harness.atomic import atomic_write
 from harness.errors import UserError
+from harness.integrity import verified_sha256
 from harness.paths import cache_dir
 
 OFFICIAL_FILE = "cifar10/cifar-10-python.tar.gz"
@@ -45,14 +46,6 @@ class Cifar10:
     source_sha256: str
 
 
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def load_cifar10(data_dir: Path) -> Cifar10:
     data_dir = Path(data_dir)
     official, jpeg = data_dir / OFFICIAL_FILE, data_dir / JPEG_FILE
@@ -64,7 +57,7 @@ def load_cifar10(data_dir: Path) -> Cifar10:
         raise UserError(
             f"missing data file {OFFICIAL_FILE} (or {JPEG_FILE}): expected in {data_dir / 'cifar10'} "
             "(run `harness data download-cifar10` online, or copy the official tarball there)")
-    sha = file_sha256(path)
+    sha = verified_sha256(path)
     cached = cache_dir() / f"cifar10-{source}-{sha[:16]}.npz"
     if not cached.is_file():
         try:
@@ -127,6 +120,7 @@ def search_split(data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     """
     path = Path(data_dir) / SPLIT_FILE
     if path.is_file():
+        verified_sha256(path)
         try:
             split = json.loads(path.read_text())
             weight_half, arch_half = np.asarray(split["train"], np.int64), np.asarray(split["valid"], np.int64)

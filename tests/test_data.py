@@ -14,6 +14,7 @@ import torch
 from benchmarks import cifar10
 from benchmarks.data_stream import PAD, DeviceImages, SearchData, epoch_generator
 from harness.errors import UserError
+from harness.integrity import write_sidecar
 from harness.paths import resolve_data_dir
 
 
@@ -43,6 +44,7 @@ def _write_tarball(path: Path, members: dict[str, bytes]) -> None:
             info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
             info.size = len(payload)
             tar.addfile(info, io.BytesIO(payload))
+    write_sidecar(path)  # a stand-in for the official tarball, trusted as written
 
 
 def test_official_tarball_is_read_in_order_and_preferred(tmp_path, private_cache):

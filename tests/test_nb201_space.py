@@ -12,6 +12,7 @@ from analysis.cell_metrics import cell_depth, skip_count
 from benchmarks.nb201 import space
 from benchmarks.nb201.table import ACCURACY_COLUMNS, NUM_ARCHS, TABLE_FILE, load_table
 from harness.errors import UserError
+from harness.integrity import verified_sha256, write_sidecar
 
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -208,8 +209,11 @@ BAD_TABLES = {
 
 @pytest.mark.data
 @pytest.mark.parametrize("make, fragment", BAD_TABLES.values(), ids=BAD_TABLES.keys())
-def test_bad_table_raises_user_error_naming_file(data_dir, tmp_path, make, fragment):
+def test_bad_table_raises_user_error_naming_file(data_dir, tmp_path, make, fragment, monkeypatch):
+    """Format errors of a file trusted as written (its sidecar matches), so the format checks are reached."""
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     path = _write_table(tmp_path, make(_table_bytes(data_dir)))
+    write_sidecar(path)
     with pytest.raises(UserError) as info:
         load_table(tmp_path)
     message = str(info.value)
@@ -221,3 +225,23 @@ def test_bad_table_raises_user_error_naming_file(data_dir, tmp_path, make, fragm
 def test_missing_table_names_file(tmp_path):
     with pytest.raises(UserError, match="nb201/nb201_table.csv.gz"):
         load_table(tmp_path)
+
+
+def test_a_modified_table_fails_its_checksum_once_verified_it_is_not_rehashed(data_dir, tmp_path, monkeypatch):
+    import harness.integrity
+
+    monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
+    raw = _table_bytes(data_dir)
+    path = _write_table(tmp_path, raw)  # the known release, copied: verified by its known digest
+    hashed = []
+    real = harness.integrity.digest_of
+    monkeypatch.setattr(harness.integrity, "digest_of", lambda p, a="sha256": hashed.append(p) or real(p, a))
+    assert verified_sha256(path) == verified_sha256(path) and len(hashed) == 1  # cached by path, size, mtime
+    path.write_bytes(raw[:-1])  # truncated by one byte: not the known release (size changes the cache key)
+    with pytest.raises(UserError, match=f"data file {path.resolve()} failed its checksum"):
+        verified_sha256(path)
+    write_sidecar(path)  # an import of our own is trusted by its sidecar ...
+    verified_sha256(path)
+    path.write_bytes(raw + b"x")  # ... and a later change to it is caught
+    with pytest.raises(UserError, match="modified, truncated or replaced"):
+        verified_sha256(path)

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.errors import UserError
+from harness.integrity import verified_sha256
 
 OFFICIAL_FILE = "nb101/nb101_table.csv.gz"  # written by `harness data import-nb101` from the official tfrecord
 PARTIAL_FILES = ("nb101/nb101_partial_tiga1231_valacc.csv.gz", "nb101/nb101_partial_naslib_valacc.csv.gz")
@@ -51,6 +52,7 @@ def load_table(data_dir: Path) -> NB101Table:
 
 
 def _read(path: Path) -> list[dict[str, str]]:
+    verified_sha256(path)
     try:
         with gzip.open(path, "rt", newline="") as handle:
             return list(csv.DictReader(handle))

@@ -24,6 +24,7 @@ from typing import Any, BinaryIO, Iterator
 
 from harness.atomic import atomic_write
 from harness.errors import UserError
+from harness.integrity import write_sidecar
 
 TABLE_COLUMNS = ("hash", "epochs", "valid_acc_runs", "test_acc_runs", "params", "train_time_s_runs")
 
@@ -129,4 +130,5 @@ def import_tfrecord(path: Path, out_path: Path, epochs: int = 108) -> int:
                          ";".join(repr(r["train_time_s"]) for r in rows)])
     payload = gzip.compress(text.getvalue().encode())
     atomic_write(out_path, lambda handle: handle.write(payload))
+    write_sidecar(out_path)
     return len(runs)

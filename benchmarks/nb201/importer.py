@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from harness.atomic import atomic_write
 from harness.errors import UserError
+from harness.integrity import write_sidecar
 
 # (column, dataset name in the API, metric key in get_more_info, hp)
 QUERIES: tuple[tuple[str, str, str, str], ...] = tuple(
@@ -78,4 +79,5 @@ def convert(api: TopologyAPI, out_path: Path) -> int:
         writer.writerow(row)
     payload = gzip.compress(text.getvalue().encode())
     atomic_write(out_path, lambda handle: handle.write(payload))
+    write_sidecar(out_path)
     return count

@@ -16,6 +16,7 @@ from pathlib import Path
 from analysis.cell_metrics import rank_percentile
 from benchmarks.nb201 import space
 from harness.errors import UserError
+from harness.integrity import verified_sha256
 from harness.paths import require_file
 
 TABLE_FILE = "nb201/nb201_table.csv.gz"
@@ -78,6 +79,7 @@ def load_table(data_dir: Path) -> NB201Table:
 
 @lru_cache(maxsize=4)
 def _load(path: Path) -> NB201Table:
+    verified_sha256(path)
     try:
         with gzip.open(path, "rt", newline="") as handle:
             reader = csv.DictReader(handle)
