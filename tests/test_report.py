@@ -57,6 +57,7 @@ def results(tmp_path: Path) -> Path:
     for seed, value in enumerate((54.30, 60.00, 57.00)):
         make_run(root, "darts", seed, nb201_finals(value))
     make_run(root, "darts", 3, nb201_finals(90.0), epochs_done=7, status="incomplete")  # never averaged in
+    make_run(root, "darts", 4, nb201_finals(10.0), epochs_done=3, status="diverged")  # nor this one
     make_run(root, "sd_darts_voted", 0, nb201_finals(93.9), preset="smoke")
     return root
 
@@ -67,13 +68,14 @@ def _table_row(rows, method):
 
 def test_table_statistics_match_hand_computed_values(results):
     runs = load_runs([results])
-    assert [r.status for r in runs if r.searcher == "darts"] == ["done", "done", "done", "incomplete"]
+    assert [r.status for r in runs if r.searcher == "darts"] == ["done", "done", "done", "incomplete", "diverged"]
     layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
     rows = build_table(layout, runs)
     ours = _table_row(rows, "darts (paper)")
     test_column = next(c for c in layout.columns if c.key == "cifar10_test")
     # mean (54.3 + 60 + 57) / 3 = 57.1; population std sqrt((2.8^2 + 2.9^2 + 0.1^2) / 3) = 2.32809
-    assert ours.cells[test_column] == pytest.approx((57.1, 2.328089)) and ours.seeds == "3 (+1 incomplete)"
+    assert ours.cells[test_column] == pytest.approx((57.1, 2.328089))
+    assert ours.seeds == "3 (+1 diverged) (+1 incomplete)"
     difference = rows[rows.index(ours) + 1]
     assert difference.source == "difference" and difference.cells[test_column][0] == pytest.approx(57.1 - 54.30)
     assert rows[rows.index(ours) - 1].method == "DARTS (1st)"  # ours follows its published row
@@ -99,7 +101,8 @@ def test_report_writes_tables_figures_and_index(results, tmp_path):
     for info in figures.values():
         assert [p.suffix for p in info.files] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in info.files)
     index = (out / "report.md").read_text()
-    assert "| incomplete | 7/50 |" in index and "figures/nb201_skips_per_epoch.png" in index
+    assert "| incomplete | 7/50 |" in index and "| diverged | 3/50 |" in index
+    assert "figures/nb201_skips_per_epoch.png" in index
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 4 and "<table>" in page
 
@@ -152,7 +155,7 @@ def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, caps
     broken = results / "nb201" / "darts" / "paper" / "seed-9"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    assert len(load_runs([results], warn=print)) == 5
+    assert len(load_runs([results], warn=print)) == 6
     assert "skipping" in capsys.readouterr().out
 
 
