@@ -1,4 +1,4 @@
-"""``harness`` command line: run, lookup, list, bench, report, data. Bad input exits 2 with one line, never a traceback."""
+"""``harness`` command line: run, sweep, lookup, list, bench, report, data. Bad input exits 2 with one line, never a traceback."""
 from __future__ import annotations
 
 import argparse
@@ -66,6 +66,16 @@ def build_parser() -> Parser:
     report.add_argument("--check", action="store_true",
                         help="exit 1 when a paper-protocol reproduction deviates from its published numbers")
     report.add_argument("--data-dir", help="for --check: the NB201 table whose look-ups are checked")
+
+    sweep = sub.add_parser("sweep", help="a grid of runs from a YAML file, on a local pool or a Ray cluster")
+    sweep.add_argument("file")
+    sweep.add_argument("--backend", default="local", help="local (default: a process pool) or ray")
+    sweep.add_argument("--address", help="ray: address of an existing cluster (default: start a local one)")
+    sweep.add_argument("--max-parallel", type=int, help="runs at a time (default: CPU cores, or GPUs / --gpus-per-run)")
+    sweep.add_argument("--gpus-per-run", type=float, default=1.0, help="fraction of a GPU per run (default 1)")
+    sweep.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    sweep.add_argument("--out", default="results", help="results root (default: results/)")
+    sweep.add_argument("--data-dir")
 
     data = sub.add_parser("data", help="import or download benchmark data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
@@ -231,6 +241,16 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from harness.paths import resolve_data_dir
+    from harness.runner import resolve_device
+    from harness.sweep import sweep
+
+    device = str(resolve_device(args.device))
+    return sweep(Path(args.file), args.backend, Path(args.out), resolve_data_dir(args.data_dir), device,
+                 args.max_parallel, args.gpus_per_run, args.address)
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import REPORT_FORMATS, build_report
 
@@ -271,7 +291,7 @@ def _check(comparisons, data_dir_arg: str | None) -> int:
     return 1 if problems or deviating else 0
 
 
-COMMANDS = {"run": cmd_run, "bench": cmd_bench, "report": cmd_report, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "report": cmd_report, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,0 +1,238 @@
+"""``harness sweep``: a grid of runs from a YAML file, on a local process pool (default) or a Ray cluster.
+
+Sweep file::
+
+    preset: paper                 # one preset for the whole sweep
+    spaces: [nb201]
+    searchers: [darts, sd_darts_voted]
+    seeds: 4                      # seeds 0..3, or an explicit list
+    epochs: 50                    # optional
+    set: {diagnostics_every: 5}   # optional: --set values for every cell
+    grid: {warmup_epochs: [0, 10, 25]}   # optional: --set values varied (cartesian product)
+
+Every cell is one ordinary run folder, exactly what ``harness run`` writes for the same arguments, so the
+sweep is idempotent and resumable whatever ran it before: finished cells are skipped, interrupted ones resume
+from their checkpoint, and the run-folder lock keeps two workers off one folder. All cells are validated before
+anything starts (a bad sweep file is a one-line error). A failing cell is recorded with its one-line reason and
+the sweep goes on.
+"""
+from __future__ import annotations
+
+import itertools
+import os
+import sys
+import time
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from dataclasses import asdict, dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Any, Callable
+
+from harness.errors import UserError
+
+SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid"}
+
+
+@dataclass(frozen=True)
+class Cell:
+    space: str
+    searcher: str
+    preset: str
+    assignments: tuple[str, ...]
+    epochs: int | None
+    seed: int
+
+    @property
+    def name(self) -> str:
+        return f"{self.space}/{self.searcher} {' '.join(self.assignments)} seed {self.seed}".replace("  ", " ")
+
+
+def _values(value: Any) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def load_sweep(path: Path) -> list[Cell]:
+    """The sweep's cells, each validated by building its configuration."""
+    import yaml
+
+    from harness.config import build_config
+
+    try:
+        spec = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise UserError(f"cannot read sweep file {path}: {exc.strerror}") from None
+    except yaml.YAMLError as exc:
+        raise UserError(f"bad sweep file {path}: not YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(spec, dict):
+        raise UserError(f"bad sweep file {path}: expected a mapping of {', '.join(sorted(SWEEP_KEYS))}")
+    unknown = sorted(set(spec) - SWEEP_KEYS)
+    if unknown:
+        raise UserError(f"bad sweep file {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(SWEEP_KEYS))})")
+    spaces, searchers = _list(spec, "spaces", path), _list(spec, "searchers", path)
+    seeds = spec.get("seeds", 1)
+    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+        seeds = list(range(seeds))
+    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds)):
+        raise UserError(f"bad sweep file {path}: seeds={seeds!r} must be a count >= 1 or a list of seeds >= 0")
+    epochs = spec.get("epochs")
+    if epochs is not None and not (isinstance(epochs, int) and epochs >= 1):
+        raise UserError(f"bad sweep file {path}: epochs={epochs!r} must be an integer >= 1")
+    common = [f"{k}={_values(v)}" for k, v in _mapping(spec, "set", path).items()]
+    grid = _mapping(spec, "grid", path)
+    for key, values in grid.items():
+        if not isinstance(values, list) or not values:
+            raise UserError(f"bad sweep file {path}: grid {key}={values!r} must be a non-empty list")
+    combos = [tuple(f"{k}={_values(v)}" for k, v in zip(grid, combo))
+              for combo in itertools.product(*grid.values())] or [()]
+    preset = str(spec.get("preset", "paper"))
+    cells = []
+    for space, searcher, combo in itertools.product(spaces, searchers, combos):
+        assignments = (*common, *combo)
+        try:
+            build_config(space, searcher, preset, list(assignments), epochs)
+        except UserError as exc:
+            raise UserError(f"bad sweep file {path}: {exc}") from None
+        cells += [Cell(space, searcher, preset, assignments, epochs, seed) for seed in seeds]
+    return cells
+
+
+def _list(spec: dict, key: str, path: Path) -> list[str]:
+    value = spec.get(key)
+    if isinstance(value, str):
+        value = [value]
+    if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
+        raise UserError(f"bad sweep file {path}: {key}={value!r} must be a name or a non-empty list of names")
+    return value
+
+
+def _mapping(spec: dict, key: str, path: Path) -> dict:
+    value = spec.get(key) or {}
+    if not isinstance(value, dict):
+        raise UserError(f"bad sweep file {path}: {key} must be a mapping of run fields to values")
+    return value
+
+
+def run_cell(cell: dict[str, Any], out: str, data_dir: str, device: str, threads: int) -> dict[str, Any]:
+    """One cell in a worker (process or Ray task): the same code path as ``harness run``; never raises."""
+    import torch
+
+    from harness.config import build_config
+    from harness.runner import SeedRun, resolve_device
+
+    if threads:
+        torch.set_num_threads(threads)
+    spec = Cell(**{**cell, "assignments": tuple(cell["assignments"])})
+    try:
+        config = build_config(spec.space, spec.searcher, spec.preset, list(spec.assignments), spec.epochs)
+        run = SeedRun(config, spec.seed, Path(out), Path(data_dir), resolve_device(device), log=lambda m: None)
+        summary = run.execute()
+        return {"cell": spec.name, "folder": str(run.folder), "status": summary["status"],
+                "epochs_done": summary["epochs_done"], "reason": None}
+    except (UserError, OSError) as exc:
+        return {"cell": spec.name, "folder": None, "status": "failed", "epochs_done": 0, "reason": str(exc)}
+    except Exception as exc:  # noqa: BLE001 - a bug in one cell must not stop the sweep; reported as such
+        return {"cell": spec.name, "folder": None, "status": "failed", "epochs_done": 0,
+                "reason": f"{type(exc).__name__}: {exc}"}
+
+
+@dataclass
+class Progress:
+    total: int
+    log: Callable[[str], None]
+    done: int = 0
+    failed: int = 0
+    epochs: int = 0
+
+    def update(self, result: dict[str, Any], running: int) -> None:
+        self.done += result["status"] == "done"
+        self.failed += result["status"] != "done"
+        self.epochs += result["epochs_done"]
+        reason = f": {result['reason']}" if result["reason"] else ""
+        self.log(f"[{self.done + self.failed}/{self.total} finished: {self.done} done, {self.failed} failed, "
+                 f"{running} pending, {self.epochs} epochs] {result['cell']} {result['status']}{reason}")
+
+
+def default_parallel(device: str, gpus_per_run: float) -> int:
+    if device != "cpu":
+        import torch
+
+        if torch.cuda.is_available():
+            return max(1, int(torch.cuda.device_count() / gpus_per_run))
+    return os.cpu_count() or 1
+
+
+def run_local(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel: int,
+              progress: Progress) -> list[dict[str, Any]]:
+    """A process pool; each worker gets an equal share of the CPU threads (no oversubscription)."""
+    threads = max(1, (os.cpu_count() or 1) // parallel)
+    results = []
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn")) as pool:
+        pending = {pool.submit(run_cell, asdict(c), str(out), str(data_dir), device, threads) for c in cells}
+        while pending:
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for future in finished:
+                results.append(future.result())
+                progress.update(results[-1], len(pending))
+    return results
+
+
+def run_ray(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel: int, gpus_per_run: float,
+            address: str | None, progress: Progress) -> list[dict[str, Any]]:
+    """Ray tasks on the cluster at ``address`` (or a local one started here); each task declares its CPUs and
+    (fractional) GPUs. The results root must be shared by the cluster's nodes."""
+    try:
+        import ray
+    except ImportError:
+        raise UserError("the ray backend needs Ray: pip install 'dnas-harness[ray]'") from None
+    started_here = not ray.is_initialized()
+    if started_here:
+        ray.init(address=address, num_cpus=None if address else parallel, include_dashboard=False,
+                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": _source_root()}})
+    gpus = gpus_per_run if device != "cpu" else 0
+    task = ray.remote(num_cpus=1, num_gpus=gpus)(run_cell)
+    pending = [task.remote(asdict(c), str(Path(out).resolve()), str(Path(data_dir).resolve()), device, 1)
+               for c in cells]
+    results = []
+    try:
+        while pending:
+            finished, pending = ray.wait(pending, num_returns=1)
+            results.append(ray.get(finished[0]))
+            progress.update(results[-1], len(pending))
+    finally:
+        if started_here:
+            ray.shutdown()
+    return results
+
+
+def _source_root() -> str:
+    return str(Path(__file__).resolve().parents[1])
+
+
+def summarize(results: list[dict[str, Any]], seconds: float, log: Callable[[str], None]) -> int:
+    failed = [r for r in results if r["status"] != "done"]
+    log(f"sweep: {len(results) - len(failed)} done, {len(failed)} failed or diverged, {len(results)} runs, "
+        f"{seconds:.1f} s")
+    for result in failed:
+        log(f"  {result['status']}: {result['cell']}" + (f": {result['reason']}" if result["reason"] else ""))
+    return 1 if failed else 0
+
+
+def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, parallel: int | None,
+          gpus_per_run: float, address: str | None, log: Callable[[str], None] = print) -> int:
+    if backend not in ("local", "ray"):
+        raise UserError(f"unknown backend {backend!r} (local or ray)")
+    if not 0 < gpus_per_run <= 1:
+        raise UserError(f"bad value --gpus-per-run {gpus_per_run}: must be in (0, 1]")
+    if parallel is not None and parallel < 1:
+        raise UserError(f"bad value --max-parallel {parallel}: must be >= 1")
+    cells = load_sweep(path)
+    parallel = min(parallel or default_parallel(device, gpus_per_run), len(cells))
+    log(f"sweep {path}: {len(cells)} runs, {parallel} at a time on the {backend} backend")
+    progress = Progress(len(cells), log)
+    started = time.time()
+    if backend == "local":
+        results = run_local(cells, out, data_dir, device, parallel, progress)
+    else:
+        results = run_ray(cells, out, data_dir, device, parallel, gpus_per_run, address, progress)
+    sys.stdout.flush()
+    return summarize(results, time.time() - started, log)

@@ -1,0 +1,145 @@
+"""``harness sweep``: validation of sweep files, a smoke sweep on the local pool with a failing cell, the same sweep
+on a Ray cluster started on loopback giving the same run folders, and a sweep killed midway then completed."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from test_search_run import _cifar, assert_records_close
+
+from harness.atomic import read_jsonl
+from harness.cli import main
+
+REPO = Path(__file__).resolve().parents[1]
+SMOKE_SWEEP = "preset: smoke\nspaces: [nb201]\nsearchers: [darts, drnas]\nseeds: 2\nepochs: 1\n"
+
+BAD_SWEEPS = [
+    ("not-yaml", "spaces: [nb201\n", "not YAML"),
+    ("not-a-mapping", "- nb201\n", "expected a mapping"),
+    ("unknown-key", "spaces: [nb201]\nsearchers: [darts]\nseed: 3\n", "unknown key 'seed'"),
+    ("no-searchers", "spaces: [nb201]\n", "searchers=None"),
+    ("seeds-zero", "spaces: [nb201]\nsearchers: [darts]\nseeds: 0\n", "seeds=0"),
+    ("seeds-negative", "spaces: [nb201]\nsearchers: [darts]\nseeds: [1, -2]\n", "seeds=[1, -2]"),
+    ("epochs-text", "spaces: [nb201]\nsearchers: [darts]\nepochs: many\n", "epochs='many'"),
+    ("unknown-searcher", "spaces: [nb201]\nsearchers: [darts, nope]\n", "unknown searcher 'nope'"),
+    ("unknown-space", "spaces: [nb999]\nsearchers: [darts]\n", "unknown space 'nb999'"),
+    ("set-wrong-type", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: abc}\n", "'abc' is not a valid int"),
+    ("grid-not-list", "spaces: [nb201]\nsearchers: [sd_darts]\ngrid: {warmup_epochs: 3}\n", "non-empty list"),
+    ("grid-bad-option", "spaces: [nb201]\nsearchers: [sd_darts]\ngrid: {warmup_epochs: [0, -1]}\n", "warmup_epochs=-1"),
+]
+
+
+@pytest.mark.parametrize("text, fragment", [case[1:] for case in BAD_SWEEPS], ids=[case[0] for case in BAD_SWEEPS])
+def test_bad_sweep_file_exits_2_with_one_line(text, fragment, tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(text)
+    assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"harness: error: bad sweep file {path}") and fragment in err, err
+    assert len(err.strip().splitlines()) == 1 and not (tmp_path / "out").exists()
+
+
+def test_bad_sweep_flags(tmp_path, capsys):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SMOKE_SWEEP)
+    assert main(["sweep", str(path), "--backend", "slurm"]) == 2
+    assert main(["sweep", str(path), "--gpus-per-run", "1.5"]) == 2
+    assert main(["sweep", str(path), "--max-parallel", "0"]) == 2
+    assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
+    err = capsys.readouterr().err.splitlines()
+    assert [line.split(":")[2].strip() for line in err] == [
+        "unknown backend 'slurm' (local or ray)", "bad value --gpus-per-run 1.5", "bad value --max-parallel 0",
+        "cannot read sweep file " + str(tmp_path / "missing.yaml")]
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_sweep_files_are_valid(path):
+    from harness.sweep import load_sweep
+
+    cells = load_sweep(path)
+    assert cells and len(set(cells)) == len(cells)
+
+
+def _records(root: Path) -> dict[str, list[dict]]:
+    return {str(p.parent.relative_to(root)): read_jsonl(p) for p in sorted(root.rglob("epochs.jsonl"))}
+
+
+def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SMOKE_SWEEP)
+    return main(["sweep", str(path), "--out", str(out), "--data-dir", str(data_dir), "--device", "cpu", *extra])
+
+
+@pytest.mark.data
+def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, nb201_table, tmp_path, capsys):
+    _cifar(data_dir)
+    assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
+    out = capsys.readouterr().out
+    assert "4 runs, 2 at a time on the local backend" in out and "sweep: 4 done, 0 failed" in out
+    local = _records(tmp_path / "local")
+    assert len(local) == 4 and all(len(records) == 1 for records in local.values())
+    # a second sweep skips everything
+    assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
+    assert _records(tmp_path / "local") == local
+
+    pytest.importorskip("ray")
+    assert _sweep(tmp_path, data_dir, tmp_path / "ray", "--backend", "ray", "--max-parallel", "2") == 0
+    assert "on the ray backend" in capsys.readouterr().out
+    ray_records = _records(tmp_path / "ray")
+    assert ray_records.keys() == local.keys()
+    for folder in local:
+        assert_records_close(ray_records[folder], local[folder])
+
+
+@pytest.mark.data
+def test_a_failing_cell_does_not_stop_the_others(data_dir, nb201_table, tmp_path, capsys):
+    """1shot1 cells fail at run time (this data folder has no NB101 files); the NB201 cells finish."""
+    _cifar(data_dir)
+    partial = tmp_path / "data"
+    partial.mkdir()
+    for name in ("nb201", "cifar10"):
+        (partial / name).symlink_to(data_dir / name)
+    path = tmp_path / "sweep.yaml"
+    path.write_text("preset: smoke\nspaces: [1shot1-s1, nb201]\nsearchers: [darts]\nseeds: 1\nepochs: 1\n")
+    code = main(["sweep", str(path), "--out", str(tmp_path / "out"), "--data-dir", str(partial), "--device", "cpu"])
+    out = capsys.readouterr().out
+    assert code == 1 and "sweep: 1 done, 1 failed or diverged, 2 runs" in out
+    assert "failed: 1shot1-s1/darts seed 0: missing data file" in out
+    assert list((tmp_path / "out").rglob("summary.json"))[0].parent.parent.parent.parent.name == "nb201"
+
+
+@pytest.mark.data
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_sweep_killed_midway_completes_on_rerun(data_dir, nb201_table, tmp_path):
+    _cifar(data_dir)
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2"))
+    args = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--data-dir", str(data_dir), "--device", "cpu",
+            "--max-parallel", "1"]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    straight = tmp_path / "straight"
+    assert subprocess.run([*args, "--out", str(straight)], env=env, capture_output=True, timeout=300).returncode == 0
+
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([*args, "--out", str(killed)], env=env, start_new_session=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(killed.rglob("summary.json")):
+        time.sleep(0.05)
+    time.sleep(1.0)  # the next cell is under way
+    os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers
+    proc.wait(30)
+    assert 0 < len(list(killed.rglob("summary.json"))) < 4
+    assert subprocess.run([*args, "--out", str(killed)], env=env, capture_output=True, timeout=300).returncode == 0
+    assert not list(killed.rglob(".*.tmp"))
+    resumed, reference = _records(killed), _records(straight)
+    assert resumed.keys() == reference.keys() and len(resumed) == 4
+    for folder in reference:
+        assert [r["epoch"] for r in resumed[folder]] == [1, 2]
+        assert_records_close(resumed[folder], reference[folder])
