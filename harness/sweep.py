@@ -138,18 +138,21 @@ def run_cell(cell: dict[str, Any], out: str, data_dir: str, device: str, threads
 @dataclass
 class Progress:
     total: int
+    parallel: int
     log: Callable[[str], None]
     done: int = 0
     failed: int = 0
     epochs: int = 0
 
-    def update(self, result: dict[str, Any], running: int) -> None:
+    def update(self, result: dict[str, Any], pending: int) -> None:
         self.done += result["status"] == "done"
         self.failed += result["status"] != "done"
         self.epochs += result["epochs_done"]
         reason = f": {result['reason']}" if result["reason"] else ""
-        self.log(f"[{self.done + self.failed}/{self.total} finished: {self.done} done, {self.failed} failed, "
-                 f"{running} pending, {self.epochs} epochs] {result['cell']} {result['status']}{reason}")
+        running = min(self.parallel, pending)
+        self.log(f"[{self.done + self.failed}/{self.total} finished: {self.done} done, {self.failed} failed; "
+                 f"{running} running, {pending - running} queued; {self.epochs} epochs] {result['cell']} "
+                 f"{result['status']}{reason}")
 
 
 def default_parallel(device: str, gpus_per_run: float) -> int:
@@ -228,7 +231,7 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
     cells = load_sweep(path)
     parallel = min(parallel or default_parallel(device, gpus_per_run), len(cells))
     log(f"sweep {path}: {len(cells)} runs, {parallel} at a time on the {backend} backend")
-    progress = Progress(len(cells), log)
+    progress = Progress(len(cells), parallel, log)
     started = time.time()
     if backend == "local":
         results = run_local(cells, out, data_dir, device, parallel, progress)
