@@ -14,19 +14,11 @@ import torch
 
 from harness.bench import _batches
 from harness.config import build_config
-from harness.graphed import GraphedStep
+from harness.graphed import GraphedStep, state_tensors
 from harness.runner import build_searcher, configure_backends
 from searchers.base import EpochStats
 
 STEPS = 20
-
-
-def state(searcher):
-    tensors = [*searcher.supernet.parameters(), *searcher.supernet.buffers()]
-    for optimizer in (searcher.w_opt, searcher.a_opt):
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        tensors += [v for p in params for v in optimizer.state.get(p, {}).values() if isinstance(v, torch.Tensor)]
-    return tensors
 
 
 def main() -> None:
@@ -44,7 +36,7 @@ def main() -> None:
     worst = {"loss": 0.0, "grad_rel": 0.0}
     for i, (wb, ab) in enumerate(pairs):
         with torch.no_grad():
-            for theirs, ours in zip(state(graphed), state(eager), strict=True):
+            for theirs, ours in zip(state_tensors(graphed), state_tensors(eager), strict=True):
                 theirs.copy_(ours)
         losses = []
         for searcher, step in ((eager, eager.step), (graphed, replay)):

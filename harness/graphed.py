@@ -66,7 +66,7 @@ class GraphedStep:
 
     def _prepare(self) -> None:
         """Warm up on the static batch, restore the state in place, capture (CUDA)."""
-        state = _state_tensors(self.searcher)
+        state = state_tensors(self.searcher)
         saved = {id(t): t.detach().clone() for t in state}
         stream = torch.cuda.Stream(self.device) if self.use_graph else None
         if stream is not None:
@@ -77,7 +77,7 @@ class GraphedStep:
         if stream is not None:
             torch.cuda.current_stream(self.device).wait_stream(stream)
         with torch.no_grad():
-            for tensor in _state_tensors(self.searcher):
+            for tensor in state_tensors(self.searcher):
                 if id(tensor) in saved:
                     tensor.copy_(saved[id(tensor)])
                 else:
@@ -107,10 +107,12 @@ class GraphedStep:
         arch_stats.absorb(self.stats[1], size)
 
 
-def _state_tensors(searcher: Searcher) -> list[torch.Tensor]:
-    """Every tensor a step changes: parameters, buffers (BN statistics) and optimiser state."""
+def state_tensors(searcher: Searcher) -> list[torch.Tensor]:
+    """Every tensor a step reads and changes: parameters, buffers (BN statistics) and optimiser state, in a
+    fixed order (parameter order), so that two searchers' lists correspond element by element."""
     tensors = [*searcher.supernet.parameters(), *searcher.supernet.buffers()]
     for optimizer in (searcher.w_opt, searcher.a_opt):
-        tensors += [value for state in optimizer.state.values() for value in state.values()
+        params = [p for group in optimizer.param_groups for p in group["params"]]
+        tensors += [value for p in params for value in optimizer.state.get(p, {}).values()
                     if isinstance(value, torch.Tensor)]
     return tensors

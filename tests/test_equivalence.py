@@ -30,7 +30,7 @@ from test_supernet import straightforward_forward
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from harness.config import build_config
-from harness.graphed import GraphedStep
+from harness.graphed import GraphedStep, state_tensors
 from searchers.base import EpochStats, OptimConfig, SearchContext, Searcher
 
 pytestmark = pytest.mark.data
@@ -83,16 +83,6 @@ def batches(data_dir) -> list[tuple[Batch, Batch]]:
     return pairs
 
 
-def _state(searcher: Searcher) -> list[torch.Tensor]:
-    """Everything a step reads and changes: parameters, buffers, optimiser state."""
-    tensors = [*searcher.supernet.parameters(), *searcher.supernet.buffers()]
-    for optimizer in (searcher.w_opt, searcher.a_opt):
-        params = [p for group in optimizer.param_groups for p in group["params"]]
-        tensors += [value for p in params for value in optimizer.state.get(p, {}).values()
-                    if isinstance(value, torch.Tensor)]
-    return tensors
-
-
 def _parameters(searcher: Searcher) -> list[torch.Tensor]:
     return [t.detach().clone() for t in (*searcher.alphas, *searcher.weights)]
 
@@ -118,9 +108,9 @@ def _search(searcher: Searcher, batches, step=None, lock_to: Trajectory | None =
     for i, (weight_batch, arch_batch) in enumerate(batches):
         if lock_to is not None:
             with torch.no_grad():
-                for ours, theirs in zip(_state(searcher), lock_to.before[i], strict=True):
+                for ours, theirs in zip(state_tensors(searcher), lock_to.before[i], strict=True):
                     ours.copy_(theirs)
-        trajectory.before.append([t.detach().clone() for t in _state(searcher)])
+        trajectory.before.append([t.detach().clone() for t in state_tensors(searcher)])
         searcher.set_learning_rate(1, i)
         weight_stats, arch_stats = EpochStats(torch.device("cpu")), EpochStats(torch.device("cpu"))
         step(weight_batch, arch_batch, weight_stats, arch_stats)
@@ -177,7 +167,7 @@ def test_every_step_matches_the_straightforward_supernet_in_fp32(batches):
                   (lambda s, stats: s.weight_step(weight_batch, stats), lambda s: s.weights))
         for run_phase, updated in phases:
             with torch.no_grad():
-                for theirs, ours in zip(_state(slow), _state(fast), strict=True):
+                for theirs, ours in zip(state_tensors(slow), state_tensors(fast), strict=True):
                     theirs.copy_(ours)
             losses = []
             for searcher in (fast, slow):
