@@ -4,12 +4,14 @@ Both run in the same process on the same device with the same batch size, on the
 (data loading is excluded from both: the reference's loader is slower still), after warm-up, in alternating
 rounds; the median round gives the time per step. The reference step is DARTS-V1 as its NB201 search script
 performs it: weight step (SGD, clip 5), then architecture step (Adam), full autograd through the mixed ops.
+For a searcher other than DARTS, our DARTS step is timed too (``cost_vs_our_darts`` = its step time / DARTS's).
 With ``seeds`` > 1 it also times that many independent searches stepped one after the other against the same
 stepped concurrently, each on its own CUDA stream (the aggregate-throughput measure for several seeds in one
 process). Results are printed and appended to ``results/bench/bench.jsonl`` with device and versions.
 """
 from __future__ import annotations
 
+import dataclasses
 import platform
 import resource
 import statistics
@@ -134,6 +136,8 @@ def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, 
     candidates = {"ours": our_step(config, device)}
     if with_reference:
         candidates["reference"] = reference_step(config, device)
+    if config.searcher != "darts":  # the cost of a searcher relative to the DARTS step it modifies
+        candidates["our_darts"] = our_step(dataclasses.replace(config, searcher="darts", searcher_options={}), device)
     if seeds > 1:
         candidates["seeds_sequential"], candidates["seeds_concurrent"] = _seed_steps(config, device, seeds)
     for step in candidates.values():  # warm-up: allocator, cuDNN autotuning, lazy init
@@ -158,6 +162,9 @@ def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, 
         reference = statistics.median(times["reference"])
         result.update({"reference_s_per_step": reference, "speedup_vs_reference": reference / ours,
                        "reference": "xautodl DARTS-V1 (TinyNetworkDarts)"})
+    if "our_darts" in times:
+        result.update({"our_darts_s_per_step": statistics.median(times["our_darts"]),
+                       "cost_vs_our_darts": ours / statistics.median(times["our_darts"])})
     if seeds > 1:
         sequential, concurrent = (statistics.median(times[k]) for k in ("seeds_sequential", "seeds_concurrent"))
         result.update({"seeds": seeds, "seeds_sequential_s_per_step": sequential,

@@ -232,6 +232,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if "reference_s_per_step" in result:
             print(f"  reference  {result['reference_s_per_step'] * 1e3:9.1f} ms/step  "
                   f"speedup {result['speedup_vs_reference']:.2f}x")
+        if "cost_vs_our_darts" in result:
+            print(f"  our darts  {result['our_darts_s_per_step'] * 1e3:9.1f} ms/step  ({config.searcher} costs "
+                  f"{result['cost_vs_our_darts']:.2f}x a DARTS step)")
         if "multi_seed_speedup" in result:
             print(f"  {result['seeds']} seeds: {result['seeds_sequential_s_per_step'] * 1e3:.1f} ms sequential, "
                   f"{result['seeds_concurrent_s_per_step'] * 1e3:.1f} ms concurrent per step of all seeds "
