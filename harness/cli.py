@@ -32,6 +32,8 @@ def build_parser() -> Parser:
     run.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     run.add_argument("--out", default="results", help="results root (default: results/)")
     run.add_argument("--data-dir")
+    run.add_argument("--wait", action="store_true",
+                     help="if another process is writing a run folder, wait for it instead of refusing")
 
     lookup = sub.add_parser("lookup", help="ground truth of one architecture")
     lookup.add_argument("--space", default="nb201", help="nb201 or nb101")
@@ -107,7 +109,8 @@ def cmd_run(args: argparse.Namespace) -> int:
     data_dir = resolve_data_dir(args.data_dir)
     results = []
     for seed in seeds:
-        run = SeedRun(config, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty())
+        run = SeedRun(config, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty(),
+                      wait_for_lock=args.wait)
         summary = run.execute()
         results.append((seed, summary))
         print(f"{run.folder}: {summary['status']} ({summary['epochs_done']}/{summary['epochs']} epochs)")

@@ -11,6 +11,7 @@ import fcntl
 import os
 import socket
 from pathlib import Path
+from typing import Callable
 
 from harness.errors import UserError
 
@@ -18,8 +19,11 @@ LOCK_NAME = ".lock"
 
 
 class RunFolderLock:
-    def __init__(self, folder: Path) -> None:
+    """``wait``: block until the holder is gone instead of refusing (``harness run --wait``)."""
+
+    def __init__(self, folder: Path, wait: bool = False, log: Callable[[str], None] | None = None) -> None:
         self.path = Path(folder) / LOCK_NAME
+        self.wait, self.log = wait, log
         self.handle = None
 
     def __enter__(self) -> "RunFolderLock":
@@ -30,9 +34,13 @@ class RunFolderLock:
         except BlockingIOError:
             handle.seek(0)
             holder = handle.read().strip() or "another process"
-            handle.close()
-            raise UserError(f"run folder {self.path.parent} is being written by {holder}; "
-                            "wait for it to finish or use another --out") from None
+            if not self.wait:
+                handle.close()
+                raise UserError(f"run folder {self.path.parent} is being written by {holder}; "
+                                "wait for it to finish (--wait) or use another --out") from None
+            if self.log:
+                self.log(f"run folder {self.path.parent} is being written by {holder}; waiting")
+            fcntl.flock(handle, fcntl.LOCK_EX)
         handle.seek(0)
         handle.truncate()
         handle.write(f"pid {os.getpid()} on {socket.gethostname()}\n")

@@ -131,8 +131,9 @@ class SeedRun:
     """One search of one config with one seed, resumable from its folder."""
 
     def __init__(self, config: RunConfig, seed: int, out_root: Path, data_dir: Path, device: torch.device,
-                 log: Log = stderr_log, progress: bool = False) -> None:
+                 log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False) -> None:
         self.config, self.seed, self.device, self.log, self.progress = config, seed, device, log, progress
+        self.wait_for_lock = wait_for_lock
         self.searcher_cls = get_searcher(config.searcher)
         self.space = get_space(config.space)(data_dir)
         self.data_dir = Path(data_dir)
@@ -150,7 +151,7 @@ class SeedRun:
     def execute(self) -> dict[str, Any]:
         """Run (or resume) the search under the folder's lock; a finished run is skipped."""
         if not self.finished():
-            with RunFolderLock(self.folder):
+            with RunFolderLock(self.folder, self.wait_for_lock, lambda m: self.log(f"[{self.tag}] {m}")):
                 if not self.finished():  # another process may have finished it while we waited for data
                     return self._execute()
         self.log(f"[{self.tag}] already finished, skipping ({self.folder})")

@@ -117,6 +117,26 @@ def test_a_second_writer_of_the_same_run_folder_is_refused(data_dir, nb201_table
 
 
 @pytest.mark.faults
+def test_with_wait_a_second_writer_waits_for_the_first(data_dir, nb201_table, tmp_path, capsys):
+    import threading
+
+    from harness.lock import RunFolderLock
+
+    _cifar(data_dir)
+    assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 0
+    folder = next(tmp_path.rglob("seed-0"))
+    (folder / "summary.json").unlink()
+    lock = RunFolderLock(folder).__enter__()
+    releaser = threading.Timer(1.0, lock.__exit__)
+    releaser.start()
+    started = time.time()
+    assert main(smoke_args(data_dir, tmp_path, "--epochs", "1", "--wait")) == 0
+    releaser.join()
+    assert time.time() - started >= 0.9 and "waiting" in capsys.readouterr().err
+    assert (folder / "summary.json").is_file()
+
+
+@pytest.mark.faults
 def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", "import sys, time; from harness.lock import RunFolderLock\n"
                                f"with RunFolderLock({str(tmp_path)!r}):\n print('held', flush=True); time.sleep(120)"],
