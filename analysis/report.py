@@ -13,7 +13,7 @@ from pathlib import Path
 from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare
 from analysis.runs import Run, load_runs
-from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, to_markdown
+from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_fields, text_head, to_markdown
 from harness.atomic import atomic_write
 
 REPORT_FORMATS = tuple(FORMATS)
@@ -85,18 +85,6 @@ def _html_table(head: list[str], rows: list[list[str]]) -> str:
     return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
 
 
-def _paper_table_rows(layout: TableLayout, rows: list[TableRow]) -> list[list[str]]:
-    def cell(value, signed):
-        if value is None:
-            return "-"
-        mean, std = value
-        return (f"{mean:+.2f}" if signed else f"{mean:.2f}") + ("" if std is None else f" ± {std:.2f}")
-
-    return [[row.method, row.source, row.seeds, row.epochs,
-             *(cell(row.cells.get(c), row.source == "difference") for c in layout.columns), row.notes]
-            for row in rows]
-
-
 def _html(report: Report, roots: list[Path]) -> str:
     style = ("body{font-family:sans-serif;max-width:70em;margin:2em auto}table{border-collapse:collapse;"
              "font-size:85%;margin:1em 0}td,th{border:1px solid #ccc;padding:2px 6px}img{max-width:32em}")
@@ -106,8 +94,8 @@ def _html(report: Report, roots: list[Path]) -> str:
              "seeds; incomplete and diverged seeds are counted apart.</p><h2>Runs</h2>",
              _html_table(RUN_HEAD, [_run_line(run) for run in report.runs]), "<h2>Tables</h2>"]
     for layout, rows, _ in report.tables:
-        head = ["Method", "Source", "Seeds", "Epochs", *(c.header for c in layout.columns), "Data; device"]
-        parts += [f"<h3>{html.escape(layout.title)}</h3>", _html_table(head, _paper_table_rows(layout, rows))]
+        parts += [f"<h3>{html.escape(layout.title)}</h3>",
+                  _html_table(text_head(layout), [text_fields(layout, row) for row in rows])]
     parts.append("<h2>Figures</h2>")
     for info in report.figures:
         encoded = base64.b64encode(info.files[0].read_bytes()).decode()

@@ -166,13 +166,24 @@ def _cell_text(value: tuple[float, float | None] | None, signed: bool, pm: str) 
 HEAD = ("Method", "Source", "Seeds", "Epochs")
 
 
+def text_head(layout: TableLayout) -> list[str]:
+    """Column names of the text renderings (Markdown, HTML)."""
+    return [*HEAD, *(c.header for c in layout.columns), "Data; device"]
+
+
+def text_fields(layout: TableLayout, row: TableRow) -> list[str]:
+    """One row's fields as the text renderings show them."""
+    cells = [_cell_text(row.cells.get(c), row.source == "difference", " ± ") for c in layout.columns]
+    return [row.method, row.source, row.seeds, row.epochs, *cells, row.notes]
+
+
 def to_markdown(layout: TableLayout, rows: list[TableRow]) -> str:
-    head = [*HEAD, *(c.header for c in layout.columns), "Data; device"]
+    head = text_head(layout)
     lines = [f"**{layout.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
     for row in rows:
-        cells = [_cell_text(row.cells.get(c), row.source == "difference", " ± ") for c in layout.columns]
-        method = f"*{row.method}*" if row.source == "difference" else row.method
-        lines.append("| " + " | ".join([method, row.source, row.seeds, row.epochs, *cells, row.notes]) + " |")
+        method, *rest = text_fields(layout, row)
+        method = f"*{method}*" if row.source == "difference" else method
+        lines.append("| " + " | ".join([method, *rest]) + " |")
     return "\n".join(lines) + "\n"
 
 

@@ -67,10 +67,10 @@ class CheckpointStore:
         problems = []
         for entry in entries:
             path = self.folder / entry["file"]
-            problem = _verify(path, entry)
+            data, problem = _read_verified(path, entry)
             if problem is None:
                 try:
-                    state = torch.load(io.BytesIO(path.read_bytes()), map_location=device, weights_only=False)
+                    state = torch.load(io.BytesIO(data), map_location=device, weights_only=False)
                 except Exception as exc:  # noqa: BLE001 - any unreadable file is reported the same way
                     problem = f"unreadable ({type(exc).__name__})"
             if problem is None:
@@ -84,12 +84,13 @@ class CheckpointStore:
         return None
 
 
-def _verify(path: Path, entry: dict[str, Any]) -> str | None:
+def _read_verified(path: Path, entry: dict[str, Any]) -> tuple[bytes, str | None]:
+    """The file's bytes (read once) and what is wrong with them, if anything."""
     if not path.is_file():
-        return "missing"
+        return b"", "missing"
     data = path.read_bytes()
     if len(data) != entry["bytes"]:
-        return f"truncated ({len(data)} of {entry['bytes']} bytes)"
+        return data, f"truncated ({len(data)} of {entry['bytes']} bytes)"
     if hashlib.sha256(data).hexdigest() != entry["sha256"]:
-        return "corrupt (SHA-256 mismatch)"
-    return None
+        return data, "corrupt (SHA-256 mismatch)"
+    return data, None

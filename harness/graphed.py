@@ -51,18 +51,11 @@ class GraphedStep:
         self.stats = (EpochStats(device), EpochStats(device))
         searcher.use_tensor_learning_rate(device, capturable=use_graph)
         self.graph: torch.cuda.CUDAGraph | None = None
-        self._prepared = False
 
     def _static_step(self) -> None:
         for stats in self.stats:
             stats.sums.zero_()
         self.searcher.step(*self.static, *self.stats)
-
-    def _fits(self, weight_batch: Batch, arch_batch: Batch) -> bool:
-        if self.static is None:
-            self.static = tuple(Batch(b.images.clone(), b.labels.clone(), b.indices.clone())
-                                for b in (weight_batch, arch_batch))
-        return weight_batch.labels.shape == arch_batch.labels.shape == self.static[0].labels.shape
 
     def _prepare(self) -> None:
         """Warm up on the static batch, restore the state in place, capture (CUDA)."""
@@ -86,18 +79,20 @@ class GraphedStep:
             self.graph = torch.cuda.CUDAGraph()
             with torch.cuda.graph(self.graph):
                 self._static_step()
-        self._prepared = True
 
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
-        if not self._fits(weight_batch, arch_batch):
-            self.searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)
-            return
-        for static, batch in zip(self.static, (weight_batch, arch_batch)):
-            static.images.copy_(batch.images)
-            static.labels.copy_(batch.labels)
-            static.indices.copy_(batch.indices)
-        if not self._prepared:
+        batches = (weight_batch, arch_batch)
+        if self.static is None:  # the first batch sizes the buffers; warm up and capture on it
+            self.static = tuple(Batch(b.images.clone(), b.labels.clone(), b.indices.clone()) for b in batches)
             self._prepare()
+        elif not all(b.labels.shape == s.labels.shape for b, s in zip(batches, self.static)):
+            self.searcher.step(weight_batch, arch_batch, weight_stats, arch_stats)  # a partial batch: eager
+            return
+        else:
+            for static, batch in zip(self.static, batches):
+                static.images.copy_(batch.images)
+                static.labels.copy_(batch.labels)
+                static.indices.copy_(batch.indices)
         if self.graph is not None:
             self.graph.replay()
         else:

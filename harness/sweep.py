@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -44,7 +43,7 @@ class Cell:
 
     @property
     def name(self) -> str:
-        return f"{self.space}/{self.searcher} {' '.join(self.assignments)} seed {self.seed}".replace("  ", " ")
+        return " ".join([f"{self.space}/{self.searcher}", *self.assignments, f"seed {self.seed}"])
 
 
 def _values(value: Any) -> str:
@@ -237,5 +236,4 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
         results = run_local(cells, out, data_dir, device, parallel, progress)
     else:
         results = run_ray(cells, out, data_dir, device, parallel, gpus_per_run, address, progress)
-    sys.stdout.flush()
     return summarize(results, time.time() - started, log)
