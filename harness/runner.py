@@ -2,8 +2,7 @@
 
 Folder: ``<out>/<space>/<searcher>/<config-name>/seed-<s>/`` holding ``config.json``, ``epochs.jsonl`` (one
 record per finished epoch, fsynced), the last two checkpoints with a verifying manifest (``harness.checkpoints``,
-after every epoch) and ``summary.json`` (last),
-written by one process at a time (``.lock``, see ``harness.lock``).
+after every epoch) and ``summary.json`` (last), written by one process at a time (``.lock``, ``harness.lock``).
 
 Exact resume: everything random in an epoch is seeded by (seed, epoch) — data order and augmentation by
 ``data_stream.epoch_generator``, the global torch generator at the start of each epoch — and the checkpoint
@@ -152,7 +151,7 @@ class SeedRun:
         """Run (or resume) the search under the folder's lock; a finished run is skipped."""
         if not self.finished():
             with RunFolderLock(self.folder, self.wait_for_lock, lambda m: self.log(f"[{self.tag}] {m}")):
-                if not self.finished():  # another process may have finished it while we waited for data
+                if not self.finished():  # another process may have finished it while we waited for the lock
                     return self._execute()
         self.log(f"[{self.tag}] already finished, skipping ({self.folder})")
         return json.loads(self.summary_path.read_text())
