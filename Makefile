@@ -11,11 +11,13 @@ export HARNESS_DATA
 
 install: $(VENV)/.installed
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+$(VENV)/.installed: setup.cfg pyproject.toml examples/plugin_searcher/pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q "$(TORCH)"
 	$(BIN)/pip install -q -e '.[test]'
+	# the example searcher plug-in, found through its entry point (tests/test_plugins.py)
+	$(BIN)/pip install -q --no-deps -e examples/plugin_searcher
 	touch $@
 
 # The quick preset on a CPU (about 10 min on 2 cores), the paper preset on a GPU.

@@ -13,24 +13,26 @@ import sys
 import torch
 
 from harness.bench import _batches
-from harness.config import build_config
+from harness.config import configure
+from harness.device import configure_backends
 from harness.graphed import GraphedStep, state_tensors
-from harness.runner import build_searcher, configure_backends
-from searchers.base import EpochStats
+from harness.runner import build_searcher
+from searchers.context import EpochStats
 
 STEPS = 20
 
 
 def main() -> None:
     device = torch.device("cuda")
-    config = build_config("nb201", "darts", "paper", [])
+    experiment = configure("nb201", "darts", "paper", [])
+    config = experiment.config
     configure_backends(config.precision, device)
-    batches = _batches(config, device, 2 * STEPS)
+    batches = _batches(experiment, device, 2 * STEPS)
     pairs = [(batches[2 * i], batches[2 * i + 1]) for i in range(STEPS)]
     searchers = []
     for _ in range(2):
         torch.manual_seed(0)
-        searchers.append(build_searcher(config, device, 391, (25_000, 25_000)))
+        searchers.append(build_searcher(experiment, device, 391, (25_000, 25_000)))
     eager, graphed = searchers
     replay = GraphedStep(graphed, device, use_graph=True).step
     worst = {"loss": 0.0, "grad_rel": 0.0}
@@ -52,7 +54,7 @@ def main() -> None:
     searchers = []
     for _ in range(2):
         torch.manual_seed(1)
-        searchers.append(build_searcher(config, device, 391, (25_000, 25_000)))
+        searchers.append(build_searcher(experiment, device, 391, (25_000, 25_000)))
     steps = [searchers[0].step, GraphedStep(searchers[1], device, use_graph=True).step]
     for i, (wb, ab) in enumerate(pairs):
         row = []

@@ -1,17 +1,18 @@
 """Where does a paper-preset search step spend its time on a GPU? Variants timed, then one profiled."""
 import os, sys, time
 import torch
-from harness.config import build_config
+from harness.config import configure
 from harness.bench import _batches, _time_steps, our_step
-from harness.runner import configure_backends
+from harness.device import configure_backends
 
 dev = torch.device("cuda")
 def variant(label, sets, bench_flag=True):
-    cfg = build_config("nb201", "darts", "paper", sets)
+    experiment = configure("nb201", "darts", "paper", sets)
+    cfg = experiment.config
     configure_backends(cfg.precision, dev)
     torch.backends.cudnn.benchmark = bench_flag
-    step = our_step(cfg, dev)
-    batches = _batches(cfg, dev, 20)
+    step = our_step(experiment, dev)
+    batches = _batches(experiment, dev, 20)
     _time_steps(step, batches[:6], dev)
     t = _time_steps(step, batches, dev)
     print(f"{label:<40} {t*1e3:8.1f} ms/step", flush=True)

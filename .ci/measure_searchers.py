@@ -10,25 +10,26 @@ import time
 import torch
 
 from analysis.diagnostics import epoch_diagnostics
-from benchmarks import get_space
 from harness.bench import _batches, _sync
-from harness.config import build_config
-from harness.runner import build_searcher, configure_backends
-from searchers import SEARCHERS
-from searchers.base import EpochStats
+from harness.config import configure
+from harness.device import configure_backends
+from harness.runner import build_searcher
+from searchers import builtin_searchers
+from searchers.context import EpochStats
 
 device, preset, steps = torch.device(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 results = {}
-for name in SEARCHERS:
-    config = build_config("nb201", name, preset, [])
+for name in builtin_searchers():
+    experiment = configure("nb201", name, preset, [])
+    config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
-    searcher = build_searcher(config, device, 391, (config.batch_size, config.batch_size))
-    batches = _batches(config, device, 2 * (steps + 1))
+    searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size))
+    batches = _batches(experiment, device, 2 * (steps + 1))
     stats = EpochStats(device), EpochStats(device)
     searcher.begin_epoch(30)  # past SD-DARTS's warm-up: the distillation term is active
     if name.startswith("sd_darts"):
-        searcher.previous = [{h: torch.full_like(t, 0.1) for h, t in searcher.current.items()}] * searcher.options["teacher_epochs"]
+        searcher.previous = [{h: torch.full_like(t, 0.1) for h, t in searcher.current.items()}] * searcher.options.teacher_epochs
     searcher.step(batches[0], batches[1], *stats)  # warm-up
     _sync(device)
     started = time.perf_counter()
@@ -42,13 +43,14 @@ for name in SEARCHERS:
     per_step = (time.perf_counter() - started) / pairs
     results[name] = {"s_per_step": per_step, "s_per_epoch_391_steps": per_step * 391}
     print(f"{name:<16} {per_step:8.3f} s/step  ~{per_step * 391 / 60:7.1f} min/epoch (391 steps)", flush=True)
-config = build_config("nb201", "darts", preset, [])
-searcher = build_searcher(config, device, 391, (config.batch_size, config.batch_size))
-eval_batches = _batches(config, device, config.eval_batches)
+experiment = configure("nb201", "darts", preset, [])
+config = experiment.config
+searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size))
+eval_batches = _batches(experiment, device, config.eval_batches)
 for method in (sys.argv[4] if len(sys.argv) > 4 else "exact,power").split(","):
     _sync(device)
-    diag = epoch_diagnostics(searcher, eval_batches, method, get_space(config.space).discrete_weights)
-    results[f"diagnostics_{method}"] = diag
+    diag = epoch_diagnostics(searcher, eval_batches, method, experiment.space.discrete_weights)
+    results[f"diagnostics_{method}"] = diag.model_dump()
     print(f"diagnostics ({method}, {config.eval_batches} batches of {config.batch_size}): "
-          f"{diag['diagnostics_seconds']:.1f} s, eig {diag['hessian_eig_max']:.4g}", flush=True)
+          f"{diag.diagnostics_seconds:.1f} s, eig {diag.hessian_eig_max:.4g}", flush=True)
 print(json.dumps(results))

@@ -22,6 +22,7 @@ from torch.nn import functional as F
 
 from analysis.hessian import dominant_eigenvalue
 from benchmarks.data_stream import Batch
+from foundation.records import Diagnostics
 
 
 @contextmanager
@@ -44,7 +45,7 @@ Discretize = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
 def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
-                      discretize: Discretize) -> dict[str, Any]:
+                      discretize: Discretize) -> Diagnostics:
     """``discretize`` maps mixing weights to the derived cell's (the search space's rule)."""
     started = time.time()
     supernet = searcher.supernet
@@ -59,5 +60,6 @@ def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
             return F.cross_entropy(supernet(batches[b].images, searcher.expected_arch_weights()), batches[b].labels)
 
         eigenvalue = dominant_eigenvalue(loss, searcher.alphas, len(batches), hessian_method)
-    return {"hessian_eig_max": eigenvalue, "supernet_acc": supernet_acc, "discrete_acc": discrete_acc,
-            "discretization_gap": supernet_acc - discrete_acc, "diagnostics_seconds": round(time.time() - started, 3)}
+    return Diagnostics(hessian_eig_max=eigenvalue, supernet_acc=supernet_acc, discrete_acc=discrete_acc,
+                       discretization_gap=supernet_acc - discrete_acc,
+                       diagnostics_seconds=round(time.time() - started, 3))

@@ -1,16 +1,17 @@
 """The papers' figures from our runs (matplotlib + seaborn), PNG and PDF, sized for one paper column.
 
-Per search space: test accuracy of the derived cell per epoch (mean and a +-1 std band over seeds), skip
-connections per epoch (NB201), cell depth against test accuracy (TSE Fig. 2a), dominant Hessian eigenvalue per
-epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), test regret per epoch on a log axis (1shot1 spaces, as the
-NAS-Bench-1shot1 paper plots it) and the SD-DARTS ablations, final accuracy against warm-up epochs (Fig. 5) and
-against the time window K (Fig. 6), whenever runs with two or more such settings exist.
+Per search space: the accuracy its ``metrics`` prefer of the derived cell per epoch (mean and a +-1 std band
+over seeds), skip connections per epoch (spaces that have them), cell depth against accuracy (TSE Fig. 2a),
+dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
+(spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
+option run with two or more values (SD-DARTS: warm-up, Fig. 5; time window K, Fig. 6).
 
 A curve is the mean over the seeds that reached each epoch. Seeds that did not finish (incomplete or diverged)
 form their own dashed curve labelled as such, never mixed into a finished configuration's mean.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -24,7 +25,7 @@ from matplotlib.ticker import MaxNLocator  # noqa: E402
 import seaborn as sns  # noqa: E402
 
 from analysis.runs import Run  # noqa: E402
-from harness.atomic import atomic_write  # noqa: E402
+from foundation.atomic import atomic_write  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 FIGSIZE = (COLUMN_WIDTH_IN, 2.5)
@@ -42,13 +43,14 @@ class FigureInfo:
     files: list[Path] = field(default_factory=list)
 
 
-def accuracy_key(space: str, runs: list[Run]) -> tuple[str, str]:
-    """The look-up a space's figures show, and its axis label: CIFAR-10 test on NB201; NB101 test on 1shot1
-    when the installed table has it, else NB101 validation (the partial table)."""
-    if space == "nb201":
-        return "cifar10_test", "CIFAR-10 test accuracy (%)"
-    has_test = any(run.series("lookup", "nb101_test") for run in runs)
-    return ("nb101_test", "NB101 test accuracy (%)") if has_test else ("nb101_valid", "NB101 validation accuracy (%)")
+def accuracy_key(runs: list[Run]) -> tuple[str, str]:
+    """The look-up figures of these runs (of one space) show, and its axis label: the first of the space's
+    ``metrics`` that the runs hold; for a space that does not resolve here, the first look-up they hold."""
+    space = runs[0].space_class
+    if space is not None:
+        return space.metric(lambda key: any(run.series("lookup", key) for run in runs))
+    keys = [key for run in runs for record in run.records for key in (record.get("lookup") or {})]
+    return (keys[0], f"{keys[0]} (%)") if keys else ("accuracy", "accuracy (%)")
 
 
 def _curves(runs: list[Run]) -> dict[str, list[Run]]:
@@ -146,29 +148,50 @@ def _depth_figure(runs: list[Run], out_dir: Path, space: str, key: str, ylabel: 
                  out_dir)
 
 
-def _ablation_figure(runs: list[Run], out_dir: Path, option: str, name: str, title: str, xlabel: str) -> FigureInfo | None:
-    """Final accuracy (mean +- std over done seeds) against one SD-DARTS option, one line per searcher, space
-    and preset; drawn only where two or more values of the option were run."""
-    series: dict[tuple[str, str, str], dict[float, list[float]]] = {}
-    used = []
+def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
+    """Final accuracy (mean +- std over done seeds) against a searcher option, for every option of which two or
+    more values were run with everything else equal (SD-DARTS's warm-up and time window: its Figs. 5 and 6):
+    one figure per searcher, space and option, one line per preset and other settings; numeric options only."""
+    made = []
+    for (searcher, space), group in _by(runs, lambda run: (run.searcher, run.space)).items():
+        key, ylabel = accuracy_key(group)
+        for option in sorted({o for run in group for o in run.config.get("searcher_options", {})}):
+            series: dict[str, dict[float, list[float]]] = {}
+            used = []
+            for (preset, rest), varied in _by(group, lambda run: _all_but(run, option)).items():
+                label = preset if rest == "{}" else f"{preset}, {rest}"
+                for run in varied:
+                    value = run.config["searcher_options"].get(option)
+                    final = ((run.final or {}).get("lookup") or {}).get(key)
+                    if isinstance(value, (int, float)) and not isinstance(value, bool) and final is not None:
+                        series.setdefault(label, {}).setdefault(value, []).append(final)
+                        used.append(run)
+            series = {label: by_value for label, by_value in series.items() if len(by_value) >= 2}
+            if not series:
+                continue
+            title = f"{space}: {searcher}, final accuracy vs {option}"
+            fig, ax = _new_axes(title, option, f"final {ylabel}")
+            for label, by_value in sorted(series.items()):
+                xs = sorted(by_value)
+                ax.errorbar(xs, [np.mean(by_value[x]) for x in xs], yerr=[np.std(by_value[x]) for x in xs],
+                            marker="o", markersize=3, capsize=2, linewidth=1.2, label=label)
+            ax.legend(fontsize=5, frameon=False)
+            name = f"{space}_{searcher}_{option}_ablation"
+            made.append(_save(fig, ax, FigureInfo(name, title, "", "", [str(r.folder) for r in used]), out_dir))
+    return made
+
+
+def _by(runs: list[Run], key: Callable[[Run], object]) -> dict:
+    groups: dict = {}
     for run in runs:
-        value = run.config.get("searcher_options", {}).get(option)
-        key, _ = accuracy_key(run.space, [run])
-        final = (run.final or {}).get("lookup") or {}
-        if value is None or final.get(key) is None:
-            continue
-        series.setdefault((run.searcher, run.space, run.config["preset"]), {}).setdefault(value, []).append(final[key])
-        used.append(run)
-    series = {k: v for k, v in series.items() if len(v) >= 2}
-    if not series:
-        return None
-    fig, ax = _new_axes(title, xlabel, "final test accuracy (%)")
-    for (searcher, space, preset), by_value in sorted(series.items()):
-        xs = sorted(by_value)
-        ax.errorbar(xs, [np.mean(by_value[x]) for x in xs], yerr=[np.std(by_value[x]) for x in xs], marker="o",
-                    markersize=3, capsize=2, linewidth=1.2, label=f"{searcher} ({space}, {preset})")
-    ax.legend(fontsize=5, frameon=False)
-    return _save(fig, ax, FigureInfo(name, title, "", "", [str(r.folder) for r in used]), out_dir)
+        groups.setdefault(key(run), []).append(run)
+    return groups
+
+
+def _all_but(run: Run, option: str) -> tuple[str, str]:
+    """The run's preset and everything it set except ``option`` (runs that differ only in ``option``)."""
+    rest = {k: v for k, v in run.overrides.items() if k != option}
+    return run.config.get("preset", ""), json.dumps(rest, sort_keys=True, default=str)
 
 
 def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
@@ -176,25 +199,21 @@ def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.8)
     out_dir.mkdir(parents=True, exist_ok=True)
     made: list[FigureInfo | None] = []
-    for space in sorted({run.space for run in runs}):
-        in_space = [run for run in runs if run.space == space]
-        key, ylabel = accuracy_key(space, in_space)
+    for space, in_space in sorted(_by(runs, lambda run: run.space).items()):
+        space_class = in_space[0].space_class
+        key, ylabel = accuracy_key(in_space)
         made.append(_epoch_figure(in_space, out_dir, f"{space}_accuracy_per_epoch",
                                   f"{space}: derived cell per epoch", ylabel, lambda r, k=key: r.series("lookup", k)))
-        if space == "nb201":
+        if space_class is not None and space_class.has_skip_connections:
             made.append(_epoch_figure(in_space, out_dir, f"{space}_skips_per_epoch", f"{space}: skip connections",
                                       "skip connections in the cell", lambda r: r.series("skip_count")))
         made.append(_depth_figure(in_space, out_dir, space, key, ylabel))
         made.append(_epoch_figure(in_space, out_dir, f"{space}_hessian_per_epoch",
                                   f"{space}: dominant Hessian eigenvalue", "largest eigenvalue of the Hessian",
                                   lambda r: r.series("hessian_eig_max")))
-        if space != "nb201":
+        if space_class is not None and space_class.plots_regret:
             made.append(_epoch_figure(
                 in_space, out_dir, f"{space}_regret_per_epoch", f"{space}: regret of the derived cell",
                 f"{'test' if key.endswith('test') else 'validation'} regret (%)",
                 lambda r, k=key: [(e, max(v, REGRET_FLOOR)) for e, v in r.series("regret", k)], log_y=True))
-    made.append(_ablation_figure(runs, out_dir, "warmup_epochs", "sd_darts_warmup_ablation",
-                                 "SD-DARTS: warm-up ablation (Fig. 5)", "warm-up epochs"))
-    made.append(_ablation_figure(runs, out_dir, "teacher_epochs", "sd_darts_window_ablation",
-                                 "SD-DARTS: time-window ablation (Fig. 6)", "time window K (teacher epochs)"))
-    return [info for info in made if info is not None]
+    return [info for info in made if info is not None] + _ablation_figures(runs, out_dir)

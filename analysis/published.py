@@ -31,20 +31,35 @@ class PublishedRow:
 
 
 @lru_cache(maxsize=1)
+def _published() -> dict:
+    return json.loads(PUBLISHED_FILE.read_text())
+
+
+@lru_cache(maxsize=1)
 def published_rows() -> tuple[PublishedRow, ...]:
-    data = json.loads(PUBLISHED_FILE.read_text())
     return tuple(PublishedRow(**{**row, "values": {k: (v[0], v[1]) for k, v in row["values"].items()}})
-                 for row in data["rows"])
+                 for row in _published()["rows"])
 
 
-def lookup_discrepancies(table) -> list[str]:
-    """Published values that are one table look-up of a known cell (``lookup_arch``) but that the installed NB201
-    table does not reproduce to the published two decimals; empty when the look-up layer agrees."""
+def table_layouts() -> list[dict]:
+    """The papers' table layouts (``tables`` in the file): name, paper, table, title, [space, key, header]s."""
+    return _published()["tables"]
+
+
+def lookup_discrepancies(data_dir: Path) -> list[str]:
+    """Published values that are one table look-up of a known cell (``lookup_arch``, as the row's space writes a
+    genotype) but that the installed table does not reproduce to the published two decimals; empty when the
+    look-up layer agrees. A missing table is a UserError."""
+    from benchmarks import get_space
+
     problems = []
+    spaces = {}
     for row in published_rows():
         if not row.lookup_arch:
             continue
-        accuracy = table.accuracy(table.index(row.lookup_arch))
+        if row.space not in spaces:
+            spaces[row.space] = get_space(row.space)(data_dir)
+        accuracy = spaces[row.space].lookup_genotype(row.lookup_arch)
         problems += [f"{row.paper} {row.table} {row.method} {key}: published {mean:.2f}, "
                      f"table gives {accuracy[key]:.2f}" for key, (mean, _) in row.values.items()
                      if round(accuracy[key], 2) != mean]

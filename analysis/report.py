@@ -14,7 +14,7 @@ from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare
 from analysis.runs import Run, load_runs
 from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_fields, text_head, to_markdown
-from harness.atomic import atomic_write
+from foundation.atomic import atomic_write
 
 REPORT_FORMATS = tuple(FORMATS)
 
@@ -36,7 +36,7 @@ def _write_text(path: Path, text: str) -> Path:
 
 def _run_line(run: Run) -> list[str]:
     done = sum(r.get("status") == "ok" for r in run.records)
-    key, _ = accuracy_key(run.space, [run])
+    key, _ = accuracy_key([run])
     last = run.records[-1] if run.records else {}
     value = (last.get("lookup") or {}).get(key)
     return [f"{run.space}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",

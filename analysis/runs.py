@@ -12,11 +12,11 @@ from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.atomic import read_jsonl
-from harness.config import EXECUTION_FIELDS, build_config
-from harness.errors import UserError
+from foundation.atomic import read_jsonl
+from foundation.errors import UserError
+from foundation.records import EpochRecord
+from foundation.run_config import EXECUTION_FIELDS, overrides, preset_config
 
-STATUSES = ("done", "diverged", "incomplete")
 DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 (lossy)"}
 
 
@@ -84,16 +84,32 @@ class Run:
 
     @cached_property
     def overrides(self) -> dict[str, Any]:
-        """Run fields and searcher options that differ from the run's preset (``--epochs``, ``--set``)."""
+        """Run fields and searcher options that differ from the run's preset (``--epochs``, ``--set``), as stored
+        in ``config.json`` when the run was made. Folders of config format 1 did not store them: they are
+        recomputed from today's presets when the run's space and searcher still resolve by name."""
+        if "overrides" in self.meta:
+            return self.meta["overrides"]
+        from benchmarks import get_space
+        from searchers import get_searcher
+
         try:
-            preset = build_config(self.space, self.searcher, self.config["preset"], []).to_dict()
+            preset = preset_config(get_space(self.space), get_searcher(self.searcher), self.config["preset"])
         except (UserError, KeyError):
             return {"config": self.config_name}
-        preset = json.loads(json.dumps(preset))  # as stored: tuples become lists
-        changed = {k: v for k, v in self.config.items() if k != "searcher_options" and preset.get(k) != v}
-        options, preset_options = self.config.get("searcher_options", {}), preset["searcher_options"]
-        changed.update({k: v for k, v in options.items() if preset_options.get(k) != v})
-        return changed
+        return overrides(self.config, json.loads(json.dumps(preset.to_dict())))  # as stored: tuples are lists
+
+    @cached_property
+    def space_class(self):
+        """The run's ``SearchSpace`` class (by name, else by the class ``config.json`` records), or None when
+        neither resolves here (a plug-in not installed in this environment)."""
+        from benchmarks import get_space
+
+        for spec in (self.space, self.meta.get("space_class")):
+            try:
+                return get_space(spec) if spec else None
+            except UserError:
+                continue
+        return None
 
     @property
     def paper_protocol(self) -> bool:
@@ -126,10 +142,11 @@ def load_runs(roots: list[Path], warn=None) -> list[Run]:
             try:
                 meta = json.loads(config_path.read_text())
                 meta["config"]["space"], meta["config"]["searcher"], meta["config_name"], meta["seed"]
-                records = tuple(read_jsonl(folder / "epochs.jsonl"))
+                records = tuple(EpochRecord.from_json(raw, str(folder / "epochs.jsonl")).to_json()
+                                for raw in read_jsonl(folder / "epochs.jsonl"))
                 summary_path = folder / "summary.json"
                 summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-            except (OSError, ValueError, KeyError, TypeError) as exc:
+            except (OSError, ValueError, KeyError, TypeError, UserError) as exc:
                 if warn:
                     warn(f"skipping {folder}: unreadable run folder ({type(exc).__name__}: {exc})")
                 continue

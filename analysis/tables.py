@@ -1,7 +1,7 @@
 """The papers' result tables rebuilt from our runs, published numbers beside ours, in Markdown, LaTeX and CSV.
 
-Layouts follow SD-DARTS Table 4 (NB201, valid and test on three datasets), TSE Table 3 (NB201, test) and TSE
-Table 4 (NB101 test in 1shot1 spaces 1-3). Each published method is one row; each of our configurations
+Layouts (``tables`` in ``published.json``) follow SD-DARTS Table 4 (NB201, valid and test on three datasets),
+TSE Table 3 (NB201, test) and TSE Table 4 (NB101 test in 1shot1 spaces 1-3). Each published method is one row; each of our configurations
 (searcher + config name, averaged over its *done* seeds) follows the published row of its searcher, with a
 difference row (ours - published, in points). Our configurations without a published row of their searcher are
 listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
@@ -18,7 +18,7 @@ from typing import Iterable
 
 import numpy as np
 
-from analysis.published import PublishedRow, published_rows
+from analysis.published import PublishedRow, published_rows, table_layouts
 from analysis.runs import Run
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
@@ -44,18 +44,8 @@ class TableLayout:
         return {column.space for column in self.columns}
 
 
-_NB201_HEADERS = {"cifar10_valid": "C10 valid", "cifar10_test": "C10 test", "cifar100_valid": "C100 valid",
-                  "cifar100_test": "C100 test", "imagenet16_valid": "IN16 valid", "imagenet16_test": "IN16 test"}
-LAYOUTS = (
-    TableLayout("sd_darts_table4", "sd_darts", "Table 4",
-                "SD-DARTS Table 4: NB201, searched on CIFAR-10 (accuracy %)",
-                tuple(Column("nb201", key, header) for key, header in _NB201_HEADERS.items())),
-    TableLayout("tse_table3", "tse", "Table 3", "TSE Table 3: NB201, searched on CIFAR-10 (test accuracy %)",
-                tuple(Column("nb201", key, _NB201_HEADERS[key])
-                      for key in ("cifar10_test", "cifar100_test", "imagenet16_test"))),
-    TableLayout("tse_table4", "tse", "Table 4", "TSE Table 4: NAS-Bench-1shot1 spaces 1-3 (NB101 test accuracy %)",
-                tuple(Column(f"1shot1-s{n}", "nb101_test", f"NB101-{n} test") for n in (1, 2, 3))),
-)
+LAYOUTS = tuple(TableLayout(t["name"], t["paper"], t["table"], t["title"], tuple(Column(*c) for c in t["columns"]))
+                for t in table_layouts())
 
 
 def seed_stats(runs: Iterable[Run], key: str) -> Stat | None:

@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.atomic import atomic_write
-from harness.errors import UserError
-from harness.integrity import verified_sha256
-from harness.paths import cache_dir
+from foundation.atomic import atomic_write
+from foundation.errors import UserError
+from foundation.integrity import verified_sha256
+from foundation.paths import cache_dir
 
 OFFICIAL_FILE = "cifar10/cifar-10-python.tar.gz"
 OFFICIAL_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"

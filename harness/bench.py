@@ -2,16 +2,15 @@
 
 Both run in the same process on the same device with the same batch size, on the same synthetic batches
 (data loading is excluded from both: the reference's loader is slower still), after warm-up, in alternating
-rounds; the median round gives the time per step. The reference step is DARTS-V1 as its NB201 search script
-performs it: weight step (SGD, clip 5), then architecture step (Adam), full autograd through the mixed ops.
-For a searcher other than DARTS, our DARTS step is timed too (``cost_vs_our_darts`` = its step time / DARTS's).
+rounds; the median round gives the time per step. The reference step is the search space's
+(``SearchSpace.reference_step``; NB201: xautodl's DARTS-V1). For a searcher other than DARTS, the DARTS step it
+modifies (the ``Darts`` base class) is timed too (``cost_vs_our_darts`` = its step time / DARTS's).
 With ``seeds`` > 1 it also times that many independent searches stepped one after the other against the same
 stepped concurrently, each on its own CUDA stream (the aggregate-throughput measure for several seeds in one
 process). Results are printed and appended to ``results/bench/bench.jsonl`` with device and versions.
 """
 from __future__ import annotations
 
-import dataclasses
 import platform
 import resource
 import statistics
@@ -20,16 +19,16 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
-from torch.nn import functional as F
 
 import harness
 from benchmarks.data_stream import Batch
-from harness.atomic import append_jsonl
-from harness.config import RunConfig
-from harness.errors import UserError
+from foundation.atomic import append_jsonl
+from harness.config import Experiment
+from harness.device import configure_backends, device_description, precision_context
 from harness.graphed import search_step
-from harness.runner import build_searcher, configure_backends, device_description, precision_context
-from searchers.base import EpochStats
+from harness.runner import build_searcher
+from searchers.context import EpochStats
+from searchers.darts import Darts
 
 STEPS_PER_EPOCH_PAPER = 391  # 25,000 images / batch 64, last batch partial
 
@@ -39,16 +38,18 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _batches(config: RunConfig, device: torch.device, count: int) -> list[Batch]:
+def _batches(experiment: Experiment, device: torch.device, count: int) -> list[Batch]:
+    config, classes = experiment.config, experiment.space.num_classes
     generator = torch.Generator().manual_seed(0)
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
     return [Batch(torch.randn(config.batch_size, 3, 32, 32, generator=generator).to(device).contiguous(memory_format=layout),
-                  torch.randint(0, 10, (config.batch_size,), generator=generator).to(device),
+                  torch.randint(0, classes, (config.batch_size,), generator=generator).to(device),
                   torch.arange(config.batch_size, device=device)) for _ in range(count)]
 
 
-def our_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
-    searcher = build_searcher(config, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size))
+def our_step(experiment: Experiment, device: torch.device) -> Callable[[Batch, Batch], None]:
+    config = experiment.config
+    searcher = build_searcher(experiment, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size))
     weight_stats, arch_stats = EpochStats(device), EpochStats(device)
     step_fn = search_step(searcher, device, config.cuda_graphs)
 
@@ -58,13 +59,13 @@ def our_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch]
     return step
 
 
-def _seed_steps(config: RunConfig, device: torch.device, seeds: int) -> tuple[Callable, Callable]:
+def _seed_steps(experiment: Experiment, device: torch.device, seeds: int) -> tuple[Callable, Callable]:
     """``seeds`` independent searches stepped one after the other, and the same stepped concurrently, each on
     its own CUDA stream (on a CPU both are the sequential loop)."""
     steps = []
     for seed in range(seeds):
         torch.manual_seed(seed)
-        steps.append(our_step(config, device))
+        steps.append(our_step(experiment, device))
     streams = [torch.cuda.Stream(device) for _ in steps] if device.type == "cuda" else []
 
     def sequential(weight_batch: Batch, arch_batch: Batch) -> None:
@@ -84,35 +85,6 @@ def _seed_steps(config: RunConfig, device: torch.device, seeds: int) -> tuple[Ca
     return sequential, concurrent
 
 
-def reference_step(config: RunConfig, device: torch.device) -> Callable[[Batch, Batch], None]:
-    try:
-        from xautodl.config_utils import dict2config
-        from xautodl.models import get_cell_based_tiny_net, get_search_spaces
-    except ImportError:
-        raise UserError("the reference needs the optional dev dependency xautodl: pip install --no-deps xautodl") from None
-    net_config = dict2config({"name": "DARTS-V1", "C": config.channels, "N": config.cells_per_stage, "max_nodes": 4,
-                              "num_classes": 10, "space": get_search_spaces("cell", "nas-bench-201"),
-                              "affine": False, "track_running_stats": config.track_running_stats}, None)
-    network = get_cell_based_tiny_net(net_config).to(device)
-    w_opt = torch.optim.SGD(network.get_weights(), lr=config.w_lr, momentum=config.w_momentum,
-                            weight_decay=config.w_weight_decay, nesterov=config.w_nesterov)
-    a_opt = torch.optim.Adam(network.get_alphas(), lr=config.a_lr, betas=(config.a_beta1, config.a_beta2),
-                             weight_decay=config.a_weight_decay)
-
-    def step(weight_batch: Batch, arch_batch: Batch) -> None:
-        images = weight_batch.images.contiguous()
-        w_opt.zero_grad()
-        _, logits = network(images)
-        F.cross_entropy(logits, weight_batch.labels).backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), config.grad_clip)
-        w_opt.step()
-        a_opt.zero_grad()
-        _, logits = network(arch_batch.images.contiguous())
-        F.cross_entropy(logits, arch_batch.labels).backward()
-        a_opt.step()
-    return step
-
-
 def _time_steps(step: Callable[[Batch, Batch], None], batches: list[Batch], device: torch.device) -> float:
     _sync(device)
     started = time.perf_counter()
@@ -128,18 +100,20 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, with_reference: bool,
+def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: int, with_reference: bool,
               results_dir: Path | None, seeds: int = 1) -> dict[str, Any]:
+    config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
-    batches = _batches(config, device, 2 * steps)
-    candidates = {"ours": our_step(config, device)}
+    batches = _batches(experiment, device, 2 * steps)
+    candidates = {"ours": our_step(experiment, device)}
     if with_reference:
-        candidates["reference"] = reference_step(config, device)
-    if config.searcher != "darts":  # the cost of a searcher relative to the DARTS step it modifies
-        candidates["our_darts"] = our_step(dataclasses.replace(config, searcher="darts", searcher_options={}), device)
+        candidates["reference"] = experiment.space.reference_step(config, device)
+    if experiment.searcher is not Darts:  # the cost of a searcher relative to the DARTS step it modifies
+        darts = config.model_copy(update={"searcher": Darts.name, "searcher_options": {}})
+        candidates["our_darts"] = our_step(Experiment(darts, experiment.space, Darts), device)
     if seeds > 1:
-        candidates["seeds_sequential"], candidates["seeds_concurrent"] = _seed_steps(config, device, seeds)
+        candidates["seeds_sequential"], candidates["seeds_concurrent"] = _seed_steps(experiment, device, seeds)
     for step in candidates.values():  # warm-up: allocator, cuDNN autotuning, lazy init
         _time_steps(step, batches[:4], device)
     times: dict[str, list[float]] = {name: [] for name in candidates}
@@ -148,7 +122,7 @@ def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, 
             times[name].append(_time_steps(step, batches, device))
     ours = statistics.median(times["ours"])
     result: dict[str, Any] = {
-        "searcher": config.searcher, "preset": config.preset, "precision": config.precision,
+        "searcher": config.searcher, "space": config.space, "preset": config.preset, "precision": config.precision,
         "channels_last": config.channels_last, "batch_size": config.batch_size, "channels": config.channels,
         "cells_per_stage": config.cells_per_stage, "device": device_description(device),
         "steps_per_round": steps, "rounds": rounds, "ours_s_per_step": ours, "ours_steps_per_s": 1.0 / ours,
@@ -161,7 +135,7 @@ def run_bench(config: RunConfig, device: torch.device, steps: int, rounds: int, 
     if with_reference:
         reference = statistics.median(times["reference"])
         result.update({"reference_s_per_step": reference, "speedup_vs_reference": reference / ours,
-                       "reference": "xautodl DARTS-V1 (TinyNetworkDarts)"})
+                       "reference": experiment.space.reference_name})
     if "our_darts" in times:
         result.update({"our_darts_s_per_step": statistics.median(times["our_darts"]),
                        "cost_vs_our_darts": ours / statistics.median(times["our_darts"])})

@@ -17,8 +17,8 @@ from typing import Any, Callable
 
 import torch
 
-from harness.atomic import atomic_write, atomic_write_json
-from harness.errors import UserError
+from foundation.atomic import atomic_write, atomic_write_json
+from foundation.errors import UserError
 
 MANIFEST = "checkpoints.json"
 KEEP = 2
@@ -36,9 +36,6 @@ class CheckpointStore:
             return json.loads(path.read_text())["checkpoints"]
         except (ValueError, KeyError) as exc:
             raise UserError(f"unreadable checkpoint manifest {path}: {exc}") from None
-
-    def exists(self) -> bool:
-        return bool(self._entries())
 
     def save(self, state: dict[str, Any], epoch: int) -> None:
         buffer = io.BytesIO()

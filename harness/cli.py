@@ -7,9 +7,11 @@ import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
 
-from harness.errors import UserError
+from foundation.errors import UserError
 
 EXIT_USAGE = 2
+SPACE_HELP = "a built-in or installed space, or package.module:Class (default: the default space, `harness list`)"
+SEARCHER_HELP = "a built-in or installed searcher, or package.module:Class (default: DARTS)"
 
 
 class Parser(argparse.ArgumentParser):
@@ -22,8 +24,8 @@ def build_parser() -> Parser:
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
     run = sub.add_parser("run", help="run searches (resumes unfinished seeds, skips finished ones)")
-    run.add_argument("--searcher", default="darts")
-    run.add_argument("--space", default="nb201")
+    run.add_argument("--searcher", help=SEARCHER_HELP)
+    run.add_argument("--space", help=SPACE_HELP)
     run.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
     run.add_argument("--seeds", type=int, help="run seeds 0..N-1")
     run.add_argument("--seed", type=int, action="append", default=[], help="an explicit seed (repeatable)")
@@ -35,13 +37,9 @@ def build_parser() -> Parser:
     run.add_argument("--wait", action="store_true",
                      help="if another process is writing a run folder, wait for it instead of refusing")
 
-    lookup = sub.add_parser("lookup", help="ground truth of one architecture")
-    lookup.add_argument("--space", default="nb201", help="nb201 or nb101")
-    which = lookup.add_mutually_exclusive_group(required=True)
-    which.add_argument("--arch", help="NB201 architecture string")
-    which.add_argument("--index", type=int, help="NB201 index")
-    which.add_argument("--matrix", help="NB101 adjacency matrix, rows of 0/1 joined by ';' (with --ops)")
-    lookup.add_argument("--ops", help="NB101 op names joined by ',' (long names or in,c3,c1,mp,out)")
+    lookup = sub.add_parser("lookup", help="ground truth of one architecture (the space's own flags follow)",
+                            epilog="the flags that name the cell are the space's own (README: lookup)")
+    lookup.add_argument("--space", help=SPACE_HELP)
     lookup.add_argument("--json", action="store_true")
     lookup.add_argument("--data-dir")
 
@@ -49,7 +47,8 @@ def build_parser() -> Parser:
 
     bench = sub.add_parser("bench", help="time our search step against the reference implementation")
     bench.add_argument("--device", default="auto")
-    bench.add_argument("--searcher", default="darts")
+    bench.add_argument("--searcher", help=SEARCHER_HELP)
+    bench.add_argument("--space", help=SPACE_HELP)
     bench.add_argument("--preset", default="paper")
     bench.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
     bench.add_argument("--steps", type=int, default=10, help="search steps per timed round")
@@ -93,9 +92,10 @@ def build_parser() -> Parser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from harness.config import build_config
-    from harness.paths import resolve_data_dir
-    from harness.runner import SeedRun, resolve_device
+    from foundation.paths import resolve_data_dir
+    from harness.config import configure
+    from harness.device import resolve_device
+    from harness.runner import SeedRun
 
     if args.seeds is not None and args.seeds < 1:
         raise UserError(f"bad value --seeds {args.seeds}: must be >= 1")
@@ -104,12 +104,12 @@ def cmd_run(args: argparse.Namespace) -> int:
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
-    config = build_config(args.space, args.searcher, args.preset, args.assignments, args.epochs)
+    experiment = configure(*_names(args), args.preset, args.assignments, args.epochs)
     device = resolve_device(args.device)
     data_dir = resolve_data_dir(args.data_dir)
     results = []
     for seed in seeds:
-        run = SeedRun(config, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty(),
+        run = SeedRun(experiment, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty(),
                       wait_for_lock=args.wait)
         summary = run.execute()
         results.append((seed, summary))
@@ -117,20 +117,27 @@ def cmd_run(args: argparse.Namespace) -> int:
     return 0 if all(s["status"] == "done" for _, s in results) else 1
 
 
-def cmd_lookup(args: argparse.Namespace) -> int:
-    from harness.paths import resolve_data_dir
+def _names(args: argparse.Namespace) -> tuple[str, str]:
+    """``--space`` and ``--searcher``, defaulting to the space that declares itself the default and DARTS."""
+    from benchmarks import default_space
+    from searchers.darts import Darts
 
-    data_dir = resolve_data_dir(args.data_dir)
-    if args.space == "nb101":
-        result = _lookup_nb101(args, data_dir)
-    elif args.space == "nb201":
-        result = _lookup_nb201(args, data_dir)
-    else:
-        raise UserError(f"unknown space {args.space!r} for lookup (known: nb201, nb101)")
+    return args.space or default_space(), getattr(args, "searcher", None) or Darts.name
+
+
+def cmd_lookup(args: argparse.Namespace, extra: list[str]) -> int:
+    from benchmarks import get_space
+    from foundation.paths import resolve_data_dir
+
+    space_name, _ = _names(args)
+    space = get_space(space_name)
+    parser = Parser(prog=f"harness lookup --space {space_name}")
+    space.add_lookup_arguments(parser)
+    result = space.lookup(parser.parse_args(extra), resolve_data_dir(args.data_dir))
     if args.json:
         print(json.dumps(result, indent=2))
         return 0
-    print(f"{args.space.upper()} {result['id']}")
+    print(f"{space_name} {result['id']}")
     print(f"depth {result['depth']}  skip connections {result['skip_count']}")
     if result["accuracy"] is None:
         print("  not in the installed table (no ground truth; nothing is guessed)")
@@ -139,47 +146,19 @@ def cmd_lookup(args: argparse.Namespace) -> int:
     return 0
 
 
-def _lookup_nb201(args: argparse.Namespace, data_dir: Path) -> dict:
-    from benchmarks.nb201 import space as nb201
-    from benchmarks.nb201.table import load_table
-
-    if args.matrix is not None or args.ops is not None:
-        raise UserError("--matrix/--ops are for --space nb101; NB201 takes --arch or --index")
-    table = load_table(data_dir)
-    index = table.check_index(args.index) if args.index is not None else table.index(args.arch)
-    genotype = nb201.str_to_genotype(table.arch_strs[index])
-    return {"space": "nb201", "id": f"#{index}  {table.arch_strs[index]}", "arch_index": index,
-            "arch_str": table.arch_strs[index], "depth": nb201.depth(genotype), "skip_count": nb201.skips(genotype),
-            "accuracy": table.accuracy(index), "rank_percentile": table.rank_percentile(index),
-            "regret": table.regret(index), "row": table.row(index)}
-
-
-def _lookup_nb101(args: argparse.Namespace, data_dir: Path) -> dict:
-    from benchmarks.nb101.graph import depth, fingerprint, parse_cell, prune
-    from benchmarks.nb101.table import load_table
-
-    if args.matrix is None or args.ops is None:
-        raise UserError("--space nb101 needs --matrix M and --ops O")
-    cell = prune(parse_cell(args.matrix, args.ops))
-    if cell is None:
-        raise UserError(f"bad NB101 cell {args.matrix!r}: the output is not reachable from the input")
-    row = load_table(data_dir).lookup(fingerprint(cell))
-    accuracy = {"nb101_valid": row["valid_acc"], "nb101_test": row["test_acc"]} if row["in_table"] else None
-    return {"space": "nb101", "id": f"{row['hash']}  {cell.matrix_str()}  {','.join(cell.ops)}", **row,
-            "pruned_matrix": cell.matrix_str(), "pruned_ops": list(cell.ops), "depth": depth(cell),
-            "skip_count": 0, "accuracy": accuracy}
-
-
 def cmd_list(_: argparse.Namespace) -> int:
-    from benchmarks import SPACES
-    from harness.config import PRESET_NOTES
-    from searchers import SEARCHERS
+    from benchmarks import all_spaces
+    from foundation.run_config import PRESET_NOTES
+    from searchers import all_searchers
 
     print("searchers:")
-    for name, cls in SEARCHERS.items():
+    for name, cls in all_searchers().items():
         print(f"  {name:<16} {cls.summary}")
+        options = ", ".join(f"{key}={field.default}" for key, field in cls.Options.model_fields.items())
+        if options:
+            print(f"  {'':<16}   options: {options}")
     print("spaces:")
-    for name, cls in SPACES.items():
+    for name, cls in all_spaces().items():
         print(f"  {name:<16} {cls.summary}")
     print("presets:")
     for name, note in PRESET_NOTES.items():
@@ -188,7 +167,7 @@ def cmd_list(_: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from harness.paths import resolve_data_dir
+    from foundation.paths import resolve_data_dir
 
     data_dir = resolve_data_dir(args.data_dir)
     if args.data_command == "import-nb201":
@@ -218,14 +197,15 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 def cmd_bench(args: argparse.Namespace) -> int:
     from harness.bench import run_bench
-    from harness.config import build_config
-    from harness.runner import resolve_device
+    from harness.config import configure
+    from harness.device import resolve_device
 
     if args.steps < 1 or args.rounds < 1 or args.seeds < 1:
         raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds} / --seeds {args.seeds}: "
                         "must be >= 1")
-    config = build_config("nb201", args.searcher, args.preset, args.assignments)
-    result = run_bench(config, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
+    experiment = configure(*_names(args), args.preset, args.assignments)
+    config = experiment.config
+    result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
                        Path(args.out), args.seeds)
     if args.json:
         print(json.dumps(result, sort_keys=True))
@@ -248,8 +228,8 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from harness.paths import resolve_data_dir
-    from harness.runner import resolve_device
+    from foundation.paths import resolve_data_dir
+    from harness.device import resolve_device
     from harness.sweep import sweep
 
     device = str(resolve_device(args.device))
@@ -281,12 +261,12 @@ def _check(comparisons, data_dir_arg: str | None) -> int:
     """The published numbers that are pure table look-ups against the installed table, then our paper-protocol
     runs against the published means; 1 when anything deviates."""
     from analysis.published import lookup_discrepancies
-    from benchmarks.nb201.table import load_table
-    from harness.paths import resolve_data_dir
+    from foundation.paths import resolve_data_dir
 
     try:
-        problems = lookup_discrepancies(load_table(resolve_data_dir(data_dir_arg)))
-        print(f"look-up layer: {'ok' if not problems else 'DEVIATES'} (published pure look-ups vs the NB201 table)")
+        problems = lookup_discrepancies(resolve_data_dir(data_dir_arg))
+        print(f"look-up layer: {'ok' if not problems else 'DEVIATES'} (published pure look-ups vs the installed "
+              "tables)")
     except UserError as exc:
         problems = []
         print(f"look-up layer: not checked ({exc})")
@@ -297,13 +277,17 @@ def _check(comparisons, data_dir_arg: str | None) -> int:
     return 1 if problems or deviating else 0
 
 
-COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "report": cmd_report, "lookup": cmd_lookup, "list": cmd_list, "data": cmd_data}
+COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "report": cmd_report, "list": cmd_list,
+            "data": cmd_data}
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "lookup":  # only ``lookup`` takes flags declared by the space
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
-        return COMMANDS[args.command](args)
+        return cmd_lookup(args, extra) if args.command == "lookup" else COMMANDS[args.command](args)
     except UserError as exc:
         print(f"harness: error: {exc}", file=sys.stderr)
         return EXIT_USAGE

@@ -14,7 +14,7 @@ What changes nothing in the maths:
   zeroed: a zero momentum buffer and zero Adam moments at step 0 give exactly a fresh optimiser's first step).
 - Batches of another size (an epoch's last, partial batch) run eagerly through the same searcher.
 
-Only searchers whose step is a fixed sequence of device operations (``Searcher.graph_capturable``: DARTS) are
+Only searchers whose step is a fixed sequence of device operations (``graph_capturable``: DARTS) are
 captured; the others run eagerly. ``use_graph=False`` runs the same static-buffer path without a graph: on a CPU
 it is what the equivalence test checks against the plain step.
 """
@@ -26,7 +26,8 @@ from typing import Callable
 import torch
 
 from benchmarks.data_stream import Batch
-from searchers.base import EpochStats, Searcher
+from searchers.context import EpochStats
+from searchers.darts import Darts
 
 WARMUP_STEPS = 3
 
@@ -34,7 +35,7 @@ WARMUP_STEPS = 3
 StepFn = Callable[[Batch, Batch, EpochStats, EpochStats], None]
 
 
-def search_step(searcher: Searcher, device: torch.device, cuda_graphs: bool) -> StepFn:
+def search_step(searcher: Darts, device: torch.device, cuda_graphs: bool) -> StepFn:
     """The step function a run (or the benchmark) calls: the searcher's own, or its CUDA-graph replay when
     asked for, on a GPU, for a capturable searcher."""
     if cuda_graphs and device.type == "cuda" and searcher.graph_capturable:
@@ -45,7 +46,7 @@ def search_step(searcher: Searcher, device: torch.device, cuda_graphs: bool) -> 
 class GraphedStep:
     """Static buffers sized by the first batch; captured (or, without a graph, prepared) at the first step."""
 
-    def __init__(self, searcher: Searcher, device: torch.device, use_graph: bool) -> None:
+    def __init__(self, searcher: Darts, device: torch.device, use_graph: bool) -> None:
         self.searcher, self.device, self.use_graph = searcher, device, use_graph
         self.static: tuple[Batch, Batch] | None = None
         self.stats = (EpochStats(device), EpochStats(device))
@@ -102,7 +103,7 @@ class GraphedStep:
         arch_stats.absorb(self.stats[1], size)
 
 
-def state_tensors(searcher: Searcher) -> list[torch.Tensor]:
+def state_tensors(searcher: Darts) -> list[torch.Tensor]:
     """Every tensor a step reads and changes: parameters, buffers (BN statistics) and optimiser state, in a
     fixed order (parameter order), so that two searchers' lists correspond element by element."""
     tensors = [*searcher.supernet.parameters(), *searcher.supernet.buffers()]

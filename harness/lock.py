@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Callable
 
-from harness.errors import UserError
+from foundation.errors import UserError
 
 LOCK_NAME = ".lock"
 

@@ -3,7 +3,7 @@
 Sweep file::
 
     preset: paper                 # one preset for the whole sweep
-    spaces: [nb201]
+    spaces: [nb201]               # names or package.module:Class, as --space / --searcher
     searchers: [darts, sd_darts_voted]
     seeds: 4                      # seeds 0..3, or an explicit list
     epochs: 50                    # optional
@@ -27,7 +27,7 @@ from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
-from harness.errors import UserError
+from foundation.errors import UserError
 
 SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid"}
 
@@ -47,6 +47,9 @@ class Cell:
 
 
 def _values(value: Any) -> str:
+    """A YAML value as ``--set`` text, so that sweep files go through the one validation of the command line."""
+    if isinstance(value, list):
+        return ",".join(map(_values, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -54,7 +57,7 @@ def load_sweep(path: Path) -> list[Cell]:
     """The sweep's cells, each validated by building its configuration."""
     import yaml
 
-    from harness.config import build_config
+    from harness.config import configure
 
     try:
         spec = yaml.safe_load(Path(path).read_text())
@@ -71,10 +74,10 @@ def load_sweep(path: Path) -> list[Cell]:
     seeds = spec.get("seeds", 1)
     if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
         seeds = list(range(seeds))
-    if not (isinstance(seeds, list) and seeds and all(isinstance(s, int) and s >= 0 for s in seeds)):
+    if not (isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds)):
         raise UserError(f"bad sweep file {path}: seeds={seeds!r} must be a count >= 1 or a list of seeds >= 0")
     epochs = spec.get("epochs")
-    if epochs is not None and not (isinstance(epochs, int) and epochs >= 1):
+    if epochs is not None and not (_is_int(epochs) and epochs >= 1):
         raise UserError(f"bad sweep file {path}: epochs={epochs!r} must be an integer >= 1")
     common = [f"{k}={_values(v)}" for k, v in _mapping(spec, "set", path).items()]
     grid = _mapping(spec, "grid", path)
@@ -88,11 +91,15 @@ def load_sweep(path: Path) -> list[Cell]:
     for space, searcher, combo in itertools.product(spaces, searchers, combos):
         assignments = (*common, *combo)
         try:
-            build_config(space, searcher, preset, list(assignments), epochs)
+            configure(space, searcher, preset, list(assignments), epochs)
         except UserError as exc:
             raise UserError(f"bad sweep file {path}: {exc}") from None
         cells += [Cell(space, searcher, preset, assignments, epochs, seed) for seed in seeds]
     return cells
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _list(spec: dict, key: str, path: Path) -> list[str]:
@@ -115,15 +122,16 @@ def run_cell(cell: dict[str, Any], out: str, data_dir: str, device: str, threads
     """One cell in a worker (process or Ray task): the same code path as ``harness run``; never raises."""
     import torch
 
-    from harness.config import build_config
-    from harness.runner import SeedRun, resolve_device
+    from harness.config import configure
+    from harness.device import resolve_device
+    from harness.runner import SeedRun
 
     if threads:
         torch.set_num_threads(threads)
     spec = Cell(**{**cell, "assignments": tuple(cell["assignments"])})
     try:
-        config = build_config(spec.space, spec.searcher, spec.preset, list(spec.assignments), spec.epochs)
-        run = SeedRun(config, spec.seed, Path(out), Path(data_dir), resolve_device(device), log=lambda m: None)
+        experiment = configure(spec.space, spec.searcher, spec.preset, list(spec.assignments), spec.epochs)
+        run = SeedRun(experiment, spec.seed, Path(out), Path(data_dir), resolve_device(device), log=lambda m: None)
         summary = run.execute()
         return {"cell": spec.name, "folder": str(run.folder), "status": summary["status"],
                 "epochs_done": summary["epochs_done"], "reason": None}
@@ -189,7 +197,7 @@ def run_ray(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel:
     started_here = not ray.is_initialized()
     if started_here:
         ray.init(address=address, num_cpus=None if address else parallel, include_dashboard=False,
-                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": _source_root()}})
+                 log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": _python_path()}})
     gpus = gpus_per_run if device != "cpu" else 0
     task = ray.remote(num_cpus=1, num_gpus=gpus)(run_cell)
     pending = [task.remote(asdict(c), str(Path(out).resolve()), str(Path(data_dir).resolve()), device, 1)
@@ -206,8 +214,12 @@ def run_ray(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel:
     return results
 
 
-def _source_root() -> str:
-    return str(Path(__file__).resolve().parents[1])
+def _python_path() -> str:
+    """What Ray workers import from: this source tree, the caller's PYTHONPATH and working directory (where a
+    ``package.module:Class`` plug-in may live)."""
+    parts = [str(Path(__file__).resolve().parents[1]), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+             os.getcwd()]
+    return os.pathsep.join(dict.fromkeys(parts))
 
 
 def summarize(results: list[dict[str, Any]], seconds: float, log: Callable[[str], None]) -> int:

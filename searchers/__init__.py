@@ -1,19 +1,32 @@
-"""Searcher registry: one module per searcher, looked up by name."""
+"""Searchers: the built-in ones (every ``Darts`` subclass defined in a module of this package), installed
+plug-ins (entry point group ``dnas_harness.searchers``) and ``package.module:Class``."""
 from __future__ import annotations
 
-from harness.errors import UserError
-from searchers.base import Searcher
+import importlib
+import inspect
+import pkgutil
+from functools import lru_cache
+
+from foundation import plugins
+from foundation.options import OptionSet
 from searchers.darts import Darts
-from searchers.darts2 import Darts2
-from searchers.drnas import Drnas, TseDrnas
-from searchers.sd_darts import SdDarts, SdDartsVoted
-from searchers.tse_darts import TseDarts
 
-SEARCHERS: dict[str, type[Searcher]] = {
-    cls.name: cls for cls in (Darts, Darts2, SdDarts, SdDartsVoted, TseDarts, Drnas, TseDrnas)}
+__all__ = ["Darts", "OptionSet", "all_searchers", "builtin_searchers", "get_searcher"]
+
+ENTRY_POINT_GROUP = "dnas_harness.searchers"
 
 
-def get_searcher(name: str) -> type[Searcher]:
-    if name not in SEARCHERS:
-        raise UserError(f"unknown searcher {name!r} (known: {', '.join(sorted(SEARCHERS))})")
-    return SEARCHERS[name]
+@lru_cache(maxsize=1)
+def builtin_searchers() -> dict[str, type[Darts]]:
+    """Adding a built-in searcher is adding a module here: it is found, not listed."""
+    found: dict[str, type[Darts]] = {}
+    for module_info in pkgutil.iter_modules(__path__):
+        module = importlib.import_module(f"{__name__}.{module_info.name}")
+        for _, cls in inspect.getmembers(module, inspect.isclass):
+            if issubclass(cls, Darts) and cls.__module__ == module.__name__:
+                found[plugins.declared_name(cls)] = cls
+    return found
+
+
+REGISTRY = plugins.Registry("searcher", ENTRY_POINT_GROUP, Darts, builtin_searchers)
+all_searchers, get_searcher = REGISTRY.all, REGISTRY.get

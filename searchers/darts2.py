@@ -4,10 +4,13 @@ from __future__ import annotations
 import torch
 
 from benchmarks.data_stream import Batch
-from searchers.base import Searcher
+from pydantic import Field
+
+from foundation.options import OptionSet
+from searchers.darts import Darts
 
 
-class Darts2(Searcher):
+class Darts2(Darts):
     """grad_a L_val(w', a) - xi * (grad_a L_train(w+, a) - grad_a L_train(w-, a)) / (2 eps), with the virtual step
     w' = w - xi * (momentum * buf + grad_w L_train(w, a) + wd * w) taken with the weight optimiser's current
     learning rate xi, momentum and weight decay (as the NB201 reference's DARTS-V2 and the DARTS code do; the
@@ -16,7 +19,10 @@ class Darts2(Searcher):
 
     name = "darts2"
     summary = "DARTS, second-order unrolled architecture gradient (Liu et al., ICLR 2019)"
-    default_options = {"fd_radius": 0.01}  # epsilon numerator of the finite-difference Hessian-vector product
+
+    class Options(OptionSet):
+        fd_radius: float = Field(0.01, gt=0, description="numerator of the finite-difference epsilon (Section 2.3)")
+
     graph_capturable = False  # reads the optimiser's host-side state in the virtual step; not verified captured
 
     def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
@@ -39,7 +45,7 @@ class Darts2(Searcher):
     def _hessian_vector_product(self, saved: list[torch.Tensor], vector: tuple[torch.Tensor, ...],
                                 batch: Batch) -> list[torch.Tensor]:
         """(grad_a L_train(w + eps v) - grad_a L_train(w - eps v)) / (2 eps), leaving the weights at ``saved``."""
-        eps = self.options["fd_radius"] / torch.sqrt(sum((v * v).sum() for v in vector))
+        eps = self.options.fd_radius / torch.sqrt(sum((v * v).sum() for v in vector))
         gradients = []
         for sign in (1.0, -1.0):
             with torch.no_grad():

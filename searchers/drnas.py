@@ -20,7 +20,7 @@ import torch
 from torch.distributions import Dirichlet
 from torch.nn import functional as F
 
-from searchers.base import Searcher
+from searchers.darts import Darts
 from searchers.tse_darts import TseDarts
 
 DRNAS_PAPER = {"epochs": 100, "w_weight_decay": 3e-4, "w_nesterov": False}
@@ -30,7 +30,7 @@ def concentration(alpha: torch.Tensor) -> torch.Tensor:
     return F.elu(alpha) + 1
 
 
-class Drnas(Searcher):
+class Drnas(Darts):
     name = "drnas"
     summary = "DrNAS: Dirichlet op-mixing distributions, pathwise gradients (Chen et al., ICLR 2021)"
     paper_overrides = DRNAS_PAPER

@@ -17,20 +17,21 @@ the batch mean of the per-sample KL; a sample's teacher is used only when all K 
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 import torch
+from pydantic import Field
 from torch.nn import functional as F
 
 from benchmarks.data_stream import Batch
-from harness.errors import UserError
-from searchers.base import Searcher
+from foundation.options import OptionSet
+from searchers.darts import Darts
 
-KL_DIRECTIONS = ("student_teacher", "teacher_student")
+KlDirection = Literal["student_teacher", "teacher_student"]
 HALVES = ("weight", "arch")
 
 
-def distillation_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor, direction: str) -> torch.Tensor:
+def distillation_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor, direction: KlDirection) -> torch.Tensor:
     """Batch mean of KL(student || teacher) (the paper's H) or KL(teacher || student); the teacher is constant."""
     teacher_probs = teacher_probs.detach()
     log_student = F.log_softmax(student_logits.to(torch.promote_types(student_logits.dtype, torch.float32)), dim=1)
@@ -42,25 +43,19 @@ def distillation_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor, d
     return per_sample.mean()
 
 
-class SdDarts(Searcher):
+class SdDarts(Darts):
     name = "sd_darts"
     summary = "SD-DARTS: self-distillation from the previous epoch's outputs (Zhu et al., arXiv 2302.05629)"
-    default_options = {"warmup_epochs": 25, "distill_weight": 1.0, "teacher_epochs": 1,
-                       "kl_direction": "student_teacher"}
+
+    class Options(OptionSet):
+        warmup_epochs: int = Field(25, ge=0, description="xi, plain DARTS epochs before distilling (Table 1, Fig. 5)")
+        distill_weight: float = Field(1.0, ge=0, le=1e6, description="lambda (Table 1)")
+        teacher_epochs: int = Field(1, ge=1, le=1000, description="K, previous epochs averaged (Table 1, Fig. 6)")
+        kl_direction: KlDirection = Field("student_teacher", description="H as written (Section 3.3) or reversed")
+
     # reduced presets keep the paper's proportion: warm up for half of the epochs
     preset_options = {"quick": {"warmup_epochs": 4}, "smoke": {"warmup_epochs": 1}}
     graph_capturable = False  # the step branches on the epoch (warm-up) and keeps per-sample teachers
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> None:
-        if options["warmup_epochs"] < 0:
-            raise UserError(f"bad value warmup_epochs={options['warmup_epochs']}: must be >= 0")
-        if options["teacher_epochs"] < 1:
-            raise UserError(f"bad value teacher_epochs={options['teacher_epochs']}: must be >= 1")
-        if options["distill_weight"] < 0:
-            raise UserError(f"bad value distill_weight={options['distill_weight']}: must be >= 0")
-        if options["kl_direction"] not in KL_DIRECTIONS:
-            raise UserError(f"bad value kl_direction={options['kl_direction']!r}: must be one of {', '.join(KL_DIRECTIONS)}")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -74,7 +69,7 @@ class SdDarts(Searcher):
         return torch.stack([epoch[half][indices] for epoch in self.previous]).mean(dim=0)
 
     def distilling(self) -> bool:
-        return self.epoch > self.options["warmup_epochs"] and len(self.previous) == self.options["teacher_epochs"]
+        return self.epoch > self.options.warmup_epochs and len(self.previous) == self.options.teacher_epochs
 
     def _loss(self, batch: Batch, half: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.supernet(batch.images, self.arch_weights())
@@ -83,8 +78,8 @@ class SdDarts(Searcher):
         if self.distilling():
             teacher = self.teacher(half, batch.indices)
             known = ~torch.isnan(teacher).any(dim=1)
-            kl = distillation_kl(logits[known], teacher[known], self.options["kl_direction"])
-            loss = loss + self.options["distill_weight"] * torch.nan_to_num(kl)  # no known teacher: no term
+            kl = distillation_kl(logits[known], teacher[known], self.options.kl_direction)
+            loss = loss + self.options.distill_weight * torch.nan_to_num(kl)  # no known teacher: no term
         return loss, logits
 
     def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,7 +89,7 @@ class SdDarts(Searcher):
         return self._loss(batch, "weight")
 
     def end_epoch(self, epoch: int) -> None:
-        self.previous = [self.current, *self.previous][: self.options["teacher_epochs"]]
+        self.previous = [self.current, *self.previous][: self.options.teacher_epochs]
         self.current = {half: torch.full_like(stored, float("nan")) for half, stored in self.current.items()}
 
     def extra_state(self) -> dict[str, Any]:
@@ -109,4 +104,6 @@ class SdDartsVoted(SdDarts):
 
     name = "sd_darts_voted"
     summary = "SD-DARTS with voting teachers: mean of the previous K=2 epochs' outputs (Section 3.4)"
-    default_options = {**SdDarts.default_options, "teacher_epochs": 2}
+
+    class Options(SdDarts.Options):
+        teacher_epochs: int = Field(2, ge=1, le=1000, description="K = 2, Table 1's time window")

@@ -20,23 +20,25 @@ from typing import Any
 import torch
 from torch import nn
 
+from pydantic import Field
+
 from benchmarks.data_stream import Batch
-from harness.errors import UserError
-from searchers.base import EpochStats, Searcher
+from foundation.options import OptionSet
+from searchers.context import EpochStats
+from searchers.darts import Darts
 
 
-class TseDarts(Searcher):
+class TseDarts(Darts):
     name = "tse_darts"
     summary = "TSE-DARTS: architecture trained on the sum of training losses, no validation set (Fil et al.)"
-    default_options = {"unroll_steps": 100, "restore_optimizer": False}
+
+    class Options(OptionSet):
+        unroll_steps: int = Field(100, ge=1, le=1_000_000, description="T, batches per outer step (Appendix D)")
+        restore_optimizer: bool = Field(False, description="also restore the weight optimiser's momentum")
+
     preset_options = {"smoke": {"unroll_steps": 4}}
     uses_validation_set = False
     graph_capturable = False  # an architecture step every T batches over a host-side window
-
-    @classmethod
-    def validate_options(cls, options: dict[str, Any]) -> None:
-        if options["unroll_steps"] < 1:
-            raise UserError(f"bad value unroll_steps={options['unroll_steps']}: must be >= 1")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -47,9 +49,9 @@ class TseDarts(Searcher):
         """Collect training batches (both halves are training data here); run an outer step per T batches."""
         self.stats = (weight_stats, arch_stats)
         self.window += [weight_batch, arch_batch]
-        if len(self.window) >= self.options["unroll_steps"]:
-            self.outer_step(self.window[: self.options["unroll_steps"]])
-            self.window = self.window[self.options["unroll_steps"]:]
+        if len(self.window) >= self.options.unroll_steps:
+            self.outer_step(self.window[: self.options.unroll_steps])
+            self.window = self.window[self.options.unroll_steps:]
 
     def end_epoch(self, epoch: int) -> None:
         if self.window:
@@ -59,7 +61,7 @@ class TseDarts(Searcher):
     def outer_step(self, batches: list[Batch]) -> None:
         weight_stats, arch_stats = self.stats
         saved_network = copy.deepcopy(self.supernet.state_dict())
-        saved_optimizer = copy.deepcopy(self.w_opt.state_dict()) if self.options["restore_optimizer"] else None
+        saved_optimizer = copy.deepcopy(self.w_opt.state_dict()) if self.options.restore_optimizer else None
         for alpha in self.alphas:
             alpha.grad = None
         for batch in batches:  # (1) unroll, summing the direct alpha gradients

@@ -13,9 +13,9 @@ import torch
 
 from benchmarks import cifar10
 from benchmarks.data_stream import PAD, DeviceImages, SearchData, epoch_generator
-from harness.errors import UserError
-from harness.integrity import write_sidecar
-from harness.paths import resolve_data_dir
+from foundation.errors import UserError
+from foundation.integrity import write_sidecar
+from foundation.paths import resolve_data_dir
 
 
 @pytest.fixture

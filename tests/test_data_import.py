@@ -9,7 +9,7 @@ from benchmarks import cifar10
 from benchmarks.nb201 import space
 from benchmarks.nb201.importer import convert
 from benchmarks.nb201.table import TABLE_FILE, load_table
-from harness.errors import UserError
+from foundation.errors import UserError
 
 
 class FakeTopologyAPI:

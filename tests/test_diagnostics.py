@@ -1,6 +1,8 @@
 """Hessian eigenvalues against brute force, the discretization gap, ranks and regrets."""
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch.nn import functional as F
@@ -11,7 +13,7 @@ from analysis.hessian import dominant_eigenvalue, exact_hessian, power_iteration
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from searchers import get_searcher
-from searchers.base import OptimConfig, SearchContext
+from searchers.context import OptimConfig, SearchContext
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
                     grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
@@ -81,7 +83,7 @@ def test_power_iteration_returns_the_largest_algebraic_eigenvalue():
 
 def searcher_with(net: NB201Supernet, name: str = "darts"):
     cls = get_searcher(name)
-    return cls(net, OPTIM, SearchContext(1, (8, 8), 10), dict(cls.default_options))
+    return cls(net, OPTIM, SearchContext(1, (8, 8), 10), {})
 
 
 def test_forced_one_hot_alphas_close_the_discretization_gap():
@@ -92,18 +94,29 @@ def test_forced_one_hot_alphas_close_the_discretization_gap():
     assert torch.equal(searcher.derivation_weights()[0], NB201Space.discrete_weights(searcher.derivation_weights())[0])
     before = {k: v.clone() for k, v in net.state_dict().items()}
     result = epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)
-    assert result["discrete_acc"] == result["supernet_acc"] and result["discretization_gap"] == 0
+    assert result.discrete_acc == result.supernet_acc and result.discretization_gap == 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics untouched
 
 
-def test_gap_is_nonzero_for_mixed_weights_and_diagnostics_keep_the_model_state():
+def test_diagnostics_evaluate_the_mixed_and_the_argmax_network_and_keep_the_model_state():
     net = tiny(4, track=True)
     searcher = searcher_with(net, "drnas")
+    with torch.no_grad():  # edge e prefers op e % 5, by a margin that leaves the mixture far from one-hot
+        net.alphas.copy_(torch.eye(5, dtype=torch.float64)[[0, 1, 2, 3, 4, 0]])
+    evaluation = batches(3)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    result = epoch_diagnostics(searcher, batches(3), "power", NB201Space.discrete_weights)
-    assert result["discretization_gap"] == pytest.approx(result["supernet_acc"] - result["discrete_acc"])
-    assert result["hessian_eig_max"] == pytest.approx(epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)["hessian_eig_max"],
-                                                      rel=1e-2)
+    result = epoch_diagnostics(searcher, evaluation, "power", NB201Space.discrete_weights)
+
+    def accuracy_by_hand(weights: torch.Tensor) -> float:
+        clone = copy.deepcopy(net).train()  # training-mode BN, as during search, on a copy
+        correct = sum(int((clone(b.images, [weights]).argmax(1) == b.labels).sum()) for b in evaluation)
+        return 100.0 * correct / sum(len(b.labels) for b in evaluation)
+
+    beta = F.elu(net.alphas.detach()) + 1
+    assert result.supernet_acc == pytest.approx(accuracy_by_hand(beta / beta.sum(-1, keepdim=True)))
+    assert result.discrete_acc == pytest.approx(accuracy_by_hand(torch.eye(5, dtype=torch.float64)[[0, 1, 2, 3, 4, 0]]))
+    exact = epoch_diagnostics(searcher, evaluation, "exact", NB201Space.discrete_weights)
+    assert result.hessian_eig_max == pytest.approx(exact.hessian_eig_max, rel=1e-2)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with preserved_buffers(net):
         net.train()

@@ -32,7 +32,8 @@ from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from harness.config import build_config
 from harness.graphed import GraphedStep, state_tensors
-from searchers.base import EpochStats, OptimConfig, SearchContext, Searcher
+from searchers.context import EpochStats, OptimConfig, SearchContext
+from searchers.darts import Darts
 
 pytestmark = pytest.mark.data
 
@@ -59,10 +60,10 @@ class StraightforwardSupernet(nn.Module):
         return self.net.weight_parameters()
 
 
-def _searcher(supernet: nn.Module) -> Searcher:
+def _searcher(supernet: nn.Module) -> Darts:
     config = build_config("nb201", "darts", "paper", [])
     optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
-    return Searcher(supernet, optim, SearchContext(391, (25_000, 25_000), 10), {})
+    return Darts(supernet, optim, SearchContext(391, (25_000, 25_000), 10), {})
 
 
 @pytest.fixture(scope="module")
@@ -84,11 +85,11 @@ def batches(data_dir) -> list[tuple[Batch, Batch]]:
     return pairs
 
 
-def _parameters(searcher: Searcher) -> list[torch.Tensor]:
+def _parameters(searcher: Darts) -> list[torch.Tensor]:
     return [t.detach().clone() for t in (*searcher.alphas, *searcher.weights)]
 
 
-def _gradients(searcher: Searcher) -> list[torch.Tensor]:
+def _gradients(searcher: Darts) -> list[torch.Tensor]:
     """The step's architecture gradient and (clipped) weight gradients."""
     return [t.grad.detach().clone() for t in (*searcher.alphas, *searcher.weights)]
 
@@ -101,7 +102,7 @@ class Trajectory:
     gradients: list[list[torch.Tensor]] = field(default_factory=list)  # gradients each step applied
 
 
-def _search(searcher: Searcher, batches, step=None, lock_to: Trajectory | None = None) -> Trajectory:
+def _search(searcher: Darts, batches, step=None, lock_to: Trajectory | None = None) -> Trajectory:
     """Run the steps; with ``lock_to``, first set the searcher (in place) to that trajectory's state before
     each step, and check the step's losses and gradients against it."""
     step = step or searcher.step
@@ -137,13 +138,13 @@ def _double(batches):
     return [tuple(Batch(b.images.double(), b.labels, b.indices) for b in pair) for pair in batches]
 
 
-def _straightforward_pair(dtype: torch.dtype) -> tuple[Searcher, Searcher]:
+def _straightforward_pair(dtype: torch.dtype) -> tuple[Darts, Darts]:
     torch.manual_seed(0)
     fast_net = NB201Supernet(channels=4, cells_per_stage=2).to(dtype)
     return _searcher(fast_net), _searcher(StraightforwardSupernet(copy.deepcopy(fast_net)))
 
 
-def _static_pair(dtype: torch.dtype, batches) -> tuple[Searcher, Searcher, GraphedStep]:
+def _static_pair(dtype: torch.dtype, batches) -> tuple[Darts, Darts, GraphedStep]:
     torch.manual_seed(0)
     net = NB201Supernet(channels=4, cells_per_stage=2).to(dtype)
     plain, static = _searcher(net), _searcher(copy.deepcopy(net))

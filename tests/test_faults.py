@@ -10,8 +10,8 @@ import pytest
 from test_search_run import _cifar, assert_records_close, smoke_args
 
 import harness.checkpoints
-import harness.runner
-from harness.atomic import read_jsonl
+import harness.run_folder
+from foundation.atomic import read_jsonl
 from harness.cli import main
 
 pytestmark = [pytest.mark.data, pytest.mark.faults]
@@ -93,7 +93,7 @@ def test_a_full_disk_while_checkpointing_loses_nothing(data_dir, straight, tmp_p
 
 
 def test_a_full_disk_while_appending_a_record_loses_nothing(data_dir, straight, tmp_path, monkeypatch, capsys):
-    real = harness.runner.append_jsonl
+    real = harness.run_folder.append_jsonl
 
     def half_line_then_full(path, record):
         if record["epoch"] != 2:
@@ -102,11 +102,11 @@ def test_a_full_disk_while_appending_a_record_loses_nothing(data_dir, straight, 
             handle.write(json.dumps(record)[:50])
         raise OSError(errno.ENOSPC, "No space left on device", str(path))
 
-    monkeypatch.setattr(harness.runner, "append_jsonl", half_line_then_full)
+    monkeypatch.setattr(harness.run_folder, "append_jsonl", half_line_then_full)
     assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 1
     assert "No space left on device" in capsys.readouterr().err
     folder = next((tmp_path / "run").rglob("seed-0"))
     assert len(read_jsonl(folder / "epochs.jsonl")) == 1  # the half line is not a record
-    monkeypatch.setattr(harness.runner, "append_jsonl", real)
+    monkeypatch.setattr(harness.run_folder, "append_jsonl", real)
     assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), straight)

@@ -22,7 +22,7 @@ RECORDED = ("epoch", "genotype", "arch_index", "depth", "skip_count", "arch_weig
 
 
 def trajectory(data_dir: Path, out: Path) -> dict:
-    from harness.atomic import read_jsonl
+    from foundation.atomic import read_jsonl
     from harness.cli import main
 
     args = ["run", "--searcher", "darts", "--space", "nb201", "--preset", "smoke", "--seed", "0", "--device", "cpu",
@@ -63,7 +63,7 @@ if __name__ == "__main__":
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from harness.paths import resolve_data_dir
+    from foundation.paths import resolve_data_dir
 
     with tempfile.TemporaryDirectory() as tmp:
         result = trajectory(resolve_data_dir(None), Path(tmp))

@@ -12,7 +12,7 @@ from benchmarks.nb101.graph import Cell, depth, fingerprint, parse_cell, prune
 from benchmarks.nb101.table import MEMBERSHIP_FILE, PARTIAL_FILES, load_table, space_hashes
 from benchmarks.oneshot1.space import DEFINITIONS
 from harness.cli import main
-from harness.errors import UserError
+from foundation.errors import UserError
 
 
 def _rows(data_dir, name):
@@ -98,20 +98,19 @@ def test_lookup_in_and_out_of_the_partial_table(data_dir, capsys):
     assert unknown == {"hash": "0" * 32, "in_table": False, "valid_acc": None, "valid_runs": None,
                        "test_acc": None, "table": None}
     # CLI: unpruned input accepted, short op names accepted, JSON row with the flag
-    code = main(["lookup", "--space", "nb101", "--data-dir", str(data_dir), "--json",
+    code = main(["lookup", "--space", "1shot1-s1", "--data-dir", str(data_dir), "--json",
                  "--matrix", "0100110;0010000;0001001;0000010;0000010;0000001;0000000", "--ops", "in,c3,mp,c3,c3,c1,out"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["hash"] == "00005c142e6f48ac74fdcf73e3439874" and result["depth"] == 5
-    assert main(["lookup", "--space", "nb101", "--data-dir", str(data_dir), "--json",
+    assert main(["lookup", "--space", "1shot1-s1", "--data-dir", str(data_dir), "--json",
                  "--matrix", "0110;0001;0001;0000", "--ops", "in,c3,c3,out"]) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["in_table"] is False and result["accuracy"] is None
 
 
 def test_discretisation_of_hand_made_alphas():
-    from benchmarks.oneshot1.search_space import ONESHOT1_SPACES
+    from benchmarks.oneshot1.search_space import OneShot1Space2 as space2
 
-    space2 = ONESHOT1_SPACES[1]
     weights = [torch.tensor([[0.1, 0.8, 0.1], [0.7, 0.2, 0.1], [0.2, 0.2, 0.6], [0.5, 0.3, 0.2]]),
                torch.tensor([0.05, 0.3, 0.05, 0.4, 0.2]),  # output: 3 parents among input, nodes 1-4
                torch.tensor([0.9, 0.1]),                   # node 2: 1 parent among input, node 1

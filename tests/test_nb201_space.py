@@ -8,11 +8,11 @@ from pathlib import Path
 
 import pytest
 
-from analysis.cell_metrics import cell_depth, skip_count
+from foundation.cell_metrics import cell_depth, skip_count
 from benchmarks.nb201 import space
 from benchmarks.nb201.table import ACCURACY_COLUMNS, NUM_ARCHS, TABLE_FILE, load_table
-from harness.errors import UserError
-from harness.integrity import verified_sha256, write_sidecar
+from foundation.errors import UserError
+from foundation.integrity import verified_sha256, write_sidecar
 
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 ALL_NONE = "|none~0|+|none~0|none~1|+|none~0|none~1|none~2|"
@@ -228,14 +228,14 @@ def test_missing_table_names_file(tmp_path):
 
 
 def test_a_modified_table_fails_its_checksum_once_verified_it_is_not_rehashed(data_dir, tmp_path, monkeypatch):
-    import harness.integrity
+    import foundation.integrity
 
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     raw = _table_bytes(data_dir)
     path = _write_table(tmp_path, raw)  # the known release, copied: verified by its known digest
     hashed = []
-    real = harness.integrity.digest_of
-    monkeypatch.setattr(harness.integrity, "digest_of", lambda p, a="sha256": hashed.append(p) or real(p, a))
+    real = foundation.integrity.digest_of
+    monkeypatch.setattr(foundation.integrity, "digest_of", lambda p, a="sha256": hashed.append(p) or real(p, a))
     assert verified_sha256(path) == verified_sha256(path) and len(hashed) == 1  # cached by path, size, mtime
     path.write_bytes(raw[:-1])  # truncated by one byte: not the known release (size changes the cache key)
     with pytest.raises(UserError, match=f"data file {path.resolve()} failed its checksum"):

@@ -12,7 +12,7 @@ from analysis.report import build_report
 from analysis.runs import load_runs
 from analysis.tables import LAYOUTS, build_table
 from harness.cli import main
-from harness.config import build_config, config_name
+from harness.config import configure
 
 ALL_SKIP = "|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|"
 NB201_KEYS = ("cifar10_valid", "cifar10_test", "cifar100_valid", "cifar100_test", "imagenet16_valid",
@@ -21,15 +21,19 @@ NB201_KEYS = ("cifar10_valid", "cifar10_test", "cifar100_valid", "cifar100_test"
 
 def make_run(root: Path, searcher: str, seed: int, finals: dict[str, float], space: str = "nb201",
              preset: str = "paper", sets: tuple[str, ...] = (), epochs_done: int | None = None,
-             status: str = "done") -> Path:
+             status: str = "done", format_1: bool = False) -> Path:
     """A run folder as the runner writes it, with made-up records: epoch e has accuracy ``final - (E - e)``,
-    so the final epoch's look-up is ``finals``. ``status`` incomplete: no summary."""
-    config = build_config(space, searcher, preset, list(sets))
+    so the final epoch's look-up is ``finals``. ``status`` incomplete: no summary. ``format_1``: config.json as
+    written before it stored its overrides."""
+    experiment = configure(space, searcher, preset, list(sets))
+    config = experiment.config
     epochs = config.epochs if epochs_done is None else epochs_done
-    folder = root / space / searcher / config_name(config) / f"seed-{seed}"
+    folder = root / space / searcher / experiment.name / f"seed-{seed}"
     folder.mkdir(parents=True)
-    meta = {"config": json.loads(json.dumps(config.to_dict())), "config_name": config_name(config), "seed": seed,
+    meta = {"config": json.loads(json.dumps(config.to_dict())), "config_name": experiment.name, "seed": seed,
             "device": "cpu (test)", "data": {"source": "jpeg_q75"}}
+    if not format_1:
+        meta.update({"format": 2, "overrides": experiment.overrides, **experiment.classes()})
     (folder / "config.json").write_text(json.dumps(meta))
     records = []
     for epoch in range(1, epochs + 1):
@@ -115,10 +119,23 @@ def test_ablation_figures_need_two_settings(tmp_path):
                      sets=(f"warmup_epochs={warmup}",))
     report = build_report([root], tmp_path / "out")
     names = {info.name for info in report.figures}
-    assert "sd_darts_warmup_ablation" in names and "sd_darts_window_ablation" not in names
+    assert "nb201_sd_darts_warmup_epochs_ablation" in names
+    assert not any("teacher_epochs" in name or "distill_weight" in name for name in names)  # one setting each
     runs = load_runs([root])
     assert {r.label for r in runs} == {"sd_darts (smoke)", "sd_darts (smoke, warmup_epochs=0)",
                                        "sd_darts (smoke, warmup_epochs=3)"}  # 1 is the smoke preset's own (half of 2 epochs)
+
+
+def test_labels_come_from_config_json_and_survive_a_preset_change(tmp_path, monkeypatch):
+    from foundation.run_config import PRESETS
+
+    root = tmp_path / "results"
+    make_run(root, "sd_darts", 0, nb201_finals(80), preset="smoke", sets=("warmup_epochs=0",))
+    make_run(root, "darts", 0, nb201_finals(80), preset="smoke", format_1=True)
+    monkeypatch.setitem(PRESETS, "smoke", {**PRESETS["smoke"], "batch_size": 16})
+    labels = {run.searcher: run.label for run in load_runs([root])}
+    assert labels["sd_darts"] == "sd_darts (smoke, warmup_epochs=0)"  # as stored when the run was made
+    assert labels["darts"] == "darts (smoke, batch_size=32)"  # format 1 stored nothing: today's preset decides
 
 
 def test_check_fails_on_a_planted_deviation_and_passes_otherwise(tmp_path, capsys):
@@ -171,7 +188,9 @@ def test_check_on_the_reference_results_passes(data_dir, nb201_table, tmp_path, 
 @pytest.mark.data
 @pytest.mark.slow
 def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_path):
-    from searchers import SEARCHERS
+    from searchers import builtin_searchers
+
+    SEARCHERS = builtin_searchers()
 
     if not (data_dir / "cifar10").is_dir():
         pytest.skip(f"CIFAR-10 not found under {data_dir}")

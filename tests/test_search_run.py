@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 
 from benchmarks.nb201 import space
-from harness.atomic import read_jsonl
+from foundation.atomic import read_jsonl
 from harness.cli import main
+from searchers import builtin_searchers
 
 pytestmark = pytest.mark.data
 REPO = Path(__file__).resolve().parents[1]
@@ -142,7 +143,7 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
                                f"with RunFolderLock({str(tmp_path)!r}):\n print('held', flush=True); time.sleep(120)"],
                               env=dict(os.environ, PYTHONPATH=str(REPO)), stdout=subprocess.PIPE, text=True)
     assert holder.stdout.readline().strip() == "held"
-    from harness.errors import UserError
+    from foundation.errors import UserError
     from harness.lock import RunFolderLock
 
     with pytest.raises(UserError, match=f"pid {holder.pid}"):
@@ -214,31 +215,22 @@ def test_resume_in_process_continues_from_checkpoint(data_dir, nb201_table, tmp_
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(next(straight.rglob("epochs.jsonl"))))
 
 
-@pytest.mark.parametrize("searcher", ["darts", "darts2", "sd_darts", "sd_darts_voted", "tse_darts", "drnas",
-                                      "tse_drnas"])
-def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, nb201_table, tmp_path, monkeypatch):
+@pytest.mark.slow
+@pytest.mark.parametrize("searcher", sorted(builtin_searchers()))
+def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, nb201_table, tmp_path, interrupt):
     """Smoke search of 2 seeds; then seed 0 interrupted before epoch 3 and resumed equals the straight run, so
     each searcher's extra state (teacher outputs, Dirichlet RNG, unroll windows) survives the checkpoint."""
-    from harness.runner import SeedRun
-
     _cifar(data_dir)
     args = ["--searcher", searcher, "--epochs", "3"]
     assert main(smoke_args(data_dir, tmp_path / "straight", *args, "--seeds", "2")) == 0
     straight = sorted((tmp_path / "straight").rglob("epochs.jsonl"))
     assert len(straight) == 2 and all(len(read_jsonl(p)) == 3 for p in straight)
 
-    original = SeedRun._run_epoch
-
-    def interrupted(self, searcher_obj, step_fn, data, epoch, estimate):
-        if epoch == 3:
-            raise KeyboardInterrupt
-        return original(self, searcher_obj, step_fn, data, epoch, estimate)
-
-    monkeypatch.setattr(SeedRun, "_run_epoch", interrupted)
+    interrupt(3)
     assert main(smoke_args(data_dir, tmp_path / "resumed", *args)) == 130
     folder = next((tmp_path / "resumed").rglob("seed-0"))
     assert len(read_jsonl(folder / "epochs.jsonl")) == 2 and not (folder / "summary.json").exists()
-    monkeypatch.setattr(SeedRun, "_run_epoch", original)
+    interrupt(None)
     assert main(smoke_args(data_dir, tmp_path / "resumed", *args)) == 0
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(straight[0]))
 

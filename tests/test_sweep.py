@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from test_search_run import _cifar, assert_records_close
 
-from harness.atomic import read_jsonl
+from foundation.atomic import read_jsonl
 from harness.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -28,9 +28,16 @@ BAD_SWEEPS = [
     ("epochs-text", "spaces: [nb201]\nsearchers: [darts]\nepochs: many\n", "epochs='many'"),
     ("unknown-searcher", "spaces: [nb201]\nsearchers: [darts, nope]\n", "unknown searcher 'nope'"),
     ("unknown-space", "spaces: [nb999]\nsearchers: [darts]\n", "unknown space 'nb999'"),
-    ("set-wrong-type", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: abc}\n", "'abc' is not a valid int"),
+    ("set-wrong-type", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: abc}\n", "epochs=abc: Input should be a valid integer"),
     ("grid-not-list", "spaces: [nb201]\nsearchers: [sd_darts]\ngrid: {warmup_epochs: 3}\n", "non-empty list"),
     ("grid-bad-option", "spaces: [nb201]\nsearchers: [sd_darts]\ngrid: {warmup_epochs: [0, -1]}\n", "warmup_epochs=-1"),
+    ("seed-boolean", "spaces: [nb201]\nsearchers: [darts]\nseeds: [true]\n", "seeds=[True]"),
+    ("epochs-boolean", "spaces: [nb201]\nsearchers: [darts]\nepochs: true\n", "epochs=True"),
+    ("set-boolean-for-int", "spaces: [nb201]\nsearchers: [darts]\nset: {batch_size: true}\n",
+     "batch_size=true: Input should be a valid integer"),
+    ("set-infinite", "spaces: [nb201]\nsearchers: [darts]\nset: {w_lr: .inf}\n", "w_lr=inf: Input should be a finite"),
+    ("set-list-for-scalar", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: [1, 2]}\n", "epochs=1,2"),
+    ("unloadable-plug-in", "spaces: [nb201]\nsearchers: ['no_such_module_xyz:S']\n", "cannot load searcher"),
 ]
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 
-from analysis.cell_metrics import cell_depth
-from harness.errors import UserError
+from foundation.cell_metrics import cell_depth
+from foundation.errors import UserError
 
 MAX_VERTICES = 7  # NB101 also caps edges at 9; not enforced, since published sample rows exceed it unpruned
 OPS = ("input", "conv3x3-bn-relu", "conv1x1-bn-relu", "maxpool3x3", "output")

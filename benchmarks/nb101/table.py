@@ -14,8 +14,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from harness.errors import UserError
-from harness.integrity import verified_sha256
+from foundation.errors import UserError
+from foundation.integrity import verified_sha256
 
 OFFICIAL_FILE = "nb101/nb101_table.csv.gz"  # written by `harness data import-nb101` from the official tfrecord
 PARTIAL_FILES = ("nb101/nb101_partial_tiga1231_valacc.csv.gz", "nb101/nb101_partial_naslib_valacc.csv.gz")

@@ -22,9 +22,9 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, BinaryIO, Iterator
 
-from harness.atomic import atomic_write
-from harness.errors import UserError
-from harness.integrity import write_sidecar
+from foundation.atomic import atomic_write
+from foundation.errors import UserError
+from foundation.integrity import write_sidecar
 
 TABLE_COLUMNS = ("hash", "epochs", "valid_acc_runs", "test_acc_runs", "params", "train_time_s_runs")
 

@@ -13,9 +13,9 @@ import io
 from pathlib import Path
 from typing import Any, Protocol
 
-from harness.atomic import atomic_write
-from harness.errors import UserError
-from harness.integrity import write_sidecar
+from foundation.atomic import atomic_write
+from foundation.errors import UserError
+from foundation.integrity import write_sidecar
 
 # (column, dataset name in the API, metric key in get_more_info, hp)
 QUERIES: tuple[tuple[str, str, str, str], ...] = tuple(

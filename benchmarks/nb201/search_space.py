@@ -1,24 +1,30 @@
-"""NB201 as the runner sees a search space: build the supernet, derive the genotype, look it up."""
+"""NB201 as a ``SearchSpace``: build the supernet, derive the genotype, look it up, the ``lookup`` command."""
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 
 from benchmarks.nb201 import space
 from benchmarks.nb201.supernet import NB201Supernet
 from benchmarks.nb201.table import NB201Table, load_table
+from benchmarks.search_space import SearchSpace
+from foundation.records import CellDescription
 
 
-class NB201Space:
+class NB201Space(SearchSpace):
     name = "nb201"
     summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10, looked up on 3 datasets"
     num_classes = 10
-    structure: dict[str, Any] = {}  # the run defaults are NB201's supernet and protocol
-    paper_overrides: dict[str, Any] = {}
+    metrics = (("cifar10_test", "CIFAR-10 test accuracy (%)"),)
+    has_skip_connections = True
+    reference_name = "xautodl DARTS-V1 (TinyNetworkDarts)"
+    default = True  # the run defaults are NB201's supernet and protocol: no structure or paper overrides
 
     def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir)
         self.table: NB201Table = load_table(data_dir)
 
     @classmethod
@@ -36,11 +42,35 @@ class NB201Space:
         """Mixing weights of the derived cell: one-hot at each edge's argmax."""
         return [torch.nn.functional.one_hot(w.argmax(dim=-1), w.shape[-1]).to(w.dtype) for w in weights]
 
-    def describe(self, genotype: space.Genotype) -> dict[str, Any]:
-        """The per-epoch record fields of a genotype: string, table index, look-ups with their rank among all
-        15,625 cells and regret, depth, skips."""
+    def describe(self, genotype: space.Genotype) -> CellDescription:
+        """String, table index, look-ups with their rank among all 15,625 cells and regret, depth, skips."""
         arch = space.genotype_to_str(genotype)
         index = self.table.index_of[arch]
-        return {"genotype": arch, "arch_index": index, "in_table": True, "lookup": self.table.accuracy(index),
-                "rank_percentile": self.table.rank_percentile(index), "regret": self.table.regret(index),
-                "depth": space.depth(genotype), "skip_count": space.skips(genotype)}
+        return CellDescription(genotype=arch, arch_index=index, in_table=True, lookup=self.table.accuracy(index),
+                               rank_percentile=self.table.rank_percentile(index), regret=self.table.regret(index),
+                               depth=space.depth(genotype), skip_count=space.skips(genotype))
+
+    def lookup_genotype(self, genotype: str) -> dict[str, float | None]:
+        return self.table.accuracy(self.table.index(genotype))
+
+    @classmethod
+    def add_lookup_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        which = parser.add_mutually_exclusive_group(required=True)
+        which.add_argument("--arch", help="NB201 architecture string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
+        which.add_argument("--index", type=int, help="NB201 index (0..15624)")
+
+    @classmethod
+    def lookup(cls, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+        table = load_table(data_dir)
+        index = table.check_index(args.index) if args.index is not None else table.index(args.arch)
+        genotype = space.str_to_genotype(table.arch_strs[index])
+        return {"space": cls.name, "id": f"#{index}  {table.arch_strs[index]}", "arch_index": index,
+                "arch_str": table.arch_strs[index], "depth": space.depth(genotype), "skip_count": space.skips(genotype),
+                "accuracy": table.accuracy(index), "rank_percentile": table.rank_percentile(index),
+                "regret": table.regret(index), "row": table.row(index)}
+
+    @classmethod
+    def reference_step(cls, config: Any, device: torch.device) -> Callable[[Any, Any], None]:
+        from benchmarks.nb201.reference import reference_step
+
+        return reference_step(config, device)

@@ -9,8 +9,8 @@ from __future__ import annotations
 import itertools
 import re
 
-from analysis.cell_metrics import Edge, cell_depth, skip_count
-from harness.errors import UserError
+from foundation.cell_metrics import Edge, cell_depth, skip_count
+from foundation.errors import UserError
 
 OPS: tuple[str, ...] = ("none", "skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3")
 NUM_NODES = 4

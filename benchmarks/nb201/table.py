@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from analysis.cell_metrics import rank_percentile
+from foundation.cell_metrics import rank_percentile
 from benchmarks.nb201 import space
-from harness.errors import UserError
-from harness.integrity import verified_sha256
-from harness.paths import require_file
+from foundation.errors import UserError
+from foundation.integrity import verified_sha256
+from foundation.paths import require_file
 
 TABLE_FILE = "nb201/nb201_table.csv.gz"
 NUM_ARCHS = 15625

@@ -14,32 +14,38 @@ the first and second half of the training set: a documented difference).
 """
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
 from torch.nn import functional as F
 
-from analysis.cell_metrics import rank_percentile
-from benchmarks.nb101.graph import SHORT, depth, fingerprint, prune
+from benchmarks.nb101.graph import SHORT, depth, fingerprint, parse_cell, prune
 from benchmarks.nb101.table import load_table, space_hashes
 from benchmarks.oneshot1.space import CHOICE_OPS, DEFINITIONS, OneShot1Definition
 from benchmarks.oneshot1.supernet import OneShot1Supernet
+from benchmarks.search_space import SearchSpace
+from foundation.cell_metrics import rank_percentile
+from foundation.errors import UserError
+from foundation.records import CellDescription
 
 Genotype = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]  # (op per node, parents per node and output)
 LONG_TO_SHORT = {long: short for short, long in SHORT.items()}
 LOOKUP_COLUMNS = {"nb101_valid": "valid_acc", "nb101_test": "test_acc"}  # record key -> NB101 table column
 
 
-class OneShot1Space:
+class OneShot1Space(SearchSpace):
     definition: ClassVar[OneShot1Definition]
-    name: ClassVar[str]
-    summary: ClassVar[str]
     num_classes = 10
-    structure: dict[str, Any] = {"cells_per_stage": 3}  # 3 stacks of 3 cells, in every preset
-    paper_overrides: dict[str, Any] = {"batch_size": 96, "w_weight_decay": 3e-4, "w_nesterov": False}
+    structure = {"cells_per_stage": 3}  # 3 stacks of 3 cells, in every preset
+    paper_overrides = {"batch_size": 96, "w_weight_decay": 3e-4, "w_nesterov": False}
+    # NB101 test when the installed table has it (the official one), else validation (the partial tables)
+    metrics = (("nb101_test", "NB101 test accuracy (%)"), ("nb101_valid", "NB101 validation accuracy (%)"))
+    plots_regret = True  # as the NAS-Bench-1shot1 paper plots it, on a log axis
 
     def __init__(self, data_dir: Path) -> None:
+        super().__init__(data_dir)
         self.table = load_table(data_dir)
         rows = [self.table.lookup(h) for h in space_hashes(Path(data_dir), self.definition.number)]
         self.sorted_by_key = {key: tuple(sorted(row[column] for row in rows if row[column] is not None))
@@ -81,21 +87,40 @@ class OneShot1Space:
         return [F.one_hot(op_weights.argmax(dim=-1), op_weights.shape[-1]).to(op_weights.dtype),
                 mask(output_weights, parents[-1]), *[mask(w, p) for w, p in zip(node_weights, chosen_nodes)]]
 
-    def describe(self, genotype: Genotype) -> dict[str, Any]:
+    def describe(self, genotype: Genotype) -> CellDescription:
         ops, parents = genotype
         cell = self.definition.cell(ops, parents)
         shown = f"{cell.matrix_str()} {','.join(LONG_TO_SHORT[op] for op in cell.ops)}"
         pruned = prune(cell)
         if pruned is None:  # cannot happen with top-k parents (every node has one), kept for safety
-            return {"genotype": shown, "arch_index": None, "in_table": False, "lookup": None,
-                    "rank_percentile": None, "regret": None, "depth": 0, "skip_count": 0}
+            return CellDescription(genotype=shown, depth=0, skip_count=0)
         row = self.table.lookup(fingerprint(pruned))
         lookup = {key: row[column] for key, column in LOOKUP_COLUMNS.items()}
         known = {key: value for key, value in lookup.items() if value is not None}
-        return {"genotype": shown, "arch_index": row["hash"], "in_table": row["in_table"], "lookup": lookup,
-                "rank_percentile": {k: rank_percentile(self.sorted_by_key[k], v) for k, v in known.items()} or None,
-                "regret": {k: self.sorted_by_key[k][-1] - v for k, v in known.items()} or None,
-                "depth": depth(pruned), "skip_count": 0}
+        return CellDescription(
+            genotype=shown, arch_index=row["hash"], in_table=row["in_table"], lookup=lookup,
+            rank_percentile={k: rank_percentile(self.sorted_by_key[k], v) for k, v in known.items()} or None,
+            regret={k: self.sorted_by_key[k][-1] - v for k, v in known.items()} or None,
+            depth=depth(pruned), skip_count=0)
+
+    @classmethod
+    def add_lookup_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--matrix", required=True, help="NB101 adjacency matrix, rows of 0/1 joined by ';'")
+        parser.add_argument("--ops", required=True, help="NB101 op names joined by ',' (long names or in,c3,c1,mp,out)")
+
+    @classmethod
+    def lookup(cls, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+        """The cell's NB101 look-up, and whether it is a member of this space (by its NB101 hash)."""
+        cell = prune(parse_cell(args.matrix, args.ops))
+        if cell is None:
+            raise UserError(f"bad NB101 cell {args.matrix!r}: the output is not reachable from the input")
+        cell_hash = fingerprint(cell)
+        row = load_table(data_dir).lookup(cell_hash)
+        accuracy = {key: row[column] for key, column in LOOKUP_COLUMNS.items()} if row["in_table"] else None
+        return {"space": cls.name, "id": f"{row['hash']}  {cell.matrix_str()}  {','.join(cell.ops)}", **row,
+                "pruned_matrix": cell.matrix_str(), "pruned_ops": list(cell.ops), "depth": depth(cell),
+                "skip_count": 0, "in_space": cell_hash in space_hashes(data_dir, cls.definition.number),
+                "accuracy": accuracy}
 
 
 def _space_class(number: int) -> type[OneShot1Space]:
@@ -106,4 +131,4 @@ def _space_class(number: int) -> type[OneShot1Space]:
                    f"{'/'.join(map(str, definition.node_parents))}, output {definition.output_parents}); NB101 look-ups"})
 
 
-ONESHOT1_SPACES = tuple(_space_class(n) for n in (1, 2, 3))
+OneShot1Space1, OneShot1Space2, OneShot1Space3 = (_space_class(n) for n in (1, 2, 3))

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from harness.errors import UserError
+from foundation.errors import UserError
 
 DATA_ENV = "HARNESS_DATA"
 CACHE_ENV = "HARNESS_CACHE"

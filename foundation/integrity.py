@@ -13,9 +13,9 @@ import hashlib
 import json
 from pathlib import Path
 
-from harness.atomic import atomic_write, atomic_write_json
-from harness.errors import UserError
-from harness.paths import cache_dir
+from foundation.atomic import atomic_write, atomic_write_json
+from foundation.errors import UserError
+from foundation.paths import cache_dir
 
 # file name -> (algorithm, digests of the known releases); the official tarball is known by its published MD5
 KNOWN_DIGESTS: dict[str, tuple[str, frozenset[str]]] = {

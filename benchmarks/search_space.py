@@ -1,0 +1,83 @@
+"""The ``SearchSpace`` interface: what the runner, the report and the command line ask of a search space.
+
+A space is a class (built-in in a subpackage of ``benchmarks``, installed under the entry point group
+``dnas_harness.spaces``, or ``package.module:Class``) that declares:
+
+- ``name``, ``summary``, ``num_classes`` of the data it searches on, ``structure`` (run fields its supernet
+  needs in every preset) and ``paper_overrides`` (its published search protocol, paper preset only);
+- ``metrics``: its look-up keys with axis labels, in the order figures prefer them (the first the runs hold);
+  ``has_skip_connections`` (figures draw skips per epoch) and ``plots_regret`` (regret per epoch, log axis);
+- the search: ``build_supernet``, ``derive`` (mixing weights -> genotype), ``discrete_weights`` (mixing weights
+  of the derived cell) and ``describe`` (genotype -> ``CellDescription``: look-ups, rank, regret, depth, skips);
+  ``lookup_genotype`` (a genotype as records write it -> look-ups);
+- the ``harness lookup`` command: ``add_lookup_arguments`` and ``lookup``;
+- optionally ``reference_step``, a published implementation's search step that ``harness bench`` times ours
+  against, and its ``reference_name``.
+
+An instance holds what ``describe`` needs (its table), loaded from the data directory.
+"""
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any, Callable, ClassVar
+
+import torch
+from torch import nn
+
+from foundation.errors import UserError
+from foundation.records import CellDescription
+
+
+class SearchSpace:
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    num_classes: ClassVar[int] = 10
+    structure: ClassVar[dict[str, Any]] = {}
+    paper_overrides: ClassVar[dict[str, Any]] = {}
+    metrics: ClassVar[tuple[tuple[str, str], ...]]
+    has_skip_connections: ClassVar[bool] = False
+    plots_regret: ClassVar[bool] = False
+    default: ClassVar[bool] = False  # the space ``--space`` means when it is not given
+    reference_name: ClassVar[str | None] = None
+
+    def __init__(self, data_dir: Path) -> None:
+        self.data_dir = Path(data_dir)
+
+    @classmethod
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> nn.Module:
+        raise NotImplementedError
+
+    @classmethod
+    def derive(cls, derivation_weights: list[torch.Tensor]) -> Any:
+        raise NotImplementedError
+
+    @classmethod
+    def discrete_weights(cls, weights: list[torch.Tensor]) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+    def describe(self, genotype: Any) -> CellDescription:
+        raise NotImplementedError
+
+    def lookup_genotype(self, genotype: str) -> dict[str, float | None]:
+        """The look-ups of a cell written as the records write ``genotype`` (published rows name cells so)."""
+        raise UserError(f"space {self.name!r} cannot look up a genotype string")
+
+    @classmethod
+    def add_lookup_arguments(cls, parser: argparse.ArgumentParser) -> None:
+        """The flags ``harness lookup --space NAME`` takes."""
+        raise NotImplementedError
+
+    @classmethod
+    def lookup(cls, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+        """One cell's ground truth: ``id``, ``depth``, ``skip_count``, ``accuracy`` (None: not in the table)."""
+        raise NotImplementedError
+
+    @classmethod
+    def reference_step(cls, config: Any, device: torch.device) -> Callable[[Any, Any], None]:
+        raise UserError(f"no reference implementation to time against in space {cls.name!r}")
+
+    @classmethod
+    def metric(cls, records_have: Callable[[str], bool]) -> tuple[str, str]:
+        """The look-up key (and its axis label) figures show: the first of ``metrics`` that the runs hold."""
+        return next(((key, label) for key, label in cls.metrics if records_have(key)), cls.metrics[0])

@@ -1,0 +1,162 @@
+"""The run configuration: its typed fields with ranges, the presets, and how presets, ``--epochs`` and ``--set``
+combine — one validation for the command line, sweep files and presets.
+
+The field defaults are the NB201 reference DARTS protocol (Dong & Yang, ICLR 2020, Section 5 and the
+AutoDL-Projects ``DARTS.config``; the SD-DARTS paper, Section 4.4, searches "the same as DARTS"). A search space
+declares its supernet structure (``structure``) and its published protocol (``paper_overrides``), a searcher its
+own published settings and its typed ``Options``: both are passed in as classes, so this module names none.
+``quick`` and ``smoke`` keep the supernet depth (N = 5 cells per stage: the depth is part of the skip-connection
+collapse, see the TSE paper, Section 3.2) and cut width, images and epochs instead.
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, ClassVar, Literal, Mapping, Protocol
+
+from pydantic import Field, model_validator
+
+from foundation.errors import UserError
+from foundation.options import OptionSet
+from foundation.plugins import declared_name
+
+CONFIG_FORMAT = 2  # config.json: 1 = without "format", "overrides" and "searcher_class"; 2 = this version
+
+# Fields that change how a search is executed or observed, not what it computes (up to rounding): a run that
+# differs from the paper preset only in these (and in epochs) still follows the paper protocol.
+EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every", "hessian_method", "eval_batches"})
+IDENTITY_FIELDS = frozenset({"space", "searcher", "preset", "searcher_options"})  # not settable by --set
+
+
+class RunConfig(OptionSet):
+    space: str
+    searcher: str
+    preset: str
+    epochs: int = Field(50, ge=1, le=100_000)
+    batch_size: int = Field(64, ge=1, le=65_536)
+    channels: int = Field(16, ge=1, le=4096, description="C, initial channels of the supernet")
+    cells_per_stage: int = Field(5, ge=1, le=64, description="N")
+    track_running_stats: bool = Field(True, description="BN in search cells, as the reference search scripts")
+    train_images: int = Field(0, ge=0, description="images per half of the split; 0 = all 25,000")
+    channels_last: bool = Field(True, description="memory layout only; faster convolutions at C=16")
+    diagnostics_every: int = Field(1, ge=0, description="epochs between Hessian / gap evaluations; 0 = never")
+    hessian_method: Literal["exact", "power"] = "exact"
+    eval_batches: int = Field(2, ge=1, le=10_000, description="fixed evaluation set, in batches of batch_size")
+    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    cuda_graphs: bool = Field(False, description="GPU: replay full-batch steps of capturable searchers")
+    w_lr: float = Field(0.025, gt=0)
+    w_lr_min: float = Field(0.001, ge=0)
+    w_momentum: float = Field(0.9, ge=0, lt=1)
+    w_weight_decay: float = Field(5e-4, ge=0)
+    w_nesterov: bool = True
+    grad_clip: float = Field(5.0, gt=0)
+    a_lr: float = Field(3e-4, gt=0)
+    a_beta1: float = Field(0.5, ge=0, lt=1)
+    a_beta2: float = Field(0.999, ge=0, lt=1)
+    a_weight_decay: float = Field(1e-3, ge=0)
+    searcher_options: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "RunConfig":
+        if 0 < self.train_images < self.batch_size:
+            raise ValueError(f"train_images={self.train_images} must be 0 (all) or >= batch_size={self.batch_size}")
+        if self.w_lr_min > self.w_lr:
+            raise ValueError(f"w_lr_min={self.w_lr_min} must be <= w_lr={self.w_lr}")
+        return self
+
+    @classmethod
+    def settable(cls) -> list[str]:
+        return [key for key in cls.model_fields if key not in IDENTITY_FIELDS]
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump()
+
+    def identity_hash(self) -> str:
+        """Hash of everything that changes the search (not the seed or device)."""
+        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    "paper": {},
+    # ~10 minutes on 2 CPU cores (62 s per epoch of search).
+    "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False, "eval_batches": 1},
+    # seconds on CPU: exercises every code path, proves nothing about search quality.
+    "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32, "eval_batches": 1,
+              "channels_last": False},
+}
+PRESET_NOTES = {
+    "paper": "published protocol: C=16, N=5, 50 epochs, batch 64, all 25k+25k images",
+    "quick": "reduced real search: C=4, N=5, 8 epochs, 4k+4k images (about 10 min on 2 CPU cores)",
+    "smoke": "tiny supernet on 128+128 images, 2 epochs (seconds; for tests)",
+}
+
+
+class ConfiguresSpace(Protocol):
+    name: ClassVar[str]
+    structure: ClassVar[dict[str, Any]]
+    paper_overrides: ClassVar[dict[str, Any]]
+
+
+class ConfiguresSearcher(Protocol):
+    name: ClassVar[str]
+    Options: ClassVar[type[OptionSet]]
+    paper_overrides: ClassVar[dict[str, Any]]
+    preset_options: ClassVar[dict[str, dict[str, Any]]]
+
+
+def parse_assignment(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key.strip() or not value.strip():
+        raise UserError(f"malformed --set {text!r}: expected key=value")
+    return key.strip(), value.strip()
+
+
+def build_config(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: str, assignments: list[str],
+                 epochs: int | None = None) -> RunConfig:
+    """Run defaults, then the space's structure, then (paper preset) the space's and the searcher's published
+    settings, then the preset, then ``--epochs``, then ``--set`` (run fields or the searcher's own options)."""
+    fields, options = preset_values(space, searcher, preset)
+    if epochs is not None:
+        fields["epochs"] = epochs
+    settable = RunConfig.settable()
+    texts: dict[str, str] = {}
+    for assignment in assignments:
+        key, value = parse_assignment(assignment)
+        if key in settable:
+            fields[key] = texts[key] = RunConfig.from_text(key, value)
+        elif key in searcher.Options.model_fields:
+            options[key] = texts[key] = searcher.Options.from_text(key, value)
+        else:
+            known = sorted(set(settable) | set(searcher.Options.model_fields))
+            raise UserError(f"unknown --set key {key!r} (known: {', '.join(known)})")
+    checked = searcher.Options.validated(options, f"{searcher.name} option")
+    return RunConfig.validated({**fields, "searcher_options": checked.model_dump()})
+
+
+def preset_values(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: str) -> tuple[dict, dict]:
+    """Run fields and searcher options of a preset before any override."""
+    if preset not in PRESETS:
+        raise UserError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
+    published = {**space.paper_overrides, **searcher.paper_overrides} if preset == "paper" else {}
+    fields = {"space": declared_name(space), "searcher": declared_name(searcher), "preset": preset,
+              **space.structure, **published, **PRESETS[preset]}
+    options = {**searcher.Options().model_dump(), **searcher.preset_options.get(preset, {})}
+    return fields, options
+
+
+def preset_config(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: str) -> RunConfig:
+    fields, options = preset_values(space, searcher, preset)
+    return RunConfig.validated({**fields, "searcher_options": options})
+
+
+def overrides(config: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str, Any]:
+    """Run fields and searcher options of ``config`` that differ from its ``preset`` (both as dicts)."""
+    changed = {k: v for k, v in config.items() if k != "searcher_options" and preset.get(k) != v}
+    preset_options = preset.get("searcher_options", {})
+    changed.update({k: v for k, v in config.get("searcher_options", {}).items() if preset_options.get(k) != v})
+    return changed
+
+
+def config_name(config: RunConfig, untouched: RunConfig) -> str:
+    """Folder name: the preset alone when nothing was overridden, else preset + hash of the whole config."""
+    return config.preset if untouched.to_dict() == config.to_dict() else f"{config.preset}-{config.identity_hash()}"

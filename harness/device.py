@@ -1,0 +1,38 @@
+"""The device a search runs on: choosing it, describing it, and the numeric settings that go with a precision."""
+from __future__ import annotations
+
+import platform
+
+import torch
+
+from foundation.errors import UserError
+
+
+def resolve_device(name: str | None) -> torch.device:
+    if name in (None, "auto"):
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
+        raise UserError(f"unknown device {name!r} (use cpu or cuda)")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {name!r} requested but no CUDA GPU is available to torch {torch.__version__}")
+    return torch.device(name)
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+
+
+def precision_context(precision: str, device: torch.device):
+    """bf16 autocast around a whole search step (forward and backward), or nothing for fp32/tf32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+
+
+def configure_backends(precision: str, device: torch.device) -> None:
+    """fp32 means fp32: cuDNN's default TF32 convolutions are allowed only with ``precision=tf32``.
+    cuDNN autotuning is on (batch shapes are fixed within an epoch)."""
+    if device.type == "cuda":
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cudnn.allow_tf32 = precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
