@@ -1,4 +1,5 @@
-"""Shared fixtures: the benchmark data directory and the NB201 table.
+"""Shared fixtures and helpers: the benchmark data directory and the NB201 table, the arguments of a smoke search,
+record comparison, interrupting a search, and the rule that a test running a search is marked ``slow``.
 
 The data directory is ``$HARNESS_DATA`` when set, else ``<repo>/../shared/data``. Tests that need it skip
 (with the path in the reason) when it, or the file they need, is absent.
@@ -11,6 +12,30 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+NONDETERMINISTIC = {"epoch_seconds", "diagnostics_seconds"}
+
+
+def smoke_args(data_dir: Path, out: Path, *extra: str) -> list[str]:
+    return ["run", "--preset", "smoke", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out), *extra]
+
+
+def comparable(records: list[dict]) -> list[dict]:
+    return [{k: v for k, v in r.items() if k not in NONDETERMINISTIC} for r in records]
+
+
+def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> None:
+    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
+    for ra, rb in zip(comparable(a), comparable(b)):
+        assert ra.keys() == rb.keys()
+        for key in ra:
+            if isinstance(ra[key], float):
+                assert ra[key] == pytest.approx(rb[key], abs=tol, rel=tol), key
+            elif key == "arch_weights":
+                flat_a = [x for m in ra[key] for row in m for x in row]
+                flat_b = [x for m in rb[key] for row in m for x in row]
+                assert flat_a == pytest.approx(flat_b, abs=tol)
+            else:
+                assert ra[key] == rb[key], key
 
 
 def _data_dir() -> Path:
@@ -33,6 +58,18 @@ def nb201_table(data_dir: Path):
     if not (data_dir / TABLE_FILE).is_file():
         pytest.skip(f"benchmark data not found at {data_dir / TABLE_FILE}; set HARNESS_DATA")
     return load_table(data_dir)
+
+
+@pytest.fixture(autouse=True)
+def searches_are_marked_slow(request, monkeypatch):
+    """A test that runs a search in this process must be marked ``slow`` (``make test-fast`` leaves them out)."""
+    if request.node.get_closest_marker("slow") is None:
+        from harness.runner import SeedRun
+
+        def refuse(self):
+            pytest.fail("this test runs a search: mark it @pytest.mark.slow")
+
+        monkeypatch.setattr(SeedRun, "_execute", refuse)
 
 
 @pytest.fixture(scope="session")

@@ -7,20 +7,19 @@ import errno
 import json
 
 import pytest
-from test_search_run import _cifar, assert_records_close, smoke_args
+from conftest import assert_records_close, smoke_args
 
 import harness.checkpoints
 import harness.run_folder
 from foundation.atomic import read_jsonl
 from harness.cli import main
 
-pytestmark = [pytest.mark.data, pytest.mark.faults]
+pytestmark = [pytest.mark.data, pytest.mark.faults, pytest.mark.slow]  # every test here runs searches
 EPOCHS = ["--epochs", "3"]
 
 
 @pytest.fixture
-def straight(data_dir, nb201_table, tmp_path) -> list[dict]:
-    _cifar(data_dir)
+def straight(data_dir, search_data, tmp_path) -> list[dict]:
     assert main(smoke_args(data_dir, tmp_path / "straight", *EPOCHS)) == 0
     return read_jsonl(next((tmp_path / "straight").rglob("epochs.jsonl")))
 

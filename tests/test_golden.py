@@ -39,6 +39,7 @@ def _flatten(value) -> list:
     return [x for item in value for x in _flatten(item)] if isinstance(value, list) else [value]
 
 
+@pytest.mark.slow
 @pytest.mark.data
 def test_smoke_trajectory_is_unchanged(data_dir, nb201_table, tmp_path):
     if not (data_dir / "cifar10").is_dir():

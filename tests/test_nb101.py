@@ -127,6 +127,7 @@ def test_discretisation_of_hand_made_alphas():
     assert [d.tolist() for d in discrete[2:]] == [[1, 0], [0, 1, 1], [1, 0, 0, 1]]
 
 
+@pytest.mark.slow
 @pytest.mark.data
 @pytest.mark.parametrize("space", ["1shot1-s1", "1shot1-s2", "1shot1-s3"])
 def test_smoke_search_in_each_space(space, data_dir, tmp_path):

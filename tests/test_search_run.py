@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+from conftest import REPO, assert_records_close, smoke_args
 
 from benchmarks.nb201 import space
 from foundation.atomic import read_jsonl
@@ -17,40 +18,10 @@ from harness.cli import main
 from searchers import builtin_searchers
 
 pytestmark = pytest.mark.data
-REPO = Path(__file__).resolve().parents[1]
-NONDETERMINISTIC = {"epoch_seconds", "diagnostics_seconds"}
 
 
-def _cifar(data_dir: Path) -> None:
-    if not (data_dir / "cifar10").is_dir():
-        pytest.skip(f"CIFAR-10 not found under {data_dir}; set HARNESS_DATA")
-
-
-def smoke_args(data_dir: Path, out: Path, *extra: str) -> list[str]:
-    return ["run", "--preset", "smoke", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out), *extra]
-
-
-def comparable(records: list[dict]) -> list[dict]:
-    return [{k: v for k, v in r.items() if k not in NONDETERMINISTIC} for r in records]
-
-
-def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> None:
-    assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
-    for ra, rb in zip(comparable(a), comparable(b)):
-        assert ra.keys() == rb.keys()
-        for key in ra:
-            if isinstance(ra[key], float):
-                assert ra[key] == pytest.approx(rb[key], abs=tol, rel=tol), key
-            elif key == "arch_weights":
-                flat_a = [x for m in ra[key] for row in m for x in row]
-                flat_b = [x for m in rb[key] for row in m for x in row]
-                assert flat_a == pytest.approx(flat_b, abs=tol)
-            else:
-                assert ra[key] == rb[key], key
-
-
-def test_smoke_search_writes_complete_records(data_dir, nb201_table, tmp_path, capsys):
-    _cifar(data_dir)
+@pytest.mark.slow
+def test_smoke_search_writes_complete_records(data_dir, search_data, nb201_table, tmp_path, capsys):
     assert main(smoke_args(data_dir, tmp_path)) == 0
     folder = tmp_path / "nb201" / "darts" / "smoke" / "seed-0"
     assert sorted(p.name for p in folder.iterdir()) == [".lock", "checkpoint-0001.pt", "checkpoint-0002.pt",
@@ -88,8 +59,8 @@ def test_smoke_search_writes_complete_records(data_dir, nb201_table, tmp_path, c
     assert (folder / "epochs.jsonl").read_bytes() == before
 
 
-def test_overrides_get_their_own_folder_and_seeds(data_dir, nb201_table, tmp_path):
-    _cifar(data_dir)
+@pytest.mark.slow
+def test_overrides_get_their_own_folder_and_seeds(data_dir, search_data, tmp_path):
     assert main(smoke_args(data_dir, tmp_path, "--epochs", "1", "--seed", "3", "--seed", "5")) == 0
     configs = list((tmp_path / "nb201" / "darts").iterdir())
     assert len(configs) == 1 and configs[0].name.startswith("smoke-")
@@ -99,13 +70,13 @@ def test_overrides_get_their_own_folder_and_seeds(data_dir, nb201_table, tmp_pat
     assert a[0]["arch_weights"] != b[0]["arch_weights"]  # seeds differ
 
 
+@pytest.mark.slow
 @pytest.mark.faults
-def test_a_second_writer_of_the_same_run_folder_is_refused(data_dir, nb201_table, tmp_path, capsys):
+def test_a_second_writer_of_the_same_run_folder_is_refused(data_dir, search_data, tmp_path, capsys):
     """While one process holds a run folder, another run of it exits 2 naming the holder; once the holder is
     gone (here: released; a killed process's flock is released by the kernel) the run goes ahead."""
     from harness.lock import RunFolderLock
 
-    _cifar(data_dir)
     assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 0
     folder = next(tmp_path.rglob("seed-0"))
     (folder / "summary.json").unlink()  # unfinished again: a re-run would resume it
@@ -117,13 +88,13 @@ def test_a_second_writer_of_the_same_run_folder_is_refused(data_dir, nb201_table
     assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 0
 
 
+@pytest.mark.slow
 @pytest.mark.faults
-def test_with_wait_a_second_writer_waits_for_the_first(data_dir, nb201_table, tmp_path, capsys):
+def test_with_wait_a_second_writer_waits_for_the_first(data_dir, search_data, tmp_path, capsys):
     import threading
 
     from harness.lock import RunFolderLock
 
-    _cifar(data_dir)
     assert main(smoke_args(data_dir, tmp_path, "--epochs", "1")) == 0
     folder = next(tmp_path.rglob("seed-0"))
     (folder / "summary.json").unlink()
@@ -173,8 +144,7 @@ def _wait_for_records(root: Path, count: int, proc: subprocess.Popen, timeout: f
 
 @pytest.mark.slow
 @pytest.mark.faults
-def test_sigkill_then_resume_gives_the_uninterrupted_records(data_dir, nb201_table, tmp_path):
-    _cifar(data_dir)
+def test_sigkill_then_resume_gives_the_uninterrupted_records(data_dir, search_data, tmp_path):
     epochs = 4
     reference = _subprocess_run(data_dir, tmp_path / "straight", epochs)
     assert reference.wait(300) == 0, reference.stderr.read().decode()[-2000:]
@@ -198,10 +168,10 @@ def test_sigkill_then_resume_gives_the_uninterrupted_records(data_dir, nb201_tab
     assert_records_close(resumed, straight)
 
 
+@pytest.mark.slow
 @pytest.mark.faults
-def test_resume_in_process_continues_from_checkpoint(data_dir, nb201_table, tmp_path):
+def test_resume_in_process_continues_from_checkpoint(data_dir, search_data, tmp_path):
     """A kill after the last checkpoint but mid-append (half a line, no summary) is repaired on re-run."""
-    _cifar(data_dir)
     straight, partial = tmp_path / "straight", tmp_path / "partial"
     assert main(smoke_args(data_dir, straight, "--epochs", "3")) == 0
     assert main(smoke_args(data_dir, partial, "--epochs", "3")) == 0
@@ -217,10 +187,9 @@ def test_resume_in_process_continues_from_checkpoint(data_dir, nb201_table, tmp_
 
 @pytest.mark.slow
 @pytest.mark.parametrize("searcher", sorted(builtin_searchers()))
-def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, nb201_table, tmp_path, interrupt):
+def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, search_data, tmp_path, interrupt):
     """Smoke search of 2 seeds; then seed 0 interrupted before epoch 3 and resumed equals the straight run, so
     each searcher's extra state (teacher outputs, Dirichlet RNG, unroll windows) survives the checkpoint."""
-    _cifar(data_dir)
     args = ["--searcher", searcher, "--epochs", "3"]
     assert main(smoke_args(data_dir, tmp_path / "straight", *args, "--seeds", "2")) == 0
     straight = sorted((tmp_path / "straight").rglob("epochs.jsonl"))
@@ -235,9 +204,9 @@ def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, n
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(straight[0]))
 
 
+@pytest.mark.slow
 @pytest.mark.faults
-def test_diverging_search_stops_with_a_record_saying_so(data_dir, nb201_table, tmp_path, capsys):
-    _cifar(data_dir)
+def test_diverging_search_stops_with_a_record_saying_so(data_dir, search_data, tmp_path, capsys):
     code = main(smoke_args(data_dir, tmp_path, "--epochs", "3", "--set", "w_lr=1e30", "--set", "w_lr_min=1e30"))
     assert code == 1
     assert "diverged in epoch" in capsys.readouterr().err

@@ -10,7 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
-from test_search_run import _cifar, assert_records_close
+from conftest import assert_records_close
 
 from foundation.atomic import read_jsonl
 from harness.cli import main
@@ -82,9 +82,9 @@ def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
     return main(["sweep", str(path), "--out", str(out), "--data-dir", str(data_dir), "--device", "cpu", *extra])
 
 
+@pytest.mark.slow
 @pytest.mark.data
-def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, nb201_table, tmp_path, capsys):
-    _cifar(data_dir)
+def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, tmp_path, capsys):
     assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
     out = capsys.readouterr().out
     assert "4 runs, 2 at a time on the local backend" in out and "sweep: 4 done, 0 failed" in out
@@ -103,10 +103,10 @@ def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, nb201_table, 
         assert_records_close(ray_records[folder], local[folder])
 
 
+@pytest.mark.slow
 @pytest.mark.data
-def test_a_failing_cell_does_not_stop_the_others(data_dir, nb201_table, tmp_path, capsys):
+def test_a_failing_cell_does_not_stop_the_others(data_dir, search_data, tmp_path, capsys):
     """1shot1 cells fail at run time (this data folder has no NB101 files); the NB201 cells finish."""
-    _cifar(data_dir)
     partial = tmp_path / "data"
     partial.mkdir()
     for name in ("nb201", "cifar10"):
@@ -123,8 +123,7 @@ def test_a_failing_cell_does_not_stop_the_others(data_dir, nb201_table, tmp_path
 @pytest.mark.data
 @pytest.mark.slow
 @pytest.mark.faults
-def test_a_sweep_killed_midway_completes_on_rerun(data_dir, nb201_table, tmp_path):
-    _cifar(data_dir)
+def test_a_sweep_killed_midway_completes_on_rerun(data_dir, search_data, tmp_path):
     path = tmp_path / "sweep.yaml"
     path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2"))
     args = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--data-dir", str(data_dir), "--device", "cpu",
