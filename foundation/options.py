@@ -39,12 +39,13 @@ class OptionSet(BaseModel):
         return text.strip()
 
     @classmethod
-    def validated(cls, values: Mapping[str, Any], what: str = "value"):
-        """The model of ``values`` or a one-line UserError naming the first offending key and value."""
+    def validated(cls, values: Mapping[str, Any], what: str = "value", typed: Mapping[str, str] | None = None):
+        """The model of ``values`` or a one-line UserError naming the first offending key and its value (as the
+        user typed it, when ``typed`` has it)."""
         try:
             return cls.model_validate(dict(values))
         except ValidationError as exc:
-            raise UserError(describe_error(exc, values, what)) from None
+            raise UserError(describe_error(exc, {**values, **(typed or {})}, what)) from None
 
 
 def describe_error(exc: ValidationError, values: Mapping[str, Any], what: str) -> str:

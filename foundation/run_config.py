@@ -122,15 +122,16 @@ def build_config(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: s
     texts: dict[str, str] = {}
     for assignment in assignments:
         key, value = parse_assignment(assignment)
+        texts[key] = value
         if key in settable:
-            fields[key] = texts[key] = RunConfig.from_text(key, value)
+            fields[key] = RunConfig.from_text(key, value)
         elif key in searcher.Options.model_fields:
-            options[key] = texts[key] = searcher.Options.from_text(key, value)
+            options[key] = searcher.Options.from_text(key, value)
         else:
             known = sorted(set(settable) | set(searcher.Options.model_fields))
             raise UserError(f"unknown --set key {key!r} (known: {', '.join(known)})")
-    checked = searcher.Options.validated(options, f"{searcher.name} option")
-    return RunConfig.validated({**fields, "searcher_options": checked.model_dump()})
+    checked = searcher.Options.validated(options, f"{searcher.name} option", texts)
+    return RunConfig.validated({**fields, "searcher_options": checked.model_dump()}, "value", texts)
 
 
 def preset_values(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: str) -> tuple[dict, dict]:

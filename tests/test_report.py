@@ -190,16 +190,16 @@ def test_check_on_the_reference_results_passes(data_dir, nb201_table, tmp_path, 
 def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_path):
     from searchers import builtin_searchers
 
-    SEARCHERS = builtin_searchers()
+    searchers = builtin_searchers()
 
     if not (data_dir / "cifar10").is_dir():
         pytest.skip(f"CIFAR-10 not found under {data_dir}")
     results = tmp_path / "results"
-    for searcher in SEARCHERS:
+    for searcher in searchers:
         assert main(["run", "--preset", "smoke", "--epochs", "1", "--searcher", searcher, "--device", "cpu",
                      "--data-dir", str(data_dir), "--out", str(results)]) == 0
     report = build_report([results], tmp_path / "report")
-    assert len(report.runs) == len(SEARCHERS) and all(r.status == "done" for r in report.runs)
+    assert len(report.runs) == len(searchers) and all(r.status == "done" for r in report.runs)
     table = (tmp_path / "report" / "tables" / "sd_darts_table4.md").read_text()
-    assert all(f"| {name} (smoke, epochs=1) | ours | 1 |" in table for name in SEARCHERS)
+    assert all(f"| {name} (smoke, epochs=1) | ours | 1 |" in table for name in searchers)
     assert len(report.figures) == 4
