@@ -22,6 +22,7 @@ REPORT_FORMATS = tuple(FORMATS)
 @dataclass
 class Report:
     runs: list[Run]
+    skipped: list[Path] = field(default_factory=list)  # run folders that could not be read
     tables: list[tuple[TableLayout, list[TableRow], dict[str, Path]]] = field(default_factory=list)
     figures: list[FigureInfo] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
@@ -111,7 +112,8 @@ def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = RE
                  figures: bool = True, warn=None) -> Report:
     """Read the runs under ``roots`` and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``.
     With no runs, nothing is written (``Report.runs`` is empty)."""
-    report = Report(load_runs(roots, warn))
+    skipped: list[Path] = []
+    report = Report(load_runs(roots, warn, skipped), skipped=skipped)
     if not report.runs:
         return report
     out_dir.mkdir(parents=True, exist_ok=True)

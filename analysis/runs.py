@@ -10,11 +10,10 @@ import json
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
-from foundation.atomic import read_jsonl
 from foundation.errors import UserError
-from foundation.records import EpochRecord
+from foundation.records import DamagedFile, StoredConfig, Summary, read_json_file, read_records
 from foundation.run_config import EXECUTION_FIELDS, overrides, preset_config
 
 DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 (lossy)"}
@@ -53,9 +52,10 @@ class Run:
 
     @property
     def status(self) -> str:
-        if self.summary is None:
+        """done, diverged, or incomplete: no summary, or records that end before the summary's epoch count."""
+        if self.summary is None or sum(r["status"] == "ok" for r in self.records) < self.summary["epochs_done"]:
             return "incomplete"
-        return "diverged" if self.summary.get("status") == "diverged" else "done"
+        return "diverged" if self.summary["status"] == "diverged" else "done"
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -131,8 +131,13 @@ class Run:
         return points
 
 
-def load_runs(roots: list[Path], warn=None) -> list[Run]:
-    """Every run folder (a folder holding ``config.json``) under ``roots``, sorted by group and seed."""
+def load_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
+              skipped: list[Path] | None = None) -> list[Run]:
+    """Every run folder (a folder holding ``config.json``) under ``roots``, sorted by group and seed. A folder
+    with a damaged file is skipped (added to ``skipped``), saying which file and why; a finished run whose records
+    end before its summary's epoch count is reported incomplete, with a warning (its last record is not its
+    result)."""
+    say = warn or (lambda message: None)
     runs: dict[Path, Run] = {}
     for root in roots:
         if not Path(root).is_dir():
@@ -140,15 +145,28 @@ def load_runs(roots: list[Path], warn=None) -> list[Run]:
         for config_path in sorted(Path(root).rglob("config.json")):
             folder = config_path.parent.resolve()
             try:
-                meta = json.loads(config_path.read_text())
-                meta["config"]["space"], meta["config"]["searcher"], meta["config_name"], meta["seed"]
-                records = tuple(EpochRecord.from_json(raw, str(folder / "epochs.jsonl")).to_json()
-                                for raw in read_jsonl(folder / "epochs.jsonl"))
-                summary_path = folder / "summary.json"
-                summary = json.loads(summary_path.read_text()) if summary_path.is_file() else None
-            except (OSError, ValueError, KeyError, TypeError, UserError) as exc:
-                if warn:
-                    warn(f"skipping {folder}: unreadable run folder ({type(exc).__name__}: {exc})")
+                run = _load_run(folder)
+            except (DamagedFile, OSError) as exc:
+                say(f"skipping {folder}: {exc}")
+                if skipped is not None:
+                    skipped.append(folder)
                 continue
-            runs[folder] = Run(folder, meta, records, summary)
+            if run.summary is not None and run.status == "incomplete":
+                say(f"{folder}: epochs.jsonl ends at epoch {len(run.records)} but summary.json says "
+                    f"{run.summary['epochs_done']} epochs were done; reported as incomplete")
+            runs[folder] = run
     return sorted(runs.values(), key=lambda run: (*run.group, run.seed, str(run.folder)))
+
+
+def _load_run(folder: Path) -> Run:
+    stored = read_json_file(folder / "config.json", StoredConfig)
+    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))  # valid JSON: just read
+    for key in ("space", "searcher"):
+        if not isinstance(stored.config.get(key), str):
+            raise DamagedFile(folder / "config.json", f"bad field config.{key}: a name was expected")
+    records, damage = read_records(folder / "epochs.jsonl")
+    if damage is not None:
+        raise damage
+    summary_path = folder / "summary.json"
+    summary = read_json_file(summary_path, Summary).model_dump() if summary_path.is_file() else None
+    return Run(folder, meta, tuple(record.to_json() for record in records), summary)

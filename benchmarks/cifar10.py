@@ -15,7 +15,9 @@ import hashlib
 import io
 import json
 import pickle
+import sys
 import tarfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -59,15 +61,31 @@ def load_cifar10(data_dir: Path) -> Cifar10:
             "(run `harness data download-cifar10` online, or copy the official tarball there)")
     sha = verified_sha256(path)
     cached = cache_dir() / f"cifar10-{source}-{sha[:16]}.npz"
-    if not cached.is_file():
+    if cached.is_file():
         try:
-            arrays = decode(path)
-        except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError, tarfile.TarError) as exc:
-            raise UserError(f"corrupt data file {path}: {exc}") from None
-        atomic_write(cached, lambda handle: np.savez(handle, **arrays))
+            return _read_cache(cached, source, sha)
+        except CACHE_DAMAGE as exc:  # truncated or foreign: derived data, so rebuilt rather than trusted
+            print(f"harness: warning: decoded-image cache {cached} is unreadable ({type(exc).__name__}); rebuilding it",
+                  file=sys.stderr)
+            cached.unlink(missing_ok=True)
+    try:
+        arrays = decode(path)
+    except (OSError, EOFError, KeyError, ValueError, pickle.UnpicklingError, tarfile.TarError) as exc:
+        raise UserError(f"corrupt data file {path}: {exc}") from None
+    atomic_write(cached, lambda handle: np.savez(handle, **arrays))
+    return _read_cache(cached, source, sha)
+
+
+CACHE_DAMAGE = (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError)
+
+
+def _read_cache(cached: Path, source: str, sha: str) -> Cifar10:
     with np.load(cached) as arrays:
-        return Cifar10(arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
+        data = Cifar10(arrays["x_train"], arrays["y_train"].astype(np.int64), arrays["x_test"],
                        arrays["y_test"].astype(np.int64), source, sha)
+    if len(data.x_train) != len(data.y_train) or len(data.x_test) != len(data.y_test):
+        raise ValueError("images and labels of different lengths")
+    return data
 
 
 def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
@@ -119,6 +137,9 @@ def search_split(data_dir: Path) -> tuple[np.ndarray, np.ndarray, str]:
     0..49999 by ``numpy.random.default_rng(0)``, first half for weights.
     """
     path = Path(data_dir) / SPLIT_FILE
+    if path.exists() and not path.is_file():
+        raise UserError(f"{path} is not a file (the NB201 split belongs there; remove it to use the documented "
+                        "seeded split)")
     if path.is_file():
         verified_sha256(path)
         try:

@@ -1,6 +1,8 @@
-"""The per-epoch record of a search, declared once: what a search space says of a derived cell
-(``CellDescription``), the diagnostics (``Diagnostics``), and the record the runner appends to ``epochs.jsonl``
-(``EpochRecord``, which carries both and the epoch's optimisation statistics).
+"""The files of a run folder, declared once: what a search space says of a derived cell (``CellDescription``),
+the diagnostics (``Diagnostics``), the record the runner appends to ``epochs.jsonl`` (``EpochRecord``, which
+carries both and the epoch's optimisation statistics), ``summary.json`` (``Summary``) and the fields of
+``config.json`` that readers rely on (``StoredConfig``); and their readers, which say which file is damaged and
+how (``DamagedFile``), never a traceback.
 
 Record format 2 adds the ``format`` key to format 1 (the records written before it, which carry the same fields
 and still load). Non-finite losses are kept as they happened (a diverged epoch's NaN), so records, unlike option
@@ -8,9 +10,11 @@ sets, allow them.
 """
 from __future__ import annotations
 
-from typing import Any, Literal
+import json
+from pathlib import Path
+from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from foundation.errors import UserError
 
@@ -19,13 +23,33 @@ READABLE_FORMATS = (1, 2)
 PerLookup = dict[str, float | None]
 
 
-class _Schema(BaseModel):
+class DamagedFile(UserError):
+    """A run-folder file that cannot be read as what it should be: ``path`` and the ``problem``, one line."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path, self.problem = Path(path), problem
+        super().__init__(f"{path}: {problem}")
+
+
+class StoredSchema(BaseModel):
     """Fields a record of an older version lacks read as null; keys this version no longer writes are ignored."""
 
     model_config = ConfigDict(extra="ignore")
 
+    @classmethod
+    def parse(cls, raw: Any, path: Path, where: str = ""):
+        """The model of ``raw`` or a ``DamagedFile`` naming the first bad field."""
+        if not isinstance(raw, dict):
+            raise DamagedFile(path, f"{where}a JSON {type(raw).__name__} where an object was expected")
+        try:
+            return cls.model_validate(raw)
+        except ValidationError as exc:
+            error = exc.errors(include_url=False)[0]
+            field = ".".join(map(str, error["loc"])) or "the object"
+            raise DamagedFile(path, f"{where}bad field {field}: {error['msg']}") from None
 
-class CellDescription(_Schema):
+
+class CellDescription(StoredSchema):
     """A derived cell as its search space describes it: its identity, look-ups in the benchmark table with rank
     and regret per look-up, and the structure that explains failures (depth, skip connections)."""
 
@@ -39,7 +63,7 @@ class CellDescription(_Schema):
     skip_count: int | None = None
 
 
-class Diagnostics(_Schema):
+class Diagnostics(StoredSchema):
     """``analysis.diagnostics``: null on epochs that skip them (``diagnostics_every``) or that diverged."""
 
     hessian_eig_max: float | None = None
@@ -70,16 +94,75 @@ class EpochRecord(CellDescription, Diagnostics):
         return self.model_dump()
 
     @classmethod
-    def from_json(cls, raw: Any, where: str) -> "EpochRecord":
-        """A stored record (format 1 or 2), or a UserError naming ``where`` and what is wrong."""
-        if not isinstance(raw, dict):
-            raise UserError(f"{where}: a record is not a JSON object")
-        raw = {"format": 1, **raw}
-        if raw["format"] not in READABLE_FORMATS:
-            raise UserError(f"{where}: record format {raw['format']!r} is not one this version reads "
-                            f"({', '.join(map(str, READABLE_FORMATS))})")
-        try:
-            return cls.model_validate({**raw, "format": RECORD_FORMAT})
-        except ValidationError as exc:
-            error = exc.errors(include_url=False)[0]
-            raise UserError(f"{where}: bad record field {'.'.join(map(str, error['loc']))}: {error['msg']}") from None
+    def from_json(cls, raw: Any, path: Path, where: str = "") -> "EpochRecord":
+        """A stored record (format 1 or 2), or a ``DamagedFile`` naming the file and what is wrong."""
+        if isinstance(raw, dict):
+            raw = {"format": 1, **raw}
+            if raw["format"] not in READABLE_FORMATS:
+                raise DamagedFile(path, f"{where}record format {raw['format']!r} is not one this version reads "
+                                        f"({', '.join(map(str, READABLE_FORMATS))})")
+            raw = {**raw, "format": RECORD_FORMAT}
+        return cls.parse(raw, path, where)
+
+
+class Summary(StoredSchema):
+    """``summary.json``: written last, so its presence means the run is over."""
+
+    format: int = RECORD_FORMAT
+    status: Literal["done", "diverged"]
+    epochs_done: StrictInt = Field(ge=0)
+    epochs: StrictInt = Field(ge=1)
+    lookup_coverage: float | None = None
+    final: dict[str, Any] | None = None
+    seconds_this_session: float | None = None
+    search_seconds: float | None = None
+
+
+class StoredConfig(StoredSchema):
+    """What readers of ``config.json`` rely on (the rest is provenance, shown as it is)."""
+
+    config: dict[str, Any]
+    config_name: str
+    seed: StrictInt = Field(ge=0)
+    data: dict[str, Any] | None = None  # provenance of the images searched on
+
+
+S = TypeVar("S", bound=StoredSchema)
+
+
+def read_json_file(path: Path, schema: type[S]) -> S:
+    """A JSON file of a run folder as ``schema``; a ``DamagedFile`` when it is not UTF-8, not JSON or not that."""
+    try:
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise DamagedFile(path, "not UTF-8 text") from None
+    except json.JSONDecodeError as exc:
+        raise DamagedFile(path, f"not JSON ({exc.msg} at line {exc.lineno})") from None
+    return schema.parse(raw, path)
+
+
+def read_records(path: Path) -> tuple[list[EpochRecord], DamagedFile | None]:
+    """The records of ``epochs.jsonl`` up to the first damaged line, and that damage (None: all readable). A last
+    line without its newline is a kill mid-append, not damage: it is left out."""
+    records: list[EpochRecord] = []
+    if not Path(path).exists():
+        return records, None
+    with open(path, "rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.endswith(b"\n"):
+                break
+            where = f"line {number}: "
+            try:
+                raw = json.loads(line.decode("utf-8"))
+            except UnicodeDecodeError:
+                return records, DamagedFile(path, f"{where}not UTF-8 text")
+            except json.JSONDecodeError as exc:
+                return records, DamagedFile(path, f"{where}not JSON ({exc.msg})")
+            try:
+                record = EpochRecord.from_json(raw, path, where)
+            except DamagedFile as damage:
+                return records, damage
+            if record.epoch != len(records) + 1:
+                return records, DamagedFile(path, f"{where}epoch {record.epoch} where {len(records) + 1} was due")
+            records.append(record)
+    return records, None

@@ -25,6 +25,8 @@ CONFIG_FORMAT = 2  # config.json: 1 = without "format", "overrides" and "searche
 # Fields that change how a search is executed or observed, not what it computes (up to rounding): a run that
 # differs from the paper preset only in these (and in epochs) still follows the paper protocol.
 EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every", "hessian_method", "eval_batches"})
+MAX_SEEDS = 10_000  # seeds of one command or sweep: runs go one after another, so more is a typo, not a plan
+MAX_SEED = 2**32 - 1  # numpy's and CUDA's seed range
 IDENTITY_FIELDS = frozenset({"space", "searcher", "preset", "searcher_options"})  # not settable by --set
 
 

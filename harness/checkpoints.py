@@ -11,17 +11,29 @@ from __future__ import annotations
 
 import hashlib
 import io
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import Field, StrictInt
 
 from foundation.atomic import atomic_write, atomic_write_json
 from foundation.errors import UserError
+from foundation.records import DamagedFile, StoredSchema, read_json_file
 
 MANIFEST = "checkpoints.json"
 KEEP = 2
+
+
+class Entry(StoredSchema):
+    file: str = Field(pattern=r"^checkpoint-\d+\.pt$")
+    epoch: StrictInt = Field(ge=1)
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+    bytes: StrictInt = Field(ge=0)
+
+
+class Manifest(StoredSchema):
+    checkpoints: list[Entry]
 
 
 class CheckpointStore:
@@ -29,13 +41,20 @@ class CheckpointStore:
         self.folder = Path(folder)
 
     def _entries(self) -> list[dict[str, Any]]:
+        """The manifest's entries, newest first; a ``DamagedFile`` when it is not a valid manifest."""
         path = self.folder / MANIFEST
         if not path.is_file():
             return []
         try:
-            return json.loads(path.read_text())["checkpoints"]
-        except (ValueError, KeyError) as exc:
-            raise UserError(f"unreadable checkpoint manifest {path}: {exc}") from None
+            manifest = read_json_file(path, Manifest)
+        except DamagedFile as damage:
+            raise DamagedFile(path, f"checkpoint manifest {damage.problem}") from None
+        return [entry.model_dump() for entry in manifest.checkpoints]
+
+    def clear(self) -> None:
+        """Forget every checkpoint (a run started over): the manifest first, then the files."""
+        (self.folder / MANIFEST).unlink(missing_ok=True)
+        self._remove_unlisted(set())
 
     def save(self, state: dict[str, Any], epoch: int) -> None:
         buffer = io.BytesIO()
@@ -43,7 +62,7 @@ class CheckpointStore:
         data = buffer.getvalue()
         name = f"checkpoint-{epoch:04d}.pt"
         atomic_write(self.folder / name, lambda handle: handle.write(data))
-        kept = [e for e in self._entries() if e["file"] != name]
+        kept = [e for e in self._entries() if e["file"] != name and e["epoch"] < epoch]
         entries = [{"file": name, "epoch": epoch, "sha256": hashlib.sha256(data).hexdigest(),
                     "bytes": len(data)}] + kept[:KEEP - 1]
         atomic_write_json(self.folder / MANIFEST, {"checkpoints": entries})
@@ -58,9 +77,11 @@ class CheckpointStore:
         for path in self.folder.glob(".*.tmp"):
             path.unlink(missing_ok=True)
 
-    def load(self, device: torch.device, log: Callable[[str], None]) -> dict[str, Any] | None:
-        """The newest checkpoint that verifies, or None when there is none; UserError when every one is bad."""
-        entries = self._entries()
+    def load(self, device: torch.device, log: Callable[[str], None],
+             max_epoch: int | None = None) -> dict[str, Any] | None:
+        """The newest checkpoint (of at most ``max_epoch``) that verifies, or None when there is none; UserError
+        when every one is bad."""
+        entries = [e for e in self._entries() if max_epoch is None or e["epoch"] <= max_epoch]
         problems = []
         for entry in entries:
             path = self.folder / entry["file"]
@@ -77,7 +98,7 @@ class CheckpointStore:
                 return state
             problems.append(f"{path} is {problem}")
         if problems:
-            raise UserError(f"no usable checkpoint in {self.folder}: " + "; ".join(problems))
+            raise DamagedFile(self.folder, "no usable checkpoint (" + "; ".join(problems) + ")")
         return None
 
 

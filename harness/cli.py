@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
 import sys
 from pathlib import Path
 from typing import NoReturn, Sequence
@@ -10,6 +11,17 @@ from typing import NoReturn, Sequence
 from foundation.errors import UserError
 
 EXIT_USAGE = 2
+EXIT_DEVIATES = 1  # report --check: a reproduction or a published look-up deviates
+EXIT_UNCHECKED = 3  # report --check: something could not be checked (no runs, an unreadable run, no table)
+RESUMABLE = ("run", "sweep")  # commands whose interrupted work a re-run continues
+
+
+class Terminated(Exception):
+    """SIGTERM (a scheduler's pre-emption, ``kill``): stop like Ctrl-C, saying so."""
+
+
+def _terminate(signum: int, frame: object) -> None:
+    raise Terminated
 SPACE_HELP = "a built-in or installed space, or package.module:Class (default: the default space, `harness list`)"
 SEARCHER_HELP = "a built-in or installed searcher, or package.module:Class (default: DARTS)"
 
@@ -36,6 +48,9 @@ def build_parser() -> Parser:
     run.add_argument("--data-dir")
     run.add_argument("--wait", action="store_true",
                      help="if another process is writing a run folder, wait for it instead of refusing")
+    run.add_argument("--repair", action="store_true",
+                     help="rebuild a damaged run folder's files from the command and its checkpoints (epochs that "
+                          "cannot be recovered are re-run)")
 
     lookup = sub.add_parser("lookup", help="ground truth of one architecture (the space's own flags follow)",
                             epilog="the flags that name the cell are the space's own (README: lookup)")
@@ -65,7 +80,8 @@ def build_parser() -> Parser:
     report.add_argument("--format", default="md,tex,csv", help="table formats, comma-separated: md, tex, csv")
     report.add_argument("--no-figures", action="store_true")
     report.add_argument("--check", action="store_true",
-                        help="exit 1 when a paper-protocol reproduction deviates from its published numbers")
+                        help="exit 1 when a paper-protocol reproduction deviates from its published numbers, 3 "
+                             "when something could not be checked (no or unreadable run folders, no table)")
     report.add_argument("--data-dir", help="for --check: the NB201 table whose look-ups are checked")
 
     sweep = sub.add_parser("sweep", help="a grid of runs from a YAML file, on a local pool or a Ray cluster")
@@ -93,16 +109,19 @@ def build_parser() -> Parser:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from foundation.paths import resolve_data_dir
+    from foundation.run_config import MAX_SEED, MAX_SEEDS
     from harness.config import configure
     from harness.device import resolve_device
     from harness.runner import SeedRun
 
-    if args.seeds is not None and args.seeds < 1:
-        raise UserError(f"bad value --seeds {args.seeds}: must be >= 1")
-    if any(s < 0 for s in args.seed):
-        raise UserError(f"bad value --seed {min(args.seed)}: seeds are >= 0")
+    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
+        raise UserError(f"bad value --seeds {args.seeds}: must be in 1..{MAX_SEEDS}")
+    if any(not 0 <= s <= MAX_SEED for s in args.seed):
+        raise UserError(f"bad value --seed {next(s for s in args.seed if not 0 <= s <= MAX_SEED)}: seeds are in "
+                        f"0..{MAX_SEED}")
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
+    _folder_argument("--out", args.out)
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
     experiment = configure(*_names(args), args.preset, args.assignments, args.epochs)
     device = resolve_device(args.device)
@@ -110,11 +129,16 @@ def cmd_run(args: argparse.Namespace) -> int:
     results = []
     for seed in seeds:
         run = SeedRun(experiment, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty(),
-                      wait_for_lock=args.wait)
+                      wait_for_lock=args.wait, repair=args.repair)
         summary = run.execute()
         results.append((seed, summary))
-        print(f"{run.folder}: {summary['status']} ({summary['epochs_done']}/{summary['epochs']} epochs)")
-    return 0 if all(s["status"] == "done" for _, s in results) else 1
+        print(f"{run.folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
+    return 0 if all(s.status == "done" for _, s in results) else 1
+
+
+def _folder_argument(flag: str, value: str) -> None:
+    if Path(value).exists() and not Path(value).is_dir():
+        raise UserError(f"bad value {flag} {value}: a file, where a folder is expected")
 
 
 def _names(args: argparse.Namespace) -> tuple[str, str]:
@@ -232,6 +256,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.device import resolve_device
     from harness.sweep import sweep
 
+    _folder_argument("--out", args.out)
     device = str(resolve_device(args.device))
     return sweep(Path(args.file), args.backend, Path(args.out), resolve_data_dir(args.data_dir), device,
                  args.max_parallel, args.gpus_per_run, args.address)
@@ -245,6 +270,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     if unknown or not formats:
         raise UserError(f"bad value --format {args.format!r} (known: {', '.join(REPORT_FORMATS)})")
     roots = [Path(r) for r in args.results]
+    _folder_argument("--out", args.out)
     out_dir = Path(args.out)
     report = build_report(roots, out_dir, formats, not args.no_figures,
                           warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr))
@@ -254,27 +280,37 @@ def cmd_report(args: argparse.Namespace) -> int:
     else:
         print(f"{len(report.runs)} runs, {len(report.tables)} tables, {len(report.figures)} figures: "
               f"{report.index} and {report.html}")
-    return _check(report.comparisons, args.data_dir) if args.check else 0
+    return _check(report, args.data_dir) if args.check else 0
 
 
-def _check(comparisons, data_dir_arg: str | None) -> int:
+def _check(report, data_dir_arg: str | None) -> int:
     """The published numbers that are pure table look-ups against the installed table, then our paper-protocol
-    runs against the published means; 1 when anything deviates."""
+    runs against the published means: ``EXIT_DEVIATES`` when anything deviates, else ``EXIT_UNCHECKED`` when
+    something could not be checked (no run folder, an unreadable one, no table), else 0."""
+    comparisons = report.comparisons
     from analysis.published import lookup_discrepancies
     from foundation.paths import resolve_data_dir
 
+    table_checked = True
     try:
         problems = lookup_discrepancies(resolve_data_dir(data_dir_arg))
         print(f"look-up layer: {'ok' if not problems else 'DEVIATES'} (published pure look-ups vs the installed "
               "tables)")
     except UserError as exc:
-        problems = []
+        problems, table_checked = [], False
         print(f"look-up layer: not checked ({exc})")
     deviating = [c for c in comparisons if not c.ok]
     print(f"reproductions: {len(comparisons)} comparisons with published numbers, {len(deviating)} deviating")
     for line in problems + [c.describe() for c in deviating]:
         print(f"  DEVIATES {line}")
-    return 1 if problems or deviating else 0
+    unchecked = [f"{len(report.skipped)} unreadable run folder(s)"] if report.skipped else []
+    unchecked += [] if report.runs or report.skipped else ["no run folders"]
+    unchecked += [] if table_checked else ["the look-up layer (no table)"]
+    if unchecked:
+        print(f"  NOT CHECKED: {', '.join(unchecked)}")
+    if problems or deviating:
+        return EXIT_DEVIATES
+    return EXIT_UNCHECKED if unchecked else 0
 
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "report": cmd_report, "list": cmd_list,
@@ -286,6 +322,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and args.command != "lookup":  # only ``lookup`` takes flags declared by the space
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    resumes = "; the run resumes from its last checkpoint when re-run" if args.command in RESUMABLE else ""
+    previous = signal.signal(signal.SIGTERM, _terminate)
     try:
         return cmd_lookup(args, extra) if args.command == "lookup" else COMMANDS[args.command](args)
     except UserError as exc:
@@ -293,12 +331,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         return EXIT_USAGE
     except OSError as exc:  # a full disk, a read-only results folder: nothing half-written stays behind
         where = f" ({exc.filename})" if exc.filename else ""
-        print(f"harness: error: {exc.strerror or exc}{where}; a run resumes from its last checkpoint when re-run",
-              file=sys.stderr)
+        print(f"harness: error: {exc.strerror or exc}{where}{resumes}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("harness: interrupted (the run resumes from its last checkpoint when re-run)", file=sys.stderr)
+        print(f"harness: interrupted{resumes}", file=sys.stderr)
         return 130
+    except Terminated:
+        print(f"harness: terminated (SIGTERM){resumes}", file=sys.stderr)
+        return 128 + signal.SIGTERM
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -1,67 +1,120 @@
 """A run folder: ``<out>/<space>/<searcher>/<config-name>/seed-<s>/`` and every file in it, written by one
-process at a time (``.lock``, ``harness.lock``).
+process at a time (``.lock``, ``harness.lock``) and validated whenever it is read.
 
 - ``config.json``: the resolved configuration, its overrides of the preset, the classes and versions that made
-  it, the data it searched on (format ``CONFIG_FORMAT``); written once, compared on every resume.
+  it, the data it searched on (format ``CONFIG_FORMAT``); written once, compared on every resume (the same
+  configuration, and the same data: another split or CIFAR-10 copy would continue a search on other images).
 - ``epochs.jsonl``: one ``EpochRecord`` per finished epoch, appended, flushed and fsynced.
 - ``checkpoint-<epoch>.pt`` (the last two) and ``checkpoints.json``: ``harness.checkpoints``. Each checkpoint
   also carries its epoch's record, so a kill between checkpoint and append loses nothing: ``restore``
   reconciles the records with the newest checkpoint that verifies.
 - ``summary.json``: written last; its presence means the run is over.
+
+A damaged file (not UTF-8, not JSON, not the declared structure) is one line naming it and the way forward:
+``harness run --repair`` rebuilds what can be derived (``config.json`` from the command's configuration, the
+folder's name being its hash; ``summary.json`` and the records after the damage by re-running from the newest
+consistent checkpoint) and otherwise starts the run over; nothing is guessed.
 """
 from __future__ import annotations
 
-import json
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
 
-from foundation.atomic import append_jsonl, atomic_write_json, read_jsonl, rewrite_jsonl
+from foundation.atomic import append_jsonl, atomic_write_json, rewrite_jsonl
 from foundation.errors import UserError
-from foundation.records import EpochRecord
+from foundation.records import DamagedFile, EpochRecord, StoredConfig, Summary, read_json_file, read_records
 from foundation.run_config import CONFIG_FORMAT, RunConfig
 from harness.checkpoints import CheckpointStore
 from harness.lock import RunFolderLock
 
 CHECKPOINT_FORMAT = 1
+DATA_IDENTITY = ("dataset", "source", "source_sha256", "split", "images_per_half")  # what makes "the same data"
+CONFIG_REPAIR = "rewrites it from this command's configuration (the folder's name is its hash)"
 Log = Callable[[str], None]
 
 
+def _repairable(damage: DamagedFile, action: str) -> UserError:
+    return UserError(f"{damage}; `harness run ... --repair` {action}, or move the run folder away")
+
+
 class RunFolder:
-    def __init__(self, out_root: Path, config: RunConfig, config_name: str, seed: int, log: Log) -> None:
-        self.config, self.seed = config, seed
+    def __init__(self, out_root: Path, config: RunConfig, config_name: str, seed: int, log: Log,
+                 repair: bool = False) -> None:
+        self.config, self.seed, self.repair = config, seed, repair
         self.path = Path(out_root) / config.space / config.searcher / config_name / f"seed-{seed}"
+        if self.path.exists() and not self.path.is_dir():
+            raise UserError(f"{self.path} is a file where a run folder belongs; move it away or use another --out")
         self.tag = f"{config.space}/{config.searcher}/{config_name} seed {seed}"
         self.log = lambda message: log(f"[{self.tag}] {message}")
+        self.config_path = self.path / "config.json"
         self.records_path = self.path / "epochs.jsonl"
         self.summary_path = self.path / "summary.json"
         self.checkpoints = CheckpointStore(self.path)
 
-    def finished(self) -> bool:
-        return self.summary_path.is_file()
+    def summary(self) -> Summary | None:
+        """The finished run's summary, None while it is not finished (or, repairing, when the summary or the
+        records it sums up are damaged: the run is then finished again from its checkpoints)."""
+        if not self.summary_path.is_file():
+            return None
+        try:
+            read_json_file(self.config_path, StoredConfig)
+        except DamagedFile as damage:
+            if self.repair:
+                return None  # ``write_config`` rewrites it
+            raise _repairable(damage, CONFIG_REPAIR) from None
+        try:
+            summary = read_json_file(self.summary_path, Summary)
+            records, damage = read_records(self.records_path)
+            if damage is not None:
+                raise damage
+            if sum(r.status == "ok" for r in records) < summary.epochs_done:
+                raise DamagedFile(self.records_path, f"{len(records)} records where summary.json counts "
+                                                     f"{summary.epochs_done} epochs")
+            return summary
+        except DamagedFile as damage:
+            if self.repair:
+                self.log(f"{damage}; finishing the run again from its checkpoints")
+                return None
+            raise _repairable(damage, "finishes the run again from its checkpoints") from None
 
     @contextmanager
     def locked(self, wait: bool) -> Iterator[None]:
         with RunFolderLock(self.path, wait, self.log):
             yield
 
-    def read_summary(self) -> dict[str, Any]:
-        return json.loads(self.summary_path.read_text())
-
-    def write_summary(self, summary: dict[str, Any]) -> None:
-        atomic_write_json(self.summary_path, summary)
+    def write_summary(self, summary: Summary) -> None:
+        atomic_write_json(self.summary_path, summary.model_dump())
 
     def write_config(self, meta: dict[str, Any]) -> None:
-        """``config.json`` on a new folder; on an existing one, a check that it holds the same configuration."""
-        path = self.path / "config.json"
+        """``config.json`` on a new folder; on an existing one, a check that it holds the same configuration and
+        was searched on the same data."""
+        path = self.config_path
+        document = {"format": CONFIG_FORMAT, "config": self.config.to_dict(), "seed": self.seed, **meta}
         if path.is_file():
-            stored = json.loads(path.read_text())
-            if stored.get("config") != self.config.to_dict():
+            try:
+                stored = read_json_file(path, StoredConfig)
+            except DamagedFile as damage:
+                if not self.repair:
+                    raise _repairable(damage, CONFIG_REPAIR) from None
+                self.log(f"{damage}; rewritten from this command's configuration")
+                atomic_write_json(path, document)
+                return
+            if stored.config != self.config.to_dict():
                 raise UserError(f"run folder {self.path} holds a different configuration; use another --out")
+            self._check_same_data(stored.data or {}, meta["data"])
             return
-        atomic_write_json(path, {"format": CONFIG_FORMAT, "config": self.config.to_dict(), "seed": self.seed, **meta})
+        atomic_write_json(path, document)
+
+    def _check_same_data(self, stored: dict[str, Any], current: dict[str, Any]) -> None:
+        differing = [key for key in DATA_IDENTITY if key in stored and stored[key] != current.get(key)]
+        if differing:
+            shown = lambda data: ", ".join(f"{key}={data.get(key)}" for key in differing)  # noqa: E731
+            raise UserError(f"run folder {self.path} was searched on other data ({shown(stored)}) than this "
+                            f"command reads ({shown(current)}); use the data directory it was made with, or "
+                            "another --out")
 
     def append(self, record: EpochRecord) -> None:
         append_jsonl(self.records_path, record.to_json())
@@ -74,20 +127,28 @@ class RunFolder:
         """The newest checkpoint that verifies (falling back to the previous one, said in the log, when the newest
         is corrupt) and the records of the epochs it covers, rewriting ``epochs.jsonl`` to match."""
         self.checkpoints.remove_stale_temp_files()
-        on_disk = read_jsonl(self.records_path)
-        state = self.checkpoints.load(device, self.log)
+        records, damage = read_records(self.records_path)
+        if damage is not None and not self.repair:
+            raise _repairable(damage, f"keeps the {len(records)} records before it and re-runs the epochs after "
+                                      "them") from None
+        try:
+            # the checkpoint's own record completes the records before it: no newer one than that can be used
+            state = self.checkpoints.load(device, self.log, max_epoch=len(records) + 1)
+        except DamagedFile as broken:
+            if not self.repair:
+                raise _repairable(broken, "starts the run over (its checkpoints cannot be trusted)") from None
+            self.log(f"{broken}; starting the run over")
+            self.checkpoints.clear()
+            state = None
         if state is None:
-            if on_disk or self.records_path.exists():
-                rewrite_jsonl(self.records_path, [])
-            return None, []
-        if state.get("format") != CHECKPOINT_FORMAT:
-            raise UserError(f"checkpoint in {self.path} has format {state.get('format')!r}, "
-                            f"expected {CHECKPOINT_FORMAT}")
-        done = state["epoch"]
-        raw = [r for r in on_disk if r["epoch"] < done] + [state["record"]]
-        if [r["epoch"] for r in raw] != list(range(1, done + 1)):
-            raise UserError(f"records in {self.records_path} do not cover epochs 1..{done}; the run folder is damaged")
-        records = [EpochRecord.from_json(r, f"{self.records_path} epoch {r['epoch']}") for r in raw]
-        if raw != on_disk:
-            rewrite_jsonl(self.records_path, [r.to_json() for r in records])
-        return state, records
+            kept: list[EpochRecord] = []
+        else:
+            if state.get("format") != CHECKPOINT_FORMAT:
+                raise UserError(f"checkpoint in {self.path} has format {state.get('format')!r}, "
+                                f"expected {CHECKPOINT_FORMAT}")
+            kept = records[:state["epoch"] - 1] + [EpochRecord.from_json(state["record"], self.path / "checkpoint")]
+        if damage is not None:
+            self.log(f"{damage}; kept {len(kept)} epochs, re-running the rest")
+        if [r.to_json() for r in kept] != [r.to_json() for r in records] or damage is not None:
+            rewrite_jsonl(self.records_path, [r.to_json() for r in kept])
+        return state, kept

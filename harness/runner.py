@@ -24,10 +24,12 @@ import harness
 from analysis.diagnostics import epoch_diagnostics
 from benchmarks.cifar10 import load_cifar10, search_split
 from benchmarks.data_stream import DeviceImages, SearchData
-from foundation.records import CellDescription, Diagnostics, EpochRecord
+from foundation.errors import UserError
+from foundation.records import CellDescription, Diagnostics, EpochRecord, Summary
 from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
 from harness.graphed import StepFn, search_step
+from harness.memory import check_fits, is_out_of_memory, out_of_memory
 from harness.run_folder import RunFolder
 from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.darts import Darts
@@ -92,25 +94,30 @@ class SeedRun:
     """One search of one configuration with one seed, resumable from its folder."""
 
     def __init__(self, experiment: Experiment, seed: int, out_root: Path, data_dir: Path, device: torch.device,
-                 log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False) -> None:
+                 log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
+                 repair: bool = False) -> None:
         self.experiment, self.config, self.seed, self.device = experiment, experiment.config, seed, device
         self.progress, self.wait_for_lock = progress, wait_for_lock
         self.data_dir = Path(data_dir)
         self.space = experiment.space(self.data_dir)  # its table first: a missing one is said before anything starts
-        self.run_folder = RunFolder(out_root, experiment.config, experiment.name, seed, log)
+        self.run_folder = RunFolder(out_root, experiment.config, experiment.name, seed, log, repair)
         self.folder = self.run_folder.path
         self.log = self.run_folder.log
 
-    def execute(self) -> dict[str, Any]:
+    def execute(self) -> Summary:
         """Run (or resume) the search under the folder's lock; a finished run is skipped."""
-        if not self.run_folder.finished():
+        summary = self.run_folder.summary()
+        if summary is None:
+            self._check_data_size()
+            check_fits(self.experiment, self.device)
             with self.run_folder.locked(self.wait_for_lock):
-                if not self.run_folder.finished():  # another process may have finished it while we waited
+                summary = self.run_folder.summary()  # another process may have finished it while we waited
+                if summary is None:
                     return self._execute()
         self.log(f"already finished, skipping ({self.folder})")
-        return self.run_folder.read_summary()
+        return summary
 
-    def _execute(self) -> dict[str, Any]:
+    def _execute(self) -> Summary:
         cfg, folder = self.config, self.run_folder
         inputs = _device_data(str(self.data_dir), cfg.train_images, str(self.device), cfg.channels_last,
                               cfg.eval_batches * cfg.batch_size)
@@ -131,7 +138,12 @@ class SeedRun:
         started = time.time()
         status = "done"
         for epoch in range(len(records) + 1, cfg.epochs + 1):
-            record = self._run_epoch(searcher, step, data, epoch, estimate=(epoch == len(records) + 1))
+            try:
+                record = self._run_epoch(searcher, step, data, epoch, estimate=(epoch == len(records) + 1))
+            except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
+                if not is_out_of_memory(exc):
+                    raise
+                raise out_of_memory(self.experiment, self.device, epoch, len(records)) from None
             records.append(record)
             if record.status == "diverged":
                 folder.append(record)
@@ -143,13 +155,25 @@ class SeedRun:
             folder.append(record)
             self._log_epoch(record)
         ok = [r for r in records if r.status == "ok"]
-        summary = {"status": status, "epochs_done": len(ok),
-                   "lookup_coverage": sum(r.in_table for r in ok) / len(ok) if ok else None,
-                   "epochs": cfg.epochs, "final": records[-1].to_json() if records else None,
-                   "seconds_this_session": round(time.time() - started, 3),
-                   "search_seconds": round(sum(r.epoch_seconds or 0.0 for r in records), 3)}
+        summary = Summary(status=status, epochs_done=len(ok),
+                          lookup_coverage=sum(r.in_table for r in ok) / len(ok) if ok else None,
+                          epochs=cfg.epochs, final=records[-1].to_json() if records else None,
+                          seconds_this_session=round(time.time() - started, 3),
+                          search_seconds=round(sum(r.epoch_seconds or 0.0 for r in records), 3))
         folder.write_summary(summary)
         return summary
+
+    def _check_data_size(self) -> None:
+        """``train_images`` and ``batch_size`` against the images a half of the split has (read from the split
+        alone: before any image is loaded)."""
+        cfg = self.config
+        half = min(len(indices) for indices in search_split(self.data_dir)[:2])
+        if cfg.train_images > half:
+            raise UserError(f"bad value train_images={cfg.train_images}: a half of the split has {half} images")
+        used = cfg.train_images or half
+        if cfg.batch_size > used:
+            raise UserError(f"bad value batch_size={cfg.batch_size}: larger than the {used} images of a half "
+                            f"(train_images={cfg.train_images})")
 
     def _provenance(self, data: dict[str, Any]) -> dict[str, Any]:
         """Everything ``config.json`` holds besides the configuration: how it differs from its preset, the

@@ -18,8 +18,10 @@ the sweep goes on.
 """
 from __future__ import annotations
 
+import ctypes
 import itertools
 import os
+import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass
@@ -29,6 +31,7 @@ from typing import Any, Callable
 
 from foundation.errors import UserError
 
+PR_SET_PDEATHSIG = 1
 SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid"}
 
 
@@ -53,10 +56,12 @@ def _values(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def load_sweep(path: Path) -> list[Cell]:
-    """The sweep's cells, each validated by building its configuration."""
+def load_sweep(path: Path, log: Callable[[str], None] = print) -> list[Cell]:
+    """The sweep's cells, each validated by building its configuration; cells that are one run folder (the same
+    configuration and seed, however written) are merged, and the merge is said."""
     import yaml
 
+    from foundation.run_config import MAX_SEED, MAX_SEEDS
     from harness.config import configure
 
     try:
@@ -72,10 +77,12 @@ def load_sweep(path: Path) -> list[Cell]:
         raise UserError(f"bad sweep file {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(SWEEP_KEYS))})")
     spaces, searchers = _list(spec, "spaces", path), _list(spec, "searchers", path)
     seeds = spec.get("seeds", 1)
-    if isinstance(seeds, int) and not isinstance(seeds, bool) and seeds >= 1:
+    if _is_int(seeds) and 1 <= seeds <= MAX_SEEDS:
         seeds = list(range(seeds))
-    if not (isinstance(seeds, list) and seeds and all(_is_int(s) and s >= 0 for s in seeds)):
-        raise UserError(f"bad sweep file {path}: seeds={seeds!r} must be a count >= 1 or a list of seeds >= 0")
+    if not (isinstance(seeds, list) and 0 < len(seeds) <= MAX_SEEDS
+            and all(_is_int(s) and 0 <= s <= MAX_SEED for s in seeds)):
+        raise UserError(f"bad sweep file {path}: seeds={seeds!r} must be a count in 1..{MAX_SEEDS} or a list of "
+                        f"seeds in 0..{MAX_SEED}")
     epochs = spec.get("epochs")
     if epochs is not None and not (_is_int(epochs) and epochs >= 1):
         raise UserError(f"bad sweep file {path}: epochs={epochs!r} must be an integer >= 1")
@@ -87,15 +94,22 @@ def load_sweep(path: Path) -> list[Cell]:
     combos = [tuple(f"{k}={_values(v)}" for k, v in zip(grid, combo))
               for combo in itertools.product(*grid.values())] or [()]
     preset = str(spec.get("preset", "paper"))
-    cells = []
+    cells: dict[tuple, Cell] = {}
+    merged = 0
     for space, searcher, combo in itertools.product(spaces, searchers, combos):
         assignments = (*common, *combo)
         try:
-            configure(space, searcher, preset, list(assignments), epochs)
+            experiment = configure(space, searcher, preset, list(assignments), epochs)
         except UserError as exc:
             raise UserError(f"bad sweep file {path}: {exc}") from None
-        cells += [Cell(space, searcher, preset, assignments, epochs, seed) for seed in seeds]
-    return cells
+        for seed in seeds:
+            folder = (experiment.config.space, experiment.config.searcher, experiment.name, seed)
+            merged += folder in cells
+            cells.setdefault(folder, Cell(space, searcher, preset, assignments, epochs, seed))
+    if merged:
+        log(f"sweep {path}: {merged} cell(s) name the same run folder as an earlier one (the same configuration "
+            "and seed); each folder runs once")
+    return list(cells.values())
 
 
 def _is_int(value: Any) -> bool:
@@ -133,8 +147,8 @@ def run_cell(cell: dict[str, Any], out: str, data_dir: str, device: str, threads
         experiment = configure(spec.space, spec.searcher, spec.preset, list(spec.assignments), spec.epochs)
         run = SeedRun(experiment, spec.seed, Path(out), Path(data_dir), resolve_device(device), log=lambda m: None)
         summary = run.execute()
-        return {"cell": spec.name, "folder": str(run.folder), "status": summary["status"],
-                "epochs_done": summary["epochs_done"], "reason": None}
+        return {"cell": spec.name, "folder": str(run.folder), "status": summary.status,
+                "epochs_done": summary.epochs_done, "reason": None}
     except (UserError, OSError) as exc:
         return {"cell": spec.name, "folder": None, "status": "failed", "epochs_done": 0, "reason": str(exc)}
     except Exception as exc:  # noqa: BLE001 - a bug in one cell must not stop the sweep; reported as such
@@ -176,7 +190,8 @@ def run_local(cells: list[Cell], out: Path, data_dir: Path, device: str, paralle
     """A process pool; each worker gets an equal share of the CPU threads (no oversubscription)."""
     threads = max(1, (os.cpu_count() or 1) // parallel)
     results = []
-    with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn")) as pool:
+    with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                             initargs=(os.getpid(),)) as pool:
         pending = {pool.submit(run_cell, asdict(c), str(out), str(data_dir), device, threads) for c in cells}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
@@ -184,6 +199,18 @@ def run_local(cells: list[Cell], out: Path, data_dir: Path, device: str, paralle
                 results.append(future.result())
                 progress.update(results[-1], len(pending))
     return results
+
+
+def _die_with_parent(parent: int) -> None:
+    """A worker ends (SIGTERM) when the sweep that started it dies, even by SIGKILL: Linux's PR_SET_PDEATHSIG. Its
+    run folder's lock goes with it, and a re-run of the sweep resumes the run from its checkpoint."""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):  # not Linux: workers end when they next talk to the dead pool
+        return
+    if os.getppid() != parent:  # the sweep died before the request took effect
+        os._exit(1)
 
 
 def run_ray(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel: int, gpus_per_run: float,
@@ -239,7 +266,7 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
         raise UserError(f"bad value --gpus-per-run {gpus_per_run}: must be in (0, 1]")
     if parallel is not None and parallel < 1:
         raise UserError(f"bad value --max-parallel {parallel}: must be >= 1")
-    cells = load_sweep(path)
+    cells = load_sweep(path, log)
     parallel = min(parallel or default_parallel(device, gpus_per_run), len(cells))
     log(f"sweep {path}: {len(cells)} runs, {parallel} at a time on the {backend} backend")
     progress = Progress(len(cells), parallel, log)

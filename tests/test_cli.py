@@ -48,6 +48,17 @@ BAD_INPUTS = [
     ("searcher-not-a-searcher", [*RUN, "--searcher", "pathlib:Path"], "is not a subclass of searchers.darts.Darts"),
     ("space-not-a-space", [*RUN, "--space", "pathlib:Path"], "is not a subclass of benchmarks.search_space"),
     ("seeds-zero", [*RUN, "--seeds", "0"], "--seeds 0"),
+    ("seeds-a-billion", [*RUN, "--seeds", "1000000000"], "--seeds 1000000000: must be in 1..10000"),
+    ("seed-beyond-64-bits", [*RUN, "--seed", str(2**64)], f"--seed {2**64}: seeds are in 0..4294967295"),
+    ("run-out-is-a-file", [*RUN, "--out", "FILE"], "a file, where a folder is expected"),
+    ("sweep-out-is-a-file", ["sweep", "FILE", "--out", "FILE"], "a file, where a folder is expected"),
+    ("report-out-is-a-file", ["report", "EMPTY", "--out", "FILE"], "a file, where a folder is expected"),
+    ("supernet-too-large", ["run", "--device", "cpu", "--out", "OUT", "--data-dir", "DATA", "--set", "channels=4096"],
+     "a search with channels=4096, cells_per_stage=5, batch_size=64, precision=fp32 needs about"),
+    ("train-images-beyond-the-split", ["run", "--device", "cpu", "--out", "OUT", "--data-dir", "DATA", "--preset",
+                                       "smoke", "--set", "train_images=30000"], "a half of the split has 25000"),
+    ("batch-beyond-the-split", ["run", "--device", "cpu", "--out", "OUT", "--data-dir", "DATA", "--preset", "smoke",
+                                "--set", "train_images=0", "--set", "batch_size=25001"], "larger than the 25000 images"),
     ("seed-negative", [*RUN, "--seed", "-1"], "--seed -1"),
     ("epochs-zero", [*RUN, "--epochs", "0"], "--epochs 0"),
     ("epochs-not-int", [*RUN, "--epochs", "x"], "invalid int value"),
@@ -100,8 +111,10 @@ def _argv(argv, tmp_path: Path, request) -> list[str]:
         else:
             junk = tmp_path / "junk.tfrecord"
             junk.write_text("not a tfrecord\n")
+            a_file = tmp_path / "a-file"
+            a_file.write_text("not a folder\n")
             out.append(arg.replace("EMPTY", str(empty)).replace("OUT", str(tmp_path / "results"))
-                       .replace("JUNK", str(junk)))
+                       .replace("JUNK", str(junk)).replace("FILE", str(a_file)))
     return out
 
 
@@ -135,6 +148,20 @@ def test_lookup_arch_with_inner_newline_exits_2(data_dir, nb201_table, capsys):
     code, _, err = run_cli(["lookup", "--data-dir", str(data_dir), "--arch", arch], capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize("command, resumes", [(["lookup", "--index", "0"], False), (["run"], True)])
+def test_an_os_error_says_resume_only_where_a_rerun_resumes(command, resumes, monkeypatch, capsys):
+    import harness.cli as cli
+
+    def full_disk(*args):
+        raise OSError(28, "No space left on device", "/results/x")
+
+    monkeypatch.setattr(cli, "cmd_lookup", full_disk)
+    monkeypatch.setitem(cli.COMMANDS, "run", full_disk)
+    code, _, err = run_cli(command, capsys)
+    assert code == 1 and err.startswith("harness: error: No space left on device (/results/x)")
+    assert ("resumes from its last checkpoint" in err) == resumes
 
 
 def test_real_process_exit_code(tmp_path):

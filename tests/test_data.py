@@ -47,7 +47,7 @@ def _write_tarball(path: Path, members: dict[str, bytes]) -> None:
     write_sidecar(path)  # a stand-in for the official tarball, trusted as written
 
 
-def test_official_tarball_is_read_in_order_and_preferred(tmp_path, private_cache):
+def test_official_tarball_is_read_in_order_and_preferred(tmp_path, private_cache, capsys):
     rng = np.random.default_rng(0)
     batches = {f"data_batch_{i}": rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8) for i in range(1, 6)}
     test = rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
@@ -60,7 +60,11 @@ def test_official_tarball_is_read_in_order_and_preferred(tmp_path, private_cache
     expected = np.concatenate(list(batches.values())).transpose(0, 2, 3, 1)  # CHW planes -> HWC
     assert np.array_equal(data.x_train, expected) and np.array_equal(data.x_test, test.transpose(0, 2, 3, 1))
     assert data.y_train.tolist() == [0, 1, 1, 2, 2, 3, 3, 4, 4, 5] and data.y_test.tolist() == [7, 8, 9]
-    assert list(private_cache.glob("cifar10-official-*.npz"))  # decoded once, cached per user
+    (cached,) = private_cache.glob("cifar10-official-*.npz")  # decoded once, cached per user
+    cached.write_bytes(cached.read_bytes()[:-100])  # a cache cut short (a full disk, a killed copy)
+    again = cifar10.load_cifar10(tmp_path)
+    assert np.array_equal(again.x_train, expected) and again.y_test.tolist() == [7, 8, 9]
+    assert "decoded-image cache" in capsys.readouterr().err and cached.stat().st_size > 1000  # rebuilt
 
 
 def test_tarball_with_foreign_objects_is_refused(tmp_path, private_cache):
@@ -73,6 +77,12 @@ def test_tarball_with_foreign_objects_is_refused(tmp_path, private_cache):
     _write_tarball(tmp_path / cifar10.OFFICIAL_FILE, members)
     with pytest.raises(UserError, match="corrupt data file"):
         cifar10.load_cifar10(tmp_path)
+
+
+def test_a_folder_in_place_of_the_split_file_is_refused(tmp_path):
+    (tmp_path / cifar10.SPLIT_FILE).mkdir(parents=True)
+    with pytest.raises(UserError, match="is not a file"):
+        cifar10.search_split(tmp_path)
 
 
 def test_missing_cifar_names_file_and_remedy(tmp_path):

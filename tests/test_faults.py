@@ -64,7 +64,10 @@ def test_no_usable_checkpoint_is_a_one_line_error(data_dir, straight, tmp_path, 
     capsys.readouterr()
     assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 2
     err = capsys.readouterr().err
-    assert err.startswith(f"harness: error: no usable checkpoint in {folder}") and len(err.splitlines()) == 1
+    assert err.startswith(f"harness: error: {folder}: no usable checkpoint") and len(err.splitlines()) == 1
+    assert "--repair` starts the run over" in err
+    assert main([*smoke_args(data_dir, tmp_path / "run", *EPOCHS), "--repair"]) == 0
+    assert_records_close(read_jsonl(folder / "epochs.jsonl"), straight)
 
 
 def test_a_full_disk_while_checkpointing_loses_nothing(data_dir, straight, tmp_path, monkeypatch, capsys):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -149,9 +150,10 @@ def test_check_fails_on_a_planted_deviation_and_passes_otherwise(tmp_path, capsy
         # a smoke run far from any published number does not count in the check
         make_run(good, "darts", seed, nb201_finals(20.0), preset="smoke")
     common = ["--no-figures", "--check", "--data-dir", str(tmp_path / "no-data")]
-    assert main(["report", str(good), "--out", str(tmp_path / "r1"), *common]) == 0
+    assert main(["report", str(good), "--out", str(tmp_path / "r1"), *common]) == 3  # the table was not there
     out = capsys.readouterr().out
     assert "6 comparisons with published numbers, 0 deviating" in out and "look-up layer: not checked" in out
+    assert "NOT CHECKED: the look-up layer (no table)" in out
     assert main(["report", str(bad), "--out", str(tmp_path / "r2"), *common]) == 1
     out = capsys.readouterr().out
     assert "1 deviating" in out and "DEVIATES sd_darts Table 4 DARTS (1st) [nb201 cifar10_test]" in out
@@ -166,6 +168,50 @@ def test_empty_folder_and_bad_format(tmp_path, capsys):
     assert main(["report", str(tmp_path / "missing")]) == 2
     err = capsys.readouterr().err
     assert "bad value --format 'md,docx'" in err and "does not exist" in err
+
+
+def _edit_json(path: Path, change) -> None:
+    path.write_text(json.dumps(change(json.loads(path.read_text()))))
+
+
+REPORT_DAMAGES = {
+    "summary-a-list": lambda f: (f / "summary.json").write_text("[1, 2]"),
+    "summary-a-string": lambda f: (f / "summary.json").write_text('"done"'),
+    "summary-truncated": lambda f: (f / "summary.json").write_text('{"status": "do'),
+    "seed-a-string": lambda f: _edit_json(f / "config.json", lambda meta: {**meta, "seed": "0"}),
+    "config-a-list": lambda f: (f / "config.json").write_text("[]"),
+    "config-without-searcher": lambda f: _edit_json(
+        f / "config.json", lambda meta: {**meta, "config": {k: v for k, v in meta["config"].items() if k != "searcher"}}),
+    "records-garbage-line": lambda f: (f / "epochs.jsonl").write_text("{}\n"),
+    "records-not-utf8": lambda f: (f / "epochs.jsonl").write_bytes(b"\xff\n"),
+}
+
+
+@pytest.mark.data
+@pytest.mark.parametrize("case", REPORT_DAMAGES, ids=list(REPORT_DAMAGES))
+def test_a_damaged_run_is_skipped_and_check_says_what_it_could_not_check(case, data_dir, nb201_table, tmp_path,
+                                                                          capsys):
+    root = tmp_path / "results"
+    make_run(root, "darts", 0, nb201_finals(90.0), preset="smoke")
+    damaged = make_run(root, "darts", 1, nb201_finals(80.0), preset="smoke")
+    args = ["report", str(root), "--out", str(tmp_path / "out"), "--no-figures", "--check", "--data-dir", str(data_dir)]
+    REPORT_DAMAGES[case](damaged)
+    assert main(args) == 3
+    captured = capsys.readouterr()
+    assert f"harness: warning: skipping {damaged}" in captured.err and "Traceback" not in captured.err
+    assert "NOT CHECKED: 1 unreadable run folder(s)" in captured.out and "1 runs" in captured.out
+    shutil.rmtree(damaged)
+    assert main(args) == 0
+
+
+def test_records_that_end_before_the_summary_make_the_run_incomplete(results, capsys):
+    seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
+    lines = (seed0 / "epochs.jsonl").read_text().splitlines(keepends=True)
+    (seed0 / "epochs.jsonl").write_text("".join(lines[:-1]))  # the final record lost
+    runs = load_runs([results], warn=print)
+    assert "epochs.jsonl ends at epoch 49 but summary.json says 50 epochs were done" in capsys.readouterr().out
+    run = next(r for r in runs if r.folder == seed0.resolve())
+    assert run.status == "incomplete" and run.final is None  # its epoch-49 look-up is not its result
 
 
 def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, capsys):
