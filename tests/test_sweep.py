@@ -72,6 +72,20 @@ def test_shipped_sweep_files_are_valid(path):
     assert cells and len(set(cells)) == len(cells)
 
 
+def test_cells_that_are_one_run_folder_are_merged_and_said(tmp_path):
+    """The built-in DARTS by name and by module:Class, and an option set to its preset value, are one folder."""
+    from harness.sweep import load_sweep
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("preset: smoke\nspaces: [nb201]\nsearchers: [darts, 'searchers.darts:Darts', sd_darts]\n"
+                    "seeds: [0, 1, 0]\ngrid: {w_lr: [0.025, 0.05]}\n")
+    said = []
+    cells = load_sweep(path, said.append)
+    # darts: 2 learning rates x seeds {0, 1}; sd_darts the same; seed 0 listed twice and darts written twice
+    assert len(cells) == 8 and len({(c.searcher.split(":")[0], c.assignments, c.seed) for c in cells}) == 8
+    assert len(said) == 1 and "10 cell(s) name the same run folder as an earlier one" in said[0]  # of 18
+
+
 def _records(root: Path) -> dict[str, list[dict]]:
     return {str(p.parent.relative_to(root)): read_jsonl(p) for p in sorted(root.rglob("epochs.jsonl"))}
 
