@@ -20,10 +20,19 @@ $(VENV)/.installed: setup.cfg pyproject.toml examples/plugin_searcher/pyproject.
 	$(BIN)/pip install -q --no-deps -e examples/plugin_searcher
 	touch $@
 
-# The quick preset on a CPU (about 10 min on 2 cores), the paper preset on a GPU.
+DEMO ?= results/demo
+# The quick preset on a CPU (README: how long, and on what machine), the paper preset on a GPU; then the report.
 demo: install
-	$(BIN)/harness run --searcher darts --space nb201 \
+	$(BIN)/harness run --searcher darts --space nb201 --out $(DEMO) \
 	  --preset $$($(BIN)/python -c "import torch; print('paper' if torch.cuda.is_available() else 'quick')")
+	$(BIN)/harness report $(DEMO) --out $(DEMO)/report
+	@echo
+	@echo "The derived cell's CIFAR-10 test accuracy per epoch: $(DEMO)/report/figures/nb201_accuracy_per_epoch.png"
+	@echo "Everything (tables, figures, runs):                  $(DEMO)/report/report.html"
+	@echo "Try next:"
+	@echo "  $(BIN)/harness run --preset quick --seeds 3 --out $(DEMO)                 # two more seeds; seed 0 is reused"
+	@echo "  $(BIN)/harness run --preset quick --searcher sd_darts --out $(DEMO)       # another searcher (harness list)"
+	@echo "  $(BIN)/harness sweep sweeps/smoke16.yaml && $(BIN)/harness report        # a grid of searches, then the report"
 
 test: install
 	$(BIN)/python -m pytest

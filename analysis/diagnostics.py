@@ -44,6 +44,37 @@ def accuracy(supernet: nn.Module, batches: list[Batch], arch_weights: list[torch
 Discretize = Callable[[list[torch.Tensor]], list[torch.Tensor]]
 
 
+POWER_ITERATIONS_EXPECTED = 20  # a typical count to convergence (at most 100): for the estimate only
+PROBED_PRODUCTS = 3
+
+
+def probe_seconds(searcher: Any, batches: list[Batch], hessian_method: str) -> float:
+    """What one ``epoch_diagnostics`` pass will take, without running it: one gradient with its graph and the
+    fastest of three Hessian-vector products timed on the first batch, times the products the method needs
+    (exact: one per architecture parameter) and the batches. Leaves the model's state as it was."""
+    supernet = searcher.supernet
+    device = searcher.alphas[0].device
+    sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
+    with preserved_buffers(supernet):
+        supernet.train()
+        sync()
+        started = time.perf_counter()
+        loss = F.cross_entropy(supernet(batches[0].images, searcher.expected_arch_weights()), batches[0].labels)
+        gradient = torch.autograd.grad(loss, searcher.alphas, create_graph=True)
+        sync()
+        graph = time.perf_counter() - started
+        timings = []
+        for index in range(PROBED_PRODUCTS):  # the first pays one-time costs: the fastest is the typical one
+            begun = time.perf_counter()
+            torch.autograd.grad(gradient[0].reshape(-1)[index], searcher.alphas, retain_graph=True, allow_unused=True)
+            sync()
+            timings.append(time.perf_counter() - begun)
+        product = min(timings)
+    size = sum(alpha.numel() for alpha in searcher.alphas)
+    products = size if hessian_method == "exact" else 2 * POWER_ITERATIONS_EXPECTED
+    return len(batches) * (graph + products * product)
+
+
 def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
                       discretize: Discretize) -> Diagnostics:
     """``discretize`` maps mixing weights to the derived cell's (the search space's rule)."""

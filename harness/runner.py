@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 import harness
-from analysis.diagnostics import epoch_diagnostics
+from analysis.diagnostics import epoch_diagnostics, probe_seconds
 from benchmarks.cifar10 import load_cifar10, search_split
 from benchmarks.data_stream import DeviceImages, SearchData
 from foundation.errors import UserError
@@ -30,6 +30,7 @@ from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
 from harness.graphed import StepFn, search_step
 from harness.memory import check_fits, is_out_of_memory, out_of_memory
+from harness.progress import EpochBar, RunClock
 from harness.run_folder import RunFolder
 from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.darts import Darts
@@ -137,9 +138,14 @@ class SeedRun:
         step = search_step(searcher, self.device, cfg.cuda_graphs)  # after the restore: it adapts the optimisers
         started = time.time()
         status = "done"
+        epochs = list(range(len(records) + 1, cfg.epochs + 1))
+        clock = RunClock(self.log, self.device, epochs, data.steps_per_epoch(cfg.batch_size),
+                         device_description(self.device), self._diagnostics_due,
+                         probe_seconds(searcher, self.eval_batches, cfg.hessian_method)
+                         if any(map(self._diagnostics_due, epochs)) else 0.0)
         for epoch in range(len(records) + 1, cfg.epochs + 1):
             try:
-                record = self._run_epoch(searcher, step, data, epoch, estimate=(epoch == len(records) + 1))
+                record = self._run_epoch(searcher, step, data, epoch, clock)
             except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
                 if not is_out_of_memory(exc):
                     raise
@@ -153,7 +159,7 @@ class SeedRun:
                 break
             folder.save_checkpoint(epoch, record, searcher.supernet.state_dict(), searcher.state_dict())
             folder.append(record)
-            self._log_epoch(record)
+            self._log_epoch(record, clock.after_epoch(record.epoch_seconds, record.diagnostics_seconds))
         ok = [r for r in records if r.status == "ok"]
         summary = Summary(status=status, epochs_done=len(ok),
                           lookup_coverage=sum(r.in_table for r in ok) / len(ok) if ok else None,
@@ -192,13 +198,13 @@ class SeedRun:
         }
 
     def _run_epoch(self, searcher: Darts, step_fn: StepFn, data: SearchData, epoch: int,
-                   estimate: bool) -> EpochRecord:
+                   clock: RunClock) -> EpochRecord:
         cfg = self.config
         torch.manual_seed(epoch_seed(self.seed, epoch))
         searcher.supernet.train()
         weight_stats, arch_stats = EpochStats(self.device), EpochStats(self.device)
         steps = data.steps_per_epoch(cfg.batch_size)
-        bar = _progress(steps, f"epoch {epoch}/{cfg.epochs}", self.progress)
+        bar = EpochBar(steps, f"epoch {epoch}/{cfg.epochs}", self.progress, clock)
         started = time.time()
         lr = cfg.w_lr
         searcher.begin_epoch(epoch)
@@ -206,9 +212,8 @@ class SeedRun:
             lr = searcher.set_learning_rate(epoch, step)
             with precision_context(cfg.precision, self.device):
                 step_fn(weight_batch, arch_batch, weight_stats, arch_stats)
-            bar.update(1)
-            if estimate and step == min(4, steps - 1):
-                self._log_estimate(started, step + 1, steps, cfg.epochs - epoch + 1)
+            bar.update()
+            clock.after_step(step)
         searcher.end_epoch(epoch)
         bar.close()
         search_seconds = time.time() - started
@@ -217,7 +222,7 @@ class SeedRun:
         finite = (not train["nonfinite_steps"] and not arch["nonfinite_steps"]
                   and all(bool(torch.isfinite(w).all()) for w in weights))
         cell = self.space.describe(self.space.derive(weights)) if finite else CellDescription()
-        due = finite and cfg.diagnostics_every and epoch % cfg.diagnostics_every == 0
+        due = finite and self._diagnostics_due(epoch)
         diagnostics = (epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method, self.space.discrete_weights)
                        if due else Diagnostics())
         return EpochRecord.build(
@@ -226,42 +231,13 @@ class SeedRun:
             train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
             w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=round(search_seconds, 3))
 
-    def _log_estimate(self, started: float, steps_done: int, steps: int, epochs_left: int) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-        per_step = (time.time() - started) / steps_done
-        total = per_step * steps * epochs_left
-        self.log(f"{per_step:.3f} s/step on {device_description(self.device)}: "
-                 f"estimated {_duration(total)} for {epochs_left} epoch(s) of {steps} steps")
+    def _diagnostics_due(self, epoch: int) -> bool:
+        return bool(self.config.diagnostics_every) and epoch % self.config.diagnostics_every == 0
 
-    def _log_epoch(self, record: EpochRecord) -> None:
+    def _log_epoch(self, record: EpochRecord, eta: str) -> None:
         lookup = {k: v for k, v in (record.lookup or {}).items() if v is not None}
         shown = {k: v for k, v in lookup.items() if k.endswith("test")} or lookup
         accs = " ".join(f"{k}={v:.2f}" for k, v in shown.items()) or "not in table"
         self.log(f"epoch {record.epoch}/{self.config.epochs} {record.genotype} ({record.arch_index}) {accs} "
                  f"depth={record.depth} skips={record.skip_count} train_acc={record.train_acc:.1f} "
-                 f"{record.epoch_seconds:.1f}s")
-
-
-class _NoBar:
-    def update(self, n: int) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _progress(total: int, desc: str, enabled: bool):
-    if not enabled:
-        return _NoBar()
-    from tqdm import tqdm
-
-    return tqdm(total=total, desc=desc, leave=False, file=sys.stderr)
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.1f} min"
-    return f"{seconds / 3600:.1f} h"
+                 f"{record.epoch_seconds:.1f}s+{record.diagnostics_seconds or 0:.1f}s {eta}")
