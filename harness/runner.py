@@ -19,6 +19,7 @@ from typing import Any, Callable
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 import harness
 from analysis.diagnostics import epoch_diagnostics, probe_seconds
@@ -39,7 +40,9 @@ Log = Callable[[str], None]
 
 
 def stderr_log(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
+    """A line on stderr, above the progress bar when one is drawn (``tqdm.write`` clears and redraws it)."""
+    tqdm.write(message, file=sys.stderr)
+    sys.stderr.flush()
 
 
 def git_commit() -> str | None:
