@@ -5,6 +5,7 @@ import argparse
 import json
 import signal
 import sys
+import threading
 from pathlib import Path
 from typing import NoReturn, Sequence
 
@@ -323,7 +324,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if extra and args.command != "lookup":  # only ``lookup`` takes flags declared by the space
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     resumes = "; the run resumes from its last checkpoint when re-run" if args.command in RESUMABLE else ""
-    previous = signal.signal(signal.SIGTERM, _terminate)
+    in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
     try:
         return cmd_lookup(args, extra) if args.command == "lookup" else COMMANDS[args.command](args)
     except UserError as exc:
@@ -340,7 +342,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"harness: terminated (SIGTERM){resumes}", file=sys.stderr)
         return 128 + signal.SIGTERM
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":
