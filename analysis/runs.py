@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from foundation.errors import UserError
-from foundation.records import DamagedFile, StoredConfig, Summary, read_json_file, read_records
+from foundation.records import DamagedFile, StoredConfig, Summary, read_json, read_json_file, read_records
 from foundation.run_config import EXECUTION_FIELDS, overrides, preset_config
 
 DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 (lossy)"}
@@ -159,8 +159,8 @@ def load_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
 
 
 def _load_run(folder: Path) -> Run:
-    stored = read_json_file(folder / "config.json", StoredConfig)
-    meta = json.loads((folder / "config.json").read_text(encoding="utf-8"))  # valid JSON: just read
+    meta = read_json(folder / "config.json")
+    stored = StoredConfig.parse(meta, folder / "config.json")
     for key in ("space", "searcher"):
         if not isinstance(stored.config.get(key), str):
             raise DamagedFile(folder / "config.json", f"bad field config.{key}: a name was expected")

@@ -130,15 +130,19 @@ class StoredConfig(StoredSchema):
 S = TypeVar("S", bound=StoredSchema)
 
 
-def read_json_file(path: Path, schema: type[S]) -> S:
-    """A JSON file of a run folder as ``schema``; a ``DamagedFile`` when it is not UTF-8, not JSON or not that."""
+def read_json(path: Path) -> Any:
+    """A JSON file of a run folder; a ``DamagedFile`` when it is not UTF-8 or not JSON."""
     try:
-        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        return json.loads(Path(path).read_text(encoding="utf-8"))
     except UnicodeDecodeError:
         raise DamagedFile(path, "not UTF-8 text") from None
     except json.JSONDecodeError as exc:
         raise DamagedFile(path, f"not JSON ({exc.msg} at line {exc.lineno})") from None
-    return schema.parse(raw, path)
+
+
+def read_json_file(path: Path, schema: type[S]) -> S:
+    """A JSON file of a run folder as ``schema``; a ``DamagedFile`` when it is not UTF-8, not JSON or not that."""
+    return schema.parse(read_json(path), path)
 
 
 def read_records(path: Path) -> tuple[list[EpochRecord], DamagedFile | None]:
