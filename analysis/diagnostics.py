@@ -18,11 +18,11 @@ from typing import Any, Callable, Iterator
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
-from analysis.hessian import dominant_eigenvalue
+from analysis.hessian import dominant_eigenvalues
 from benchmarks.data_stream import Batch
 from foundation.records import Diagnostics
+from searchers.seeds import seed_cross_entropy
 
 
 @contextmanager
@@ -36,9 +36,16 @@ def preserved_buffers(module: nn.Module) -> Iterator[None]:
                 buf.copy_(saved[name])
 
 
-def accuracy(supernet: nn.Module, batches: list[Batch], arch_weights: list[torch.Tensor]) -> float:
-    correct = sum(int((supernet(b.images, arch_weights).argmax(1) == b.labels).sum()) for b in batches)
-    return 100.0 * correct / sum(len(b.labels) for b in batches)
+def accuracy(supernet: nn.Module, batches: list[Batch], arch_weights: list[torch.Tensor]) -> list[float]:
+    """Each seed's accuracy (%) on the shared evaluation batches."""
+    correct = sum((supernet(b.images, arch_weights).argmax(-1) == b.labels).sum(dim=-1) for b in batches)
+    return (100.0 * correct.double() / sum(len(b.labels) for b in batches)).tolist()
+
+
+def seedwise(discretize: "Discretize", weights: list[torch.Tensor]) -> list[torch.Tensor]:
+    """A single-seed rule (the space's ``discrete_weights``) applied to each seed of (K, ...) mixing weights."""
+    per_seed = [discretize([w[seed] for w in weights]) for seed in range(weights[0].shape[0])]
+    return [torch.stack(parts) for parts in zip(*per_seed)]
 
 
 Discretize = Callable[[list[torch.Tensor]], list[torch.Tensor]]
@@ -59,25 +66,27 @@ def probe_seconds(searcher: Any, batches: list[Batch], hessian_method: str) -> f
         supernet.train()
         sync()
         started = time.perf_counter()
-        loss = F.cross_entropy(supernet(batches[0].images, searcher.expected_arch_weights()), batches[0].labels)
-        gradient = torch.autograd.grad(loss, searcher.alphas, create_graph=True)
+        loss = seed_cross_entropy(supernet(batches[0].images, searcher.expected_arch_weights()), batches[0].labels)
+        gradient = torch.autograd.grad(loss.sum(), searcher.alphas, create_graph=True)
         sync()
         graph = time.perf_counter() - started
         timings = []
         for index in range(PROBED_PRODUCTS):  # the first pays one-time costs: the fastest is the typical one
             begun = time.perf_counter()
-            torch.autograd.grad(gradient[0].reshape(-1)[index], searcher.alphas, retain_graph=True, allow_unused=True)
+            torch.autograd.grad(gradient[0].flatten(1)[:, index].sum(), searcher.alphas, retain_graph=True,
+                                allow_unused=True)
             sync()
             timings.append(time.perf_counter() - begun)
         product = min(timings)
-    size = sum(alpha.numel() for alpha in searcher.alphas)
+    size = sum(alpha[0].numel() for alpha in searcher.alphas)
     products = size if hessian_method == "exact" else 2 * POWER_ITERATIONS_EXPECTED
     return len(batches) * (graph + products * product)
 
 
 def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
-                      discretize: Discretize) -> Diagnostics:
-    """``discretize`` maps mixing weights to the derived cell's (the search space's rule)."""
+                      discretize: Discretize) -> list[Diagnostics]:
+    """Each seed's diagnostics, computed for all seeds at once; ``discretize`` maps one seed's mixing weights to
+    the derived cell's (the search space's rule). ``diagnostics_seconds`` is the batch's time."""
     started = time.time()
     supernet = searcher.supernet
     with preserved_buffers(supernet):
@@ -85,12 +94,13 @@ def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
         with torch.no_grad():
             mixed = searcher.derivation_weights()
             supernet_acc = accuracy(supernet, batches, mixed)
-            discrete_acc = accuracy(supernet, batches, discretize(mixed))
+            discrete_acc = accuracy(supernet, batches, seedwise(discretize, mixed))
 
         def loss(b: int) -> torch.Tensor:
-            return F.cross_entropy(supernet(batches[b].images, searcher.expected_arch_weights()), batches[b].labels)
+            return seed_cross_entropy(supernet(batches[b].images, searcher.expected_arch_weights()), batches[b].labels)
 
-        eigenvalue = dominant_eigenvalue(loss, searcher.alphas, len(batches), hessian_method)
-    return Diagnostics(hessian_eig_max=eigenvalue, supernet_acc=supernet_acc, discrete_acc=discrete_acc,
-                       discretization_gap=supernet_acc - discrete_acc,
-                       diagnostics_seconds=round(time.time() - started, 3))
+        eigenvalues = dominant_eigenvalues(loss, searcher.alphas, len(batches), hessian_method)
+    seconds = round(time.time() - started, 3)
+    return [Diagnostics(hessian_eig_max=eigenvalue, supernet_acc=mixed_acc, discrete_acc=derived_acc,
+                        discretization_gap=mixed_acc - derived_acc, diagnostics_seconds=seconds)
+            for eigenvalue, mixed_acc, derived_acc in zip(eigenvalues, supernet_acc, discrete_acc)]

@@ -17,72 +17,90 @@ from typing import Callable, Sequence
 
 import torch
 
-LossFn = Callable[[int], torch.Tensor]  # batch number -> scalar loss (built from the current parameters)
+LossFn = Callable[[int], torch.Tensor]  # batch number -> per-seed losses (K,) (built from the current parameters)
 
 
 def _flat(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    return torch.cat([t.reshape(-1) for t in tensors])
+    """(K, n): each seed's slices of the stacked tensors, flattened and concatenated."""
+    return torch.cat([t.reshape(t.shape[0], -1) for t in tensors], dim=1)
 
 
 def _split(flat: torch.Tensor, like: Sequence[torch.Tensor]) -> list[torch.Tensor]:
     out, offset = [], 0
     for t in like:
-        out.append(flat[offset:offset + t.numel()].view_as(t))
-        offset += t.numel()
+        size = t[0].numel()
+        out.append(flat[:, offset:offset + size].reshape(t.shape))
+        offset += size
     return out
 
 
 def exact_hessian(loss_fn: LossFn, params: Sequence[torch.Tensor], num_batches: int) -> torch.Tensor:
-    """(n, n) Hessian of the mean loss over ``num_batches`` batches w.r.t. the flattened ``params``."""
-    size = sum(p.numel() for p in params)
-    hessian = torch.zeros(size, size, dtype=torch.float64, device=params[0].device)
+    """(K, n, n): each seed's Hessian of its mean loss over ``num_batches`` batches w.r.t. its flattened
+    parameters. The seeds' Hessians are the diagonal blocks of the Hessian of the summed loss, so row i of every
+    seed comes from one Hessian-vector product: n products for all K seeds."""
+    seeds, size = params[0].shape[0], sum(p[0].numel() for p in params)
+    hessian = torch.zeros(seeds, size, size, dtype=torch.float64, device=params[0].device)
     for b in range(num_batches):
-        grad = _flat(torch.autograd.grad(loss_fn(b), params, create_graph=True))
+        grad = _flat(torch.autograd.grad(loss_fn(b).sum(), params, create_graph=True))
         for i in range(size):
-            row = torch.autograd.grad(grad[i], params, retain_graph=i < size - 1)
-            hessian[i] += _flat(row).double()
+            row = torch.autograd.grad(grad[:, i].sum(), params, retain_graph=i < size - 1)
+            hessian[:, i] += _flat(row).double()
     return hessian / num_batches
 
 
 def hessian_vector_product(loss_fn: LossFn, params: Sequence[torch.Tensor], num_batches: int,
                            vector: torch.Tensor) -> torch.Tensor:
+    """(K, n): each seed's Hessian times its own row of ``vector`` (K, n)."""
     total = torch.zeros_like(vector)
     for b in range(num_batches):
-        grads = torch.autograd.grad(loss_fn(b), params, create_graph=True)
+        grads = torch.autograd.grad(loss_fn(b).sum(), params, create_graph=True)
         dot = sum((g * v).sum() for g, v in zip(grads, _split(vector.to(grads[0].dtype), params)))
         total += _flat(torch.autograd.grad(dot, params)).to(total.dtype)
     return total / num_batches
 
 
-def power_iteration(hvp: Callable[[torch.Tensor], torch.Tensor], size: int, device: torch.device,
-                    iterations: int = 100, tolerance: float = 1e-5, seed: int = 0) -> float:
-    """Largest eigenvalue of a symmetric operator given by its matrix-vector product."""
-    def dominant(shift: float) -> float:
-        vector = torch.randn(size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(device)
-        vector /= vector.norm()
-        value = 0.0
+def power_iteration(hvp: Callable[[torch.Tensor], torch.Tensor], seeds: int, size: int, device: torch.device,
+                    iterations: int = 100, tolerance: float = 1e-5, seed: int = 0) -> torch.Tensor:
+    """Largest eigenvalue (K,) of each seed's symmetric operator, given their batched matrix-vector product.
+    Each seed stops on its own criterion (its later iterations change nothing of it): a seed computed in a
+    batch gets the value it gets alone."""
+    def dominant(shift: torch.Tensor, active: torch.Tensor) -> torch.Tensor:
+        start = torch.randn(size, generator=torch.Generator().manual_seed(seed), dtype=torch.float64).to(device)
+        vector = (start / start.norm()).expand(seeds, size).clone()
+        value = torch.zeros(seeds, dtype=torch.float64, device=device)
+        running = active.clone()
         for _ in range(iterations):
-            product = hvp(vector) - shift * vector
-            new_value = float(vector @ product)
-            norm = product.norm()
-            if norm == 0:
-                return shift
-            vector = product / norm
-            if abs(new_value - value) <= tolerance * max(abs(new_value), 1e-12):
-                value = new_value
+            if not running.any():
                 break
-            value = new_value
+            product = hvp(vector) - shift[:, None] * vector
+            new_value = (vector * product).sum(dim=1)
+            norm = product.norm(dim=1)
+            zero = running & (norm == 0)
+            value = torch.where(zero, 0.0, value)  # H - shift I annihilates the vector: the eigenvalue is the shift
+            running &= ~zero
+            vector = torch.where(running[:, None], product / norm.clamp_min(1e-300)[:, None], vector)
+            converged = (new_value - value).abs() <= tolerance * new_value.abs().clamp_min(1e-12)
+            value = torch.where(running, new_value, value)
+            running &= ~converged
         return value + shift
 
-    largest_magnitude = dominant(0.0)
-    return largest_magnitude if largest_magnitude >= 0 else dominant(largest_magnitude)
+    everyone = torch.ones(seeds, dtype=torch.bool, device=device)
+    largest_magnitude = dominant(torch.zeros(seeds, dtype=torch.float64, device=device), everyone)
+    negative = largest_magnitude < 0
+    if not negative.any():
+        return largest_magnitude
+    shifted = dominant(torch.where(negative, largest_magnitude, 0.0), negative)
+    return torch.where(negative, shifted, largest_magnitude)
 
 
-def dominant_eigenvalue(loss_fn: LossFn, params: Sequence[torch.Tensor], num_batches: int, method: str,
-                        iterations: int = 100) -> float:
+def dominant_eigenvalues(loss_fn: LossFn, params: Sequence[torch.Tensor], num_batches: int, method: str,
+                         iterations: int = 100) -> list[float]:
+    """Each seed's largest Hessian eigenvalue (a NaN Hessian, that of a diverged seed, gives NaN)."""
     if method == "exact":
         hessian = exact_hessian(loss_fn, params, num_batches)
-        return float(torch.linalg.eigvalsh((hessian + hessian.T) / 2)[-1])  # symmetric up to round-off
-    size = sum(p.numel() for p in params)
-    return power_iteration(lambda v: hessian_vector_product(loss_fn, params, num_batches, v), size,
-                           params[0].device, iterations)
+        finite = torch.isfinite(hessian).all(dim=(1, 2))
+        symmetric = torch.nan_to_num((hessian + hessian.transpose(1, 2)) / 2, nan=0.0, posinf=0.0, neginf=0.0)
+        return torch.where(finite, torch.linalg.eigvalsh(symmetric)[:, -1], float("nan")).tolist()
+    seeds, size = params[0].shape[0], sum(p[0].numel() for p in params)
+    return power_iteration(lambda v: hessian_vector_product(loss_fn, params, num_batches, v), seeds, size,
+                           params[0].device, iterations).tolist()

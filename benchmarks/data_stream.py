@@ -9,7 +9,7 @@ checkpoint sees exactly the batches it saw before.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Iterator, Sequence
 
 import numpy as np
 import torch
@@ -22,9 +22,16 @@ SIZE = 32
 
 @dataclass
 class Batch:
-    images: torch.Tensor  # float (B, 3, 32, 32), normalised
-    labels: torch.Tensor  # int64 (B,)
-    indices: torch.Tensor  # int64 (B,): positions in the half, for per-sample state (SD-DARTS teachers)
+    """One batch; a search step's batches have a leading seed dimension (one batch per seed, stacked)."""
+
+    images: torch.Tensor  # float ([K,] B, 3, 32, 32), normalised
+    labels: torch.Tensor  # int64 ([K,] B)
+    indices: torch.Tensor  # int64 ([K,] B): positions in the half, for per-sample state (SD-DARTS teachers)
+
+    @classmethod
+    def stack(cls, batches: Sequence["Batch"]) -> "Batch":
+        """Per-seed batches of equal size as one batch with the seed dimension first."""
+        return cls(*(torch.stack([getattr(b, name) for b in batches]) for name in ("images", "labels", "indices")))
 
 
 class DeviceImages:
@@ -105,3 +112,9 @@ class SearchData:
                 arch_batches = self.arch_half.batches(batch_size, arch_gen)
                 arch_batch = next(arch_batches)
             yield weight_batch, arch_batch
+
+    def seed_epochs(self, seeds: Sequence[int], epoch: int, batch_size: int) -> Iterator[tuple[Batch, Batch]]:
+        """Each seed's own ``epoch`` (order, augmentation), the seeds' batches stacked step by step."""
+        for pairs in zip(*(self.epoch(seed, epoch, batch_size) for seed in seeds)):
+            weight_batches, arch_batches = zip(*pairs)
+            yield Batch.stack(weight_batches), Batch.stack(arch_batches)

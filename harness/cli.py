@@ -44,6 +44,9 @@ def build_parser() -> Parser:
     run.add_argument("--seed", type=int, action="append", default=[], help="an explicit seed (repeatable)")
     run.add_argument("--epochs", type=int)
     run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    run.add_argument("--seed-batch", type=int, metavar="K",
+                     help="seeds computed together as one search vectorised over seeds (same records as each alone); "
+                          "1 = one after another (default per device, README: Timings)")
     run.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     run.add_argument("--out", default="results", help="results root (default: results/)")
     run.add_argument("--data-dir")
@@ -113,7 +116,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from foundation.run_config import MAX_SEED, MAX_SEEDS
     from harness.config import configure
     from harness.device import resolve_device
-    from harness.runner import SeedRun
+    from harness.runner import SeedBatch, default_seed_batch
 
     if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
         raise UserError(f"bad value --seeds {args.seeds}: must be in 1..{MAX_SEEDS}")
@@ -122,19 +125,22 @@ def cmd_run(args: argparse.Namespace) -> int:
                         f"0..{MAX_SEED}")
     if args.epochs is not None and args.epochs < 1:
         raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
+    if args.seed_batch is not None and not 1 <= args.seed_batch <= MAX_SEEDS:
+        raise UserError(f"bad value --seed-batch {args.seed_batch}: must be in 1..{MAX_SEEDS}")
     _folder_argument("--out", args.out)
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
     experiment = configure(*_names(args), args.preset, args.assignments, args.epochs)
     device = resolve_device(args.device)
     data_dir = resolve_data_dir(args.data_dir)
-    results = []
-    for seed in seeds:
-        run = SeedRun(experiment, seed, Path(args.out), data_dir, device, progress=sys.stderr.isatty(),
-                      wait_for_lock=args.wait, repair=args.repair)
-        summary = run.execute()
-        results.append((seed, summary))
-        print(f"{run.folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
-    return 0 if all(s.status == "done" for _, s in results) else 1
+    size = args.seed_batch or default_seed_batch(device)
+    statuses = []
+    for start in range(0, len(seeds), size):
+        batch = SeedBatch(experiment, seeds[start:start + size], Path(args.out), data_dir, device,
+                          progress=sys.stderr.isatty(), wait_for_lock=args.wait, repair=args.repair)
+        for folder, summary in zip(batch.folders, batch.execute()):
+            statuses.append(summary.status)
+            print(f"{folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
+    return 0 if all(status == "done" for status in statuses) else 1
 
 
 def _folder_argument(flag: str, value: str) -> None:

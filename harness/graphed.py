@@ -49,7 +49,7 @@ class GraphedStep:
     def __init__(self, searcher: Darts, device: torch.device, use_graph: bool) -> None:
         self.searcher, self.device, self.use_graph = searcher, device, use_graph
         self.static: tuple[Batch, Batch] | None = None
-        self.stats = (EpochStats(device), EpochStats(device))
+        self.stats = (EpochStats(device, searcher.seeds), EpochStats(device, searcher.seeds))
         searcher.use_tensor_learning_rate(device, capturable=use_graph)
         self.graph: torch.cuda.CUDAGraph | None = None
 
@@ -98,7 +98,7 @@ class GraphedStep:
             self.graph.replay()
         else:
             self._static_step()
-        size = weight_batch.labels.shape[0]
+        size = weight_batch.labels.shape[-1]
         weight_stats.absorb(self.stats[0], size)
         arch_stats.absorb(self.stats[1], size)
 

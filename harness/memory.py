@@ -72,14 +72,16 @@ def free_bytes(device: torch.device) -> int | None:
         return None
 
 
-def check_fits(experiment: Experiment, device: torch.device) -> None:
-    """UserError when the search would need more memory than ``device`` has free."""
+def check_fits(experiment: Experiment, device: torch.device, seeds: int = 1) -> None:
+    """UserError when the search of ``seeds`` seeds computed together (each needs what one search needs) would
+    need more memory than ``device`` has free."""
     needed, free = estimate(experiment), free_bytes(device)
-    if needed is None or free is None or needed.total <= free:
+    if needed is None or free is None or seeds * needed.total <= free:
         return
-    raise UserError(f"a search with {settings(experiment)} needs about {needed.total / GIB:.1f} GiB "
+    batch = f" (x{seeds} seeds batched: run fewer with --seed-batch)" if seeds > 1 else ""
+    raise UserError(f"a search with {settings(experiment)} needs about {seeds * needed.total / GIB:.1f} GiB{batch} "
                     f"(activations {needed.activations / GIB:.1f} GiB, parameters {needed.parameters / GIB:.2f} GiB "
-                    f"x{PARAMETER_COPIES}) but {device.type} has {free / GIB:.1f} GiB free; lower channels, "
+                    f"x{PARAMETER_COPIES} per seed) but {device.type} has {free / GIB:.1f} GiB free; lower channels, "
                     "batch_size or cells_per_stage")
 
 

@@ -1,10 +1,12 @@
-"""The search loop of one (configuration, seed): data, supernet and searcher, the epochs, their records.
+"""The search loop of one configuration and a batch of seeds computed together: data, supernet and searcher,
+the epochs, each seed's records.
 
-Everything on disk goes through ``harness.run_folder``. Exact resume: everything random in an epoch is seeded by
-(seed, epoch) — data order and augmentation by ``data_stream.epoch_generator``, the global torch generator at the
-start of each epoch — and the checkpoint holds the supernet (BN running statistics included), both optimisers
-and the searcher's extra state. An epoch interrupted at any moment is redone from the last checkpoint and
-yields the record it would have yielded.
+Everything on disk goes through ``harness.run_folder``, one folder per seed. Exact resume: everything random in
+an epoch is seeded by (seed, epoch) — data order and augmentation by ``data_stream.epoch_generator``, the
+searcher's per-seed generators at the start of each epoch — and each seed's checkpoint holds its supernet (BN
+running statistics included), its optimiser state and the searcher's extra state, sliced out of the batch. An
+epoch interrupted at any moment is redone from the last checkpoints and yields the records it would have yielded.
+Seed s computes the same in any batch as alone (``searchers.seeds``), so batching is an execution choice.
 """
 from __future__ import annotations
 
@@ -12,10 +14,11 @@ import platform
 import subprocess
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
@@ -24,7 +27,7 @@ from tqdm import tqdm
 import harness
 from analysis.diagnostics import epoch_diagnostics, probe_seconds
 from benchmarks.cifar10 import load_cifar10, search_split
-from benchmarks.data_stream import DeviceImages, SearchData
+from benchmarks.data_stream import Batch, DeviceImages, SearchData
 from foundation.errors import UserError
 from foundation.records import CellDescription, Diagnostics, EpochRecord, Summary
 from harness.config import Experiment
@@ -35,8 +38,10 @@ from harness.progress import EpochBar, RunClock
 from harness.run_folder import RunFolder
 from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.darts import Darts
+from searchers.seeds import SeedStack, select_seed, stack_seeds
 
 Log = Callable[[str], None]
+SEED_BATCH_DEFAULTS = {"cpu": 4, "cuda": 8}
 
 
 def stderr_log(message: str) -> None:
@@ -60,15 +65,20 @@ def epoch_seed(seed: int, epoch: int) -> int:
 
 
 def build_searcher(experiment: Experiment, device: torch.device, steps_per_epoch: int,
-                   half_sizes: tuple[int, int]) -> Darts:
-    """The configured supernet on ``device`` (initialised from the current torch seed) and its searcher."""
+                   half_sizes: tuple[int, int], seeds: Sequence[int]) -> Darts:
+    """The configured searcher over one supernet per seed on ``device``, each initialised from its own seed
+    (exactly the supernet that seed gets alone), stacked (``searchers.seeds``)."""
     config = experiment.config
+    supernets = []
+    for seed in seeds:
+        torch.manual_seed(seed)
+        supernets.append(experiment.space.build_supernet(config.channels, config.cells_per_stage,
+                                                         config.track_running_stats))
     layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    supernet = experiment.space.build_supernet(config.channels, config.cells_per_stage,
-                                               config.track_running_stats).to(device, memory_format=layout)
+    stack = SeedStack(supernets).to(device, memory_format=layout)
     optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
     context = SearchContext(steps_per_epoch, half_sizes, experiment.space.num_classes)
-    return experiment.searcher(supernet, optim, context, dict(config.searcher_options))
+    return experiment.searcher(stack, optim, context, dict(config.searcher_options))
 
 
 @dataclass
@@ -94,83 +104,135 @@ def _device_data(data_dir: str, train_images: int, device: str, channels_last: b
     return SearchInputs(SearchData(*halves), heldout, provenance)
 
 
-class SeedRun:
-    """One search of one configuration with one seed, resumable from its folder."""
+def default_seed_batch(device: torch.device) -> int:
+    """Seeds computed together when ``--seed-batch`` is not given (README: Timings, measured by
+    ``harness bench --seeds``)."""
+    return SEED_BATCH_DEFAULTS.get(device.type, 1)
 
-    def __init__(self, experiment: Experiment, seed: int, out_root: Path, data_dir: Path, device: torch.device,
-                 log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
+
+@dataclass
+class SeedState:
+    """One seed of a batch: its folder, what it resumes from, its records so far, whether it still searches."""
+
+    seed: int
+    folder: RunFolder
+    state: dict[str, Any] | None
+    records: list[EpochRecord]
+    status: str = "running"
+
+
+class SeedBatch:
+    """The searches of one configuration with several seeds, computed together as one search vectorised over
+    seeds (``searchers.seeds``; one seed is a batch of one). Each seed keeps its own run folder, lock, records,
+    checkpoints and summary, exactly as a lone run's: finished seeds are skipped, seeds resumed from different
+    epochs run as separate batches, a seed that diverges stops alone while the others go on."""
+
+    def __init__(self, experiment: Experiment, seeds: Sequence[int], out_root: Path, data_dir: Path,
+                 device: torch.device, log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
                  repair: bool = False) -> None:
-        self.experiment, self.config, self.seed, self.device = experiment, experiment.config, seed, device
-        self.progress, self.wait_for_lock = progress, wait_for_lock
+        self.experiment, self.config, self.seeds, self.device = experiment, experiment.config, list(seeds), device
+        self.progress, self.wait_for_lock, self.log = progress, wait_for_lock, log
         self.data_dir = Path(data_dir)
         self.space = experiment.space(self.data_dir)  # its table first: a missing one is said before anything starts
-        self.run_folder = RunFolder(out_root, experiment.config, experiment.name, seed, log, repair)
-        self.folder = self.run_folder.path
-        self.log = self.run_folder.log
+        self.run_folders = [RunFolder(out_root, experiment.config, experiment.name, seed, log, repair) for seed in seeds]
 
-    def execute(self) -> Summary:
-        """Run (or resume) the search under the folder's lock; a finished run is skipped."""
-        summary = self.run_folder.summary()
-        if summary is None:
+    @property
+    def folders(self) -> list[Path]:
+        return [folder.path for folder in self.run_folders]
+
+    def execute(self) -> list[Summary]:
+        """Run (or resume) every seed under its folder's lock; finished seeds are skipped. Summaries in seed order."""
+        summaries = {folder.seed: folder.summary() for folder in self.run_folders}
+        pending = [folder for folder in self.run_folders if summaries[folder.seed] is None]
+        if pending:
             self._check_data_size()
-            check_fits(self.experiment, self.device)
-            with self.run_folder.locked(self.wait_for_lock):
-                summary = self.run_folder.summary()  # another process may have finished it while we waited
-                if summary is None:
-                    return self._execute()
-        self.log(f"already finished, skipping ({self.folder})")
-        return summary
+            check_fits(self.experiment, self.device, len(pending))
+            with ExitStack() as locks:
+                for folder in pending:
+                    locks.enter_context(folder.locked(self.wait_for_lock))
+                still = []
+                for folder in pending:  # another process may have finished some while we waited
+                    summaries[folder.seed] = folder.summary()
+                    if summaries[folder.seed] is None:
+                        still.append(folder)
+                if still:
+                    summaries.update(self._execute(still))
+        for folder in self.run_folders:
+            if folder not in pending:
+                folder.log(f"already finished, skipping ({folder.path})")
+        return [summaries[seed] for seed in self.seeds]
 
-    def _execute(self) -> Summary:
-        cfg, folder = self.config, self.run_folder
-        inputs = _device_data(str(self.data_dir), cfg.train_images, str(self.device), cfg.channels_last,
-                              cfg.eval_batches * cfg.batch_size)
+    def _execute(self, folders: list[RunFolder]) -> dict[int, Summary]:
+        cfg = self.config
+        self.inputs = _device_data(str(self.data_dir), cfg.train_images, str(self.device), cfg.channels_last,
+                                   cfg.eval_batches * cfg.batch_size)
         configure_backends(cfg.precision, self.device)
-        torch.manual_seed(self.seed)
-        data = inputs.data
-        searcher = build_searcher(self.experiment, self.device, data.steps_per_epoch(cfg.batch_size),
-                                  (len(data.weight_half), len(data.arch_half)))
-        eval_source = data.arch_half if searcher.uses_validation_set else inputs.heldout
+        eval_source = self.inputs.data.arch_half if self.experiment.searcher.uses_validation_set else self.inputs.heldout
         self.eval_batches = eval_source.fixed_batches(cfg.eval_batches, cfg.batch_size)
-        folder.write_config(self._provenance(inputs.data_provenance))
-        state, records = folder.restore(self.device)
-        if state is not None:
-            searcher.supernet.load_state_dict(state["supernet"])
-            searcher.load_state_dict(state["searcher"])
-            self.log(f"resuming after epoch {len(records)}/{cfg.epochs}")
+        restored = []
+        for folder in folders:
+            folder.write_config(self._provenance(self.inputs.data_provenance, [f.seed for f in folders]))
+            state, records = folder.restore(self.device)
+            if state is not None:
+                folder.log(f"resuming after epoch {len(records)}/{cfg.epochs}")
+            restored.append(SeedState(folder.seed, folder, state, records))
+        summaries = {}
+        for done in sorted({len(seed.records) for seed in restored}):  # normally one batch
+            summaries.update(self._search([seed for seed in restored if len(seed.records) == done]))
+        return summaries
+
+    def _search(self, batch: list[SeedState]) -> dict[int, Summary]:
+        cfg, data = self.config, self.inputs.data
+        steps = data.steps_per_epoch(cfg.batch_size)
+        searcher = build_searcher(self.experiment, self.device, steps, (len(data.weight_half), len(data.arch_half)),
+                                  [seed.seed for seed in batch])
+        if batch[0].state is not None:
+            searcher.supernet.load_seed_state_dicts([seed.state["supernet"] for seed in batch])
+            searcher.load_state_dict(stack_seeds([seed.state["searcher"] for seed in batch]))
         step = search_step(searcher, self.device, cfg.cuda_graphs)  # after the restore: it adapts the optimisers
         started = time.time()
-        status = "done"
-        epochs = list(range(len(records) + 1, cfg.epochs + 1))
-        clock = RunClock(self.log, self.device, epochs, data.steps_per_epoch(cfg.batch_size),
-                         device_description(self.device), self._diagnostics_due,
-                         probe_seconds(searcher, self.eval_batches, cfg.hessian_method)
+        epochs = list(range(len(batch[0].records) + 1, cfg.epochs + 1))
+        names = ", ".join(str(seed.seed) for seed in batch)
+        log = batch[0].folder.log if len(batch) == 1 else (lambda message: self.log(f"[seeds {names}] {message}"))
+        clock = RunClock(log, self.device, epochs, steps,
+                         device_description(self.device) + (f", {len(batch)} seeds batched" if len(batch) > 1 else ""),
+                         self._diagnostics_due, probe_seconds(searcher, self.eval_batches, cfg.hessian_method)
                          if any(map(self._diagnostics_due, epochs)) else 0.0)
-        for epoch in range(len(records) + 1, cfg.epochs + 1):
+        for epoch in epochs:
             try:
-                record = self._run_epoch(searcher, step, data, epoch, clock)
+                records = self._run_epoch(searcher, step, batch, epoch, clock)
             except (MemoryError, RuntimeError) as exc:  # torch.OutOfMemoryError is a RuntimeError
                 if not is_out_of_memory(exc):
                     raise
-                raise out_of_memory(self.experiment, self.device, epoch, len(records)) from None
-            records.append(record)
-            if record.status == "diverged":
-                folder.append(record)
-                status = "diverged"
-                self.log(f"diverged in epoch {epoch}: non-finite loss or parameters; stopping, last good "
-                         "checkpoint kept")
+                raise out_of_memory(self.experiment, self.device, epoch, epoch - 1) from None
+            eta = clock.after_epoch(records[0].epoch_seconds, max((r.diagnostics_seconds or 0.0) for r in records))
+            for index, (seed, record) in enumerate(zip(batch, records)):
+                if seed.status != "running":
+                    continue
+                seed.records.append(record)
+                if record.status == "diverged":
+                    seed.folder.append(record)
+                    seed.status = "diverged"
+                    seed.folder.log(f"diverged in epoch {epoch}: non-finite loss or parameters; stopping, last good "
+                                    "checkpoint kept" + ("; the other seeds go on" if len(batch) > 1 else ""))
+                    continue
+                seed.folder.save_checkpoint(epoch, record, searcher.supernet.seed_state_dict(index),
+                                            select_seed(searcher.state_dict(), index))
+                seed.folder.append(record)
+                self._log_epoch(seed.folder.log, record, eta)
+            if all(seed.status != "running" for seed in batch):
                 break
-            folder.save_checkpoint(epoch, record, searcher.supernet.state_dict(), searcher.state_dict())
-            folder.append(record)
-            self._log_epoch(record, clock.after_epoch(record.epoch_seconds, record.diagnostics_seconds))
-        ok = [r for r in records if r.status == "ok"]
-        summary = Summary(status=status, epochs_done=len(ok),
-                          lookup_coverage=sum(r.in_table for r in ok) / len(ok) if ok else None,
-                          epochs=cfg.epochs, final=records[-1].to_json() if records else None,
-                          seconds_this_session=round(time.time() - started, 3),
-                          search_seconds=round(sum(r.epoch_seconds or 0.0 for r in records), 3))
-        folder.write_summary(summary)
-        return summary
+        summaries = {}
+        for seed in batch:
+            ok = [r for r in seed.records if r.status == "ok"]
+            summary = Summary(status="diverged" if seed.status == "diverged" else "done", epochs_done=len(ok),
+                              lookup_coverage=sum(r.in_table for r in ok) / len(ok) if ok else None,
+                              epochs=cfg.epochs, final=seed.records[-1].to_json() if seed.records else None,
+                              seconds_this_session=round(time.time() - started, 3),
+                              search_seconds=round(sum(r.epoch_seconds or 0.0 for r in seed.records), 3))
+            seed.folder.write_summary(summary)
+            summaries[seed.seed] = summary
+        return summaries
 
     def _check_data_size(self) -> None:
         """``train_images`` and ``batch_size`` against the images a half of the split has (read from the split
@@ -184,14 +246,15 @@ class SeedRun:
             raise UserError(f"bad value batch_size={cfg.batch_size}: larger than the {used} images of a half "
                             f"(train_images={cfg.train_images})")
 
-    def _provenance(self, data: dict[str, Any]) -> dict[str, Any]:
+    def _provenance(self, data: dict[str, Any], batch: list[int]) -> dict[str, Any]:
         """Everything ``config.json`` holds besides the configuration: how it differs from its preset, the
-        classes and versions that ran it, the device, the data and the diagnostics' evaluation set."""
+        classes and versions that ran it, the device, the seeds computed with it, the data and the diagnostics'
+        evaluation set."""
         return {
             "config_name": self.experiment.name, "overrides": self.experiment.overrides, **self.experiment.classes(),
             "harness_version": harness.__version__, "git_commit": git_commit(), "torch_version": torch.__version__,
             "python_version": platform.python_version(), "numpy_version": np.__version__,
-            "device": device_description(self.device), "data": data,
+            "device": device_description(self.device), "seed_batch": batch, "data": data,
             "diagnostics": {"hessian_method": self.config.hessian_method, "eval_batches": len(self.eval_batches),
                             "eval_images": sum(len(b.labels) for b in self.eval_batches),
                             "every": self.config.diagnostics_every,
@@ -200,18 +263,19 @@ class SeedRun:
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
-    def _run_epoch(self, searcher: Darts, step_fn: StepFn, data: SearchData, epoch: int,
-                   clock: RunClock) -> EpochRecord:
-        cfg = self.config
-        torch.manual_seed(epoch_seed(self.seed, epoch))
+    def _run_epoch(self, searcher: Darts, step_fn: StepFn, batch: list[SeedState], epoch: int,
+                   clock: RunClock) -> list[EpochRecord]:
+        """One epoch of every seed of the batch (those that diverged earlier too: their records are dropped)."""
+        cfg, data, seeds = self.config, self.inputs.data, [seed.seed for seed in batch]
+        searcher.reseed([epoch_seed(seed, epoch) for seed in seeds])
         searcher.supernet.train()
-        weight_stats, arch_stats = EpochStats(self.device), EpochStats(self.device)
+        weight_stats, arch_stats = EpochStats(self.device, len(batch)), EpochStats(self.device, len(batch))
         steps = data.steps_per_epoch(cfg.batch_size)
         bar = EpochBar(steps, f"epoch {epoch}/{cfg.epochs}", self.progress, clock)
         started = time.time()
         lr = cfg.w_lr
         searcher.begin_epoch(epoch)
-        for step, (weight_batch, arch_batch) in enumerate(data.epoch(self.seed, epoch, cfg.batch_size)):
+        for step, (weight_batch, arch_batch) in enumerate(data.seed_epochs(seeds, epoch, cfg.batch_size)):
             lr = searcher.set_learning_rate(epoch, step)
             with precision_context(cfg.precision, self.device):
                 step_fn(weight_batch, arch_batch, weight_stats, arch_stats)
@@ -219,28 +283,32 @@ class SeedRun:
             clock.after_step(step)
         searcher.end_epoch(epoch)
         bar.close()
-        search_seconds = time.time() - started
-        train, arch = weight_stats.read(), arch_stats.read()
+        search_seconds = round(time.time() - started, 3)
         weights = searcher.derivation_weights()
-        finite = (not train["nonfinite_steps"] and not arch["nonfinite_steps"]
-                  and all(bool(torch.isfinite(w).all()) for w in weights))
-        cell = self.space.describe(self.space.derive(weights)) if finite else CellDescription()
-        due = finite and self._diagnostics_due(epoch)
+        finite = [not train["nonfinite_steps"] and not arch["nonfinite_steps"]
+                  and all(bool(torch.isfinite(w[index]).all()) for w in weights) and seed.status == "running"
+                  for index, (seed, train, arch) in enumerate(zip(batch, weight_stats.read(), arch_stats.read()))]
         diagnostics = (epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method, self.space.discrete_weights)
-                       if due else Diagnostics())
-        return EpochRecord.build(
-            cell, diagnostics, epoch=epoch, status="ok" if finite else "diverged",
-            arch_weights=[w.detach().cpu().tolist() for w in weights] if finite else None,
-            train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
-            w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=round(search_seconds, 3))
+                       if any(finite) and self._diagnostics_due(epoch) else [Diagnostics()] * len(batch))
+        records = []
+        for index, (train, arch, ok, measured) in enumerate(zip(weight_stats.read(), arch_stats.read(), finite,
+                                                                diagnostics)):
+            seed_weights = [w[index] for w in weights]
+            cell = self.space.describe(self.space.derive(seed_weights)) if ok else CellDescription()
+            records.append(EpochRecord.build(
+                cell, measured if ok else Diagnostics(), epoch=epoch, status="ok" if ok else "diverged",
+                arch_weights=[w.detach().cpu().tolist() for w in seed_weights] if ok else None,
+                train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
+                w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds))
+        return records
 
     def _diagnostics_due(self, epoch: int) -> bool:
         return bool(self.config.diagnostics_every) and epoch % self.config.diagnostics_every == 0
 
-    def _log_epoch(self, record: EpochRecord, eta: str) -> None:
+    def _log_epoch(self, log: Log, record: EpochRecord, eta: str) -> None:
         lookup = {k: v for k, v in (record.lookup or {}).items() if v is not None}
         shown = {k: v for k, v in lookup.items() if k.endswith("test")} or lookup
         accs = " ".join(f"{k}={v:.2f}" for k, v in shown.items()) or "not in table"
-        self.log(f"epoch {record.epoch}/{self.config.epochs} {record.genotype} ({record.arch_index}) {accs} "
+        log(f"epoch {record.epoch}/{self.config.epochs} {record.genotype} ({record.arch_index}) {accs} "
                  f"depth={record.depth} skips={record.skip_count} train_acc={record.train_acc:.1f} "
                  f"{record.epoch_seconds:.1f}s+{record.diagnostics_seconds or 0:.1f}s {eta}")

@@ -10,8 +10,9 @@ from functools import lru_cache
 from foundation import plugins
 from foundation.options import OptionSet
 from searchers.darts import Darts
+from searchers.seeds import seed_cross_entropy
 
-__all__ = ["Darts", "OptionSet", "all_searchers", "builtin_searchers", "get_searcher"]
+__all__ = ["Darts", "OptionSet", "all_searchers", "builtin_searchers", "get_searcher", "seed_cross_entropy"]
 
 ENTRY_POINT_GROUP = "dnas_harness.searchers"
 

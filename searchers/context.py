@@ -33,25 +33,27 @@ class OptimConfig:
 
 
 class EpochStats:
-    """Loss and accuracy sums kept on the device, read once per epoch (no host sync inside a step)."""
+    """Per-seed loss and accuracy sums kept on the device, read once per epoch (no host sync inside a step)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.sums = torch.zeros(3, dtype=torch.float64, device=device)  # loss * n, correct, non-finite losses
+    def __init__(self, device: torch.device, seeds: int) -> None:
+        self.sums = torch.zeros(seeds, 3, dtype=torch.float64, device=device)  # loss * n, correct, non-finite losses
         self.count = 0
 
     def add(self, loss: torch.Tensor, logits: torch.Tensor, labels: torch.Tensor) -> None:
-        n = labels.shape[0]
+        """``loss`` (K,), ``logits`` (K, B, classes), ``labels`` (K, B)."""
+        n = labels.shape[-1]
         loss = loss.detach().double()
-        correct = (logits.detach().argmax(dim=1) == labels).sum().double()
-        self.sums += torch.stack([loss * n, correct, (~torch.isfinite(loss)).double()])
+        correct = (logits.detach().argmax(dim=-1) == labels).sum(dim=-1).double()
+        self.sums += torch.stack([loss * n, correct, (~torch.isfinite(loss)).double()], dim=1)
         self.count += n
 
     def absorb(self, other: "EpochStats", count: int) -> None:
-        """Add the sums another accumulator gathered over ``count`` samples (a replayed CUDA graph's)."""
+        """Add the sums another accumulator gathered over ``count`` samples per seed (a replayed CUDA graph's)."""
         self.sums += other.sums
         self.count += count
 
-    def read(self) -> dict[str, float]:
-        loss_n, correct, bad = self.sums.tolist()
+    def read(self) -> list[dict[str, float]]:
+        """One dict per seed: mean loss, accuracy (%), steps with a non-finite loss."""
         n = max(self.count, 1)
-        return {"loss": loss_n / n, "acc": 100.0 * correct / n, "nonfinite_steps": int(bad)}
+        return [{"loss": loss_n / n, "acc": 100.0 * correct / n, "nonfinite_steps": int(bad)}
+                for loss_n, correct, bad in self.sums.tolist()]

@@ -17,12 +17,12 @@ import math
 from typing import Any, ClassVar
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
 from benchmarks.data_stream import Batch
 from foundation.options import OptionSet
 from searchers.context import EpochStats, OptimConfig, SearchContext
+from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entropy
 
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
 HOOKS = frozenset({"__init__", "arch_weights", "expected_arch_weights", "arch_loss", "weight_loss", "arch_gradient",
@@ -44,8 +44,13 @@ class Darts:
     (deterministic ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
     ``step`` (one architecture step and one weight step), ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
     ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
-    (call ``super().__init__`` first). The supernet exposes ``arch_parameters()``, ``weight_parameters()`` and
-    ``forward(images, arch_weights)``; ``self.options`` is the validated ``Options``.
+    (call ``super().__init__`` first). ``self.options`` is the validated ``Options``.
+
+    A searcher runs K seeds at once (``searchers.seeds``; K = 1 for a lone seed): the supernet is a
+    ``SeedStack`` (``arch_parameters()``, ``weight_parameters()``, ``forward(images, arch_weights)``), every
+    tensor has the seed dimension first, losses are per seed, (K,), and are summed before differentiating;
+    per-seed norms come from ``seeds.seed_norms``; random draws come from ``self.generators[k]``, seed k's own
+    stream (reseeded by the run at each epoch). Extra state keeps the seed dimension first on every tensor.
     """
 
     class Options(OptionSet):
@@ -66,12 +71,15 @@ class Darts:
             raise TypeError(f"{cls.__qualname__} overrides {', '.join(sorted(machinery))}: a searcher may override "
                             f"only the hooks {', '.join(sorted(HOOKS))}")
 
-    def __init__(self, supernet: nn.Module, optim: OptimConfig, context: SearchContext, options: dict[str, Any]) -> None:
+    def __init__(self, supernet: SeedStack, optim: OptimConfig, context: SearchContext, options: dict[str, Any]) -> None:
         self.supernet = supernet
         self.optim = optim
         self.context = context
         self.options = self.Options(**options)
         self.epoch = 0
+        self.seeds = supernet.seeds
+        self.device = next(supernet.parameters()).device
+        self.generators = [torch.Generator(self.device) for _ in range(self.seeds)]
         self.alphas = list(supernet.arch_parameters())
         self.weights = list(supernet.weight_parameters())
         self.w_opt = torch.optim.SGD(self.weights, lr=optim.w_lr, momentum=optim.w_momentum,
@@ -94,18 +102,20 @@ class Darts:
             return self.expected_arch_weights()
 
     def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-seed loss (K,) and logits of the architecture step."""
         logits = self.supernet(batch.images, self.arch_weights())
-        return F.cross_entropy(logits, batch.labels), logits
+        return seed_cross_entropy(logits, batch.labels), logits
 
     def weight_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per-seed loss (K,) and logits of the weight step."""
         logits = self.supernet(batch.images, self.arch_weights())
-        return F.cross_entropy(logits, batch.labels), logits
+        return seed_cross_entropy(logits, batch.labels), logits
 
     def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Gradient of the architecture objective w.r.t. alphas (first order: of the validation loss at the
         current weights; only input gradients flow through the convolutions, no weight gradients)."""
         loss, logits = self.arch_loss(arch_batch)
-        return list(torch.autograd.grad(loss, self.alphas)), loss, logits
+        return list(torch.autograd.grad(loss.sum(), self.alphas)), loss, logits
 
     def extra_state(self) -> dict[str, Any]:
         return {}
@@ -121,6 +131,11 @@ class Darts:
         """Hook after the last step of ``epoch``."""
 
     # --- shared machinery ---------------------------------------------------------------------------------
+    def reseed(self, seeds: list[int]) -> None:
+        """Start each seed's random stream afresh (the run does so at every epoch: exact resume)."""
+        for generator, seed in zip(self.generators, seeds, strict=True):
+            generator.manual_seed(seed)
+
     def set_learning_rate(self, epoch: int, step: int) -> float:
         """Cosine annealing over fractional epochs, as the reference's per-iteration scheduler update."""
         progress = (epoch - 1 + step / self.context.steps_per_epoch) / self.optim.epochs
@@ -155,8 +170,8 @@ class Darts:
     def weight_step(self, batch: Batch, stats: EpochStats) -> None:
         self.w_opt.zero_grad(set_to_none=True)
         loss, logits = self.weight_loss(batch)
-        loss.backward(inputs=self.weights)
-        nn.utils.clip_grad_norm_(self.weights, self.optim.grad_clip)
+        loss.sum().backward(inputs=self.weights)
+        clip_grad_norm_per_seed(self.weights, self.optim.grad_clip)
         self.w_opt.step()
         stats.add(loss, logits, batch.labels)
 

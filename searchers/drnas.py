@@ -17,7 +17,9 @@ of ``tse_darts``, and DrNAS's defaults ("we reuse the default parameters of the 
 from __future__ import annotations
 
 import torch
+from torch.autograd.function import once_differentiable
 from torch.distributions import Dirichlet
+from torch.distributions.dirichlet import _Dirichlet_backward
 from torch.nn import functional as F
 
 from searchers.darts import Darts
@@ -30,6 +32,23 @@ def concentration(alpha: torch.Tensor) -> torch.Tensor:
     return F.elu(alpha) + 1
 
 
+class DirichletSample(torch.autograd.Function):
+    """``Dirichlet(concentration).rsample()`` (pathwise gradient, torch's own) drawn from a given generator: each
+    seed of a batch draws from its own stream, the numbers it would draw run alone."""
+
+    @staticmethod
+    def forward(ctx, concentration: torch.Tensor, generator: torch.Generator) -> torch.Tensor:  # noqa: ANN001
+        sample = torch._sample_dirichlet(concentration, generator=generator)
+        ctx.save_for_backward(sample, concentration)
+        return sample
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, grad_output: torch.Tensor) -> tuple[torch.Tensor, None]:  # noqa: ANN001
+        sample, concentration = ctx.saved_tensors
+        return _Dirichlet_backward(sample, concentration, grad_output), None
+
+
 class Drnas(Darts):
     name = "drnas"
     summary = "DrNAS: Dirichlet op-mixing distributions, pathwise gradients (Chen et al., ICLR 2021)"
@@ -37,7 +56,9 @@ class Drnas(Darts):
     graph_capturable = False  # Dirichlet sampling inside a captured graph is not verified
 
     def arch_weights(self) -> list[torch.Tensor]:
-        return [Dirichlet(concentration(alpha)).rsample() for alpha in self.alphas]
+        """A fresh sample per forward pass, seed k's from seed k's stream."""
+        return [torch.stack([DirichletSample.apply(concentration(alpha[seed]), generator)
+                             for seed, generator in enumerate(self.generators)]) for alpha in self.alphas]
 
     def expected_arch_weights(self) -> list[torch.Tensor]:
         """The Dirichlet mean, beta / sum(beta)."""

@@ -26,21 +26,21 @@ from torch.nn import functional as F
 from benchmarks.data_stream import Batch
 from foundation.options import OptionSet
 from searchers.darts import Darts
+from searchers.seeds import seed_cross_entropy
 
 KlDirection = Literal["student_teacher", "teacher_student"]
 HALVES = ("weight", "arch")
 
 
 def distillation_kl(student_logits: torch.Tensor, teacher_probs: torch.Tensor, direction: KlDirection) -> torch.Tensor:
-    """Batch mean of KL(student || teacher) (the paper's H) or KL(teacher || student); the teacher is constant."""
+    """Per-sample KL(student || teacher) (the paper's H) or KL(teacher || student) over the last dimension; the
+    teacher is constant."""
     teacher_probs = teacher_probs.detach()
-    log_student = F.log_softmax(student_logits.to(torch.promote_types(student_logits.dtype, torch.float32)), dim=1)
+    log_student = F.log_softmax(student_logits.to(torch.promote_types(student_logits.dtype, torch.float32)), dim=-1)
     log_teacher = torch.log(teacher_probs.clamp_min(1e-12))
     if direction == "student_teacher":
-        per_sample = (log_student.exp() * (log_student - log_teacher)).sum(dim=1)
-    else:
-        per_sample = (teacher_probs * (log_teacher - log_student)).sum(dim=1)
-    return per_sample.mean()
+        return (log_student.exp() * (log_student - log_teacher)).sum(dim=-1)
+    return (teacher_probs * (log_teacher - log_student)).sum(dim=-1)
 
 
 class SdDarts(Darts):
@@ -59,26 +59,28 @@ class SdDarts(Darts):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        device = self.alphas[0].device
-        self.current = {half: torch.full((size, self.context.num_classes), float("nan"), device=device)
-                        for half, size in zip(HALVES, self.context.half_sizes)}
+        self.current = {half: torch.full((self.seeds, size, self.context.num_classes), float("nan"),
+                                         device=self.device) for half, size in zip(HALVES, self.context.half_sizes)}
+        self.seed_rows = torch.arange(self.seeds, device=self.device)[:, None]  # pairs with (K, B) sample indices
         self.previous: list[dict[str, torch.Tensor]] = []  # newest first, at most teacher_epochs entries
 
     def teacher(self, half: str, indices: torch.Tensor) -> torch.Tensor:
         """Mean of the previous K epochs' stored probabilities of these samples (NaN rows: not yet stored)."""
-        return torch.stack([epoch[half][indices] for epoch in self.previous]).mean(dim=0)
+        return torch.stack([epoch[half][self.seed_rows, indices] for epoch in self.previous]).mean(dim=0)
 
     def distilling(self) -> bool:
         return self.epoch > self.options.warmup_epochs and len(self.previous) == self.options.teacher_epochs
 
     def _loss(self, batch: Batch, half: str) -> tuple[torch.Tensor, torch.Tensor]:
         logits = self.supernet(batch.images, self.arch_weights())
-        loss = F.cross_entropy(logits, batch.labels)
-        self.current[half][batch.indices] = F.softmax(logits.detach(), dim=1).to(self.current[half].dtype)
+        loss = seed_cross_entropy(logits, batch.labels)
+        stored = self.current[half]
+        stored[self.seed_rows, batch.indices] = F.softmax(logits.detach(), dim=-1).to(stored.dtype)
         if self.distilling():
             teacher = self.teacher(half, batch.indices)
-            known = ~torch.isnan(teacher).any(dim=1)
-            kl = distillation_kl(logits[known], teacher[known], self.options.kl_direction)
+            known = ~torch.isnan(teacher).any(dim=-1)  # (K, B)
+            per_sample = distillation_kl(logits, torch.nan_to_num(teacher, nan=1.0), self.options.kl_direction)
+            kl = torch.where(known, per_sample, 0.0).sum(dim=-1) / known.sum(dim=-1)  # mean over known samples
             loss = loss + self.options.distill_weight * torch.nan_to_num(kl)  # no known teacher: no term
         return loss, logits
 

@@ -18,14 +18,13 @@ import copy
 from typing import Any
 
 import torch
-from torch import nn
-
 from pydantic import Field
 
 from benchmarks.data_stream import Batch
 from foundation.options import OptionSet
 from searchers.context import EpochStats
 from searchers.darts import Darts
+from searchers.seeds import clip_grad_norm_per_seed
 
 
 class TseDarts(Darts):
@@ -81,7 +80,7 @@ class TseDarts(Darts):
         """A weight step whose backward also adds this batch's dL/dalpha to the accumulating alpha gradient."""
         self.w_opt.zero_grad(set_to_none=True)
         loss, logits = self.weight_loss(batch)
-        loss.backward(inputs=[*self.weights, *self.alphas])
-        nn.utils.clip_grad_norm_(self.weights, self.optim.grad_clip)
+        loss.sum().backward(inputs=[*self.weights, *self.alphas])
+        clip_grad_norm_per_seed(self.weights, self.optim.grad_clip)
         self.w_opt.step()
         stats.add(loss, logits, batch.labels)

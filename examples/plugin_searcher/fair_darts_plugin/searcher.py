@@ -15,9 +15,8 @@ from __future__ import annotations
 
 import torch
 from pydantic import Field
-from torch.nn import functional as F
 
-from searchers import Darts, OptionSet
+from searchers import Darts, OptionSet, seed_cross_entropy
 
 
 class FairDarts(Darts):
@@ -34,7 +33,8 @@ class FairDarts(Darts):
         return self.expected_arch_weights()
 
     def arch_loss(self, batch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Per seed (every tensor has the seed dimension first): cross-entropy plus the weighted zero-one loss."""
         logits = self.supernet(batch.images, self.arch_weights())
-        weights = torch.cat([w.flatten() for w in self.expected_arch_weights()])
-        zero_one = -F.mse_loss(weights, torch.full_like(weights, 0.5))
-        return F.cross_entropy(logits, batch.labels) + self.options.zero_one_weight * zero_one, logits
+        weights = torch.cat([w.flatten(1) for w in self.expected_arch_weights()], dim=1)
+        zero_one = -((weights - 0.5) ** 2).mean(dim=1)
+        return seed_cross_entropy(logits, batch.labels) + self.options.zero_one_weight * zero_one, logits
