@@ -5,9 +5,11 @@ Both run in the same process on the same device with the same batch size, on the
 rounds; the median round gives the time per step. The reference step is the search space's
 (``SearchSpace.reference_step``; NB201: xautodl's DARTS-V1). For a searcher other than DARTS, the DARTS step it
 modifies (the ``Darts`` base class) is timed too (``cost_vs_our_darts`` = its step time / DARTS's).
-With ``seeds`` > 1 it also times that many independent searches stepped one after the other against the same
-stepped concurrently, each on its own CUDA stream (the aggregate-throughput measure for several seeds in one
-process). Results are printed and appended to ``results/bench/bench.jsonl`` with device and versions.
+With ``seeds`` = K > 1 it also times K seeds computed together as one batched search (``searchers.seeds``)
+against the same K seeds stepped one after the other, each on its own batches, and gives seeds per hour of a
+whole search for both and for the reference (one seed at a time). Peak memory is the device's per timed step
+(CUDA), or the process's (CPU). Results are printed and appended to ``results/bench/bench.jsonl`` with device
+and versions.
 """
 from __future__ import annotations
 
@@ -38,19 +40,26 @@ def _sync(device: torch.device) -> None:
         torch.cuda.synchronize(device)
 
 
-def _batches(experiment: Experiment, device: torch.device, count: int) -> list[Batch]:
+def _batches(experiment: Experiment, device: torch.device, count: int, seeds: int | None = None) -> list[Batch]:
+    """Synthetic batches: (B, ...) for the reference, (seeds, B, ...) for our searchers."""
     config, classes = experiment.config, experiment.space.num_classes
     generator = torch.Generator().manual_seed(0)
-    layout = torch.channels_last if config.channels_last else torch.contiguous_format
-    return [Batch(torch.randn(config.batch_size, 3, 32, 32, generator=generator).to(device).contiguous(memory_format=layout),
-                  torch.randint(0, classes, (config.batch_size,), generator=generator).to(device),
-                  torch.arange(config.batch_size, device=device)) for _ in range(count)]
+    shape = (config.batch_size,) if seeds is None else (seeds, config.batch_size)
+
+    def images() -> torch.Tensor:
+        x = torch.randn(*shape, 3, 32, 32, generator=generator).to(device)
+        return x.contiguous(memory_format=torch.channels_last) if seeds is None and config.channels_last else x
+
+    return [Batch(images(), torch.randint(0, classes, shape, generator=generator).to(device),
+                  torch.arange(config.batch_size, device=device).expand(shape).contiguous()) for _ in range(count)]
 
 
-def our_step(experiment: Experiment, device: torch.device) -> Callable[[Batch, Batch], None]:
+def our_step(experiment: Experiment, device: torch.device, seeds: int = 1) -> Callable[[Batch, Batch], None]:
+    """The run's step function over ``seeds`` seeds computed together."""
     config = experiment.config
-    searcher = build_searcher(experiment, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size))
-    weight_stats, arch_stats = EpochStats(device), EpochStats(device)
+    searcher = build_searcher(experiment, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size),
+                              list(range(seeds)))
+    weight_stats, arch_stats = EpochStats(device, seeds), EpochStats(device, seeds)
     step_fn = search_step(searcher, device, config.cuda_graphs)
 
     def step(weight_batch: Batch, arch_batch: Batch) -> None:
@@ -59,30 +68,15 @@ def our_step(experiment: Experiment, device: torch.device) -> Callable[[Batch, B
     return step
 
 
-def _seed_steps(experiment: Experiment, device: torch.device, seeds: int) -> tuple[Callable, Callable]:
-    """``seeds`` independent searches stepped one after the other, and the same stepped concurrently, each on
-    its own CUDA stream (on a CPU both are the sequential loop)."""
-    steps = []
-    for seed in range(seeds):
-        torch.manual_seed(seed)
-        steps.append(our_step(experiment, device))
-    streams = [torch.cuda.Stream(device) for _ in steps] if device.type == "cuda" else []
+def _sequential_seeds(experiment: Experiment, device: torch.device, seeds: int) -> Callable[[Batch, Batch], None]:
+    """``seeds`` lone searches stepped one after the other, seed k on slice k of the batched batches."""
+    steps = [our_step(experiment, device) for _ in range(seeds)]
 
     def sequential(weight_batch: Batch, arch_batch: Batch) -> None:
-        for step in steps:
-            step(weight_batch, arch_batch)
-
-    def concurrent(weight_batch: Batch, arch_batch: Batch) -> None:
-        if not streams:
-            return sequential(weight_batch, arch_batch)
-        main = torch.cuda.current_stream(device)
-        for step, stream in zip(steps, streams):
-            stream.wait_stream(main)
-            with torch.cuda.stream(stream):
-                step(weight_batch, arch_batch)
-        for stream in streams:
-            main.wait_stream(stream)
-    return sequential, concurrent
+        for seed, step in enumerate(steps):
+            step(*(Batch(b.images[seed:seed + 1], b.labels[seed:seed + 1], b.indices[seed:seed + 1])
+                   for b in (weight_batch, arch_batch)))
+    return sequential
 
 
 def _time_steps(step: Callable[[Batch, Batch], None], batches: list[Batch], device: torch.device) -> float:
@@ -105,44 +99,59 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
     config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
-    batches = _batches(experiment, device, 2 * steps)
-    candidates = {"ours": our_step(experiment, device)}
+    ours = _batches(experiment, device, 2 * steps, seeds=1)
+    candidates = {"ours": (our_step(experiment, device), ours)}
     if with_reference:
-        candidates["reference"] = experiment.space.reference_step(config, device)
+        candidates["reference"] = (experiment.space.reference_step(config, device),
+                                   _batches(experiment, device, 2 * steps))
     if experiment.searcher is not Darts:  # the cost of a searcher relative to the DARTS step it modifies
         darts = config.model_copy(update={"searcher": Darts.name, "searcher_options": {}})
-        candidates["our_darts"] = our_step(Experiment(darts, experiment.space, Darts), device)
+        candidates["our_darts"] = (our_step(Experiment(darts, experiment.space, Darts), device), ours)
     if seeds > 1:
-        candidates["seeds_sequential"], candidates["seeds_concurrent"] = _seed_steps(experiment, device, seeds)
-    for step in candidates.values():  # warm-up: allocator, cuDNN autotuning, lazy init
+        stacked = _batches(experiment, device, 2 * steps, seeds=seeds)
+        candidates["seeds_batched"] = (our_step(experiment, device, seeds), stacked)
+        candidates["seeds_sequential"] = (_sequential_seeds(experiment, device, seeds), stacked)
+    peaks: dict[str, float] = {}
+    for name, (step, batches) in candidates.items():  # warm-up: allocator, cuDNN autotuning, lazy init
+        if device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(device)
         _time_steps(step, batches[:4], device)
+        peaks[name] = _peak_memory_mb(device)
     times: dict[str, list[float]] = {name: [] for name in candidates}
     for _ in range(rounds):
-        for name, step in candidates.items():
+        for name, (step, batches) in candidates.items():
             times[name].append(_time_steps(step, batches, device))
-    ours = statistics.median(times["ours"])
+    median = {name: statistics.median(values) for name, values in times.items()}
+    search_steps = STEPS_PER_EPOCH_PAPER * config.epochs
     result: dict[str, Any] = {
         "searcher": config.searcher, "space": config.space, "preset": config.preset, "precision": config.precision,
         "channels_last": config.channels_last, "batch_size": config.batch_size, "channels": config.channels,
         "cells_per_stage": config.cells_per_stage, "device": device_description(device),
-        "steps_per_round": steps, "rounds": rounds, "ours_s_per_step": ours, "ours_steps_per_s": 1.0 / ours,
-        "estimated_search_s": ours * STEPS_PER_EPOCH_PAPER * config.epochs,
+        "steps_per_round": steps, "rounds": rounds, "ours_s_per_step": median["ours"],
+        "ours_steps_per_s": 1.0 / median["ours"], "estimated_search_s": median["ours"] * search_steps,
         "peak_memory_mb": _peak_memory_mb(device), "torch_version": torch.__version__,
         "cuda_graphs": config.cuda_graphs and device.type == "cuda",
         "harness_version": harness.__version__, "python_version": platform.python_version(),
         "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
     }
+    if device.type == "cuda":
+        result["peak_memory_mb_by_step"] = peaks
     if with_reference:
-        reference = statistics.median(times["reference"])
-        result.update({"reference_s_per_step": reference, "speedup_vs_reference": reference / ours,
+        result.update({"reference_s_per_step": median["reference"],
+                       "speedup_vs_reference": median["reference"] / median["ours"],
+                       "reference_seeds_per_hour": 3600 / (median["reference"] * search_steps),
                        "reference": experiment.space.reference_name})
     if "our_darts" in times:
-        result.update({"our_darts_s_per_step": statistics.median(times["our_darts"]),
-                       "cost_vs_our_darts": ours / statistics.median(times["our_darts"])})
+        result.update({"our_darts_s_per_step": median["our_darts"],
+                       "cost_vs_our_darts": median["ours"] / median["our_darts"]})
     if seeds > 1:
-        sequential, concurrent = (statistics.median(times[k]) for k in ("seeds_sequential", "seeds_concurrent"))
-        result.update({"seeds": seeds, "seeds_sequential_s_per_step": sequential,
-                       "seeds_concurrent_s_per_step": concurrent, "multi_seed_speedup": sequential / concurrent})
+        batched, sequential = median["seeds_batched"], median["seeds_sequential"]
+        result.update({"seeds": seeds, "seeds_batched_s_per_step": batched, "seeds_sequential_s_per_step": sequential,
+                       "batching_speedup": sequential / batched,
+                       "seeds_per_hour_batched": 3600 * seeds / (batched * search_steps),
+                       "seeds_per_hour_sequential": 3600 * seeds / (sequential * search_steps)})
+        if with_reference:
+            result["batched_vs_reference_throughput"] = median["reference"] * seeds / batched
     if results_dir is not None:
         append_jsonl(_bench_file(results_dir), result)
     return result

@@ -18,7 +18,6 @@ import torch
 from pydantic import Field, StrictInt
 
 from foundation.atomic import atomic_write, atomic_write_json
-from foundation.errors import UserError
 from foundation.records import DamagedFile, StoredSchema, read_json_file
 
 MANIFEST = "checkpoints.json"

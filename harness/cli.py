@@ -73,7 +73,7 @@ def build_parser() -> Parser:
     bench.add_argument("--steps", type=int, default=10, help="search steps per timed round")
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--seeds", type=int, default=1,
-                       help="also time this many searches stepped sequentially vs concurrently (CUDA streams)")
+                       help="also time K seeds computed together (batched) vs one after another")
     bench.add_argument("--no-reference", action="store_true", help="time only our step")
     bench.add_argument("--out", default="results")
     bench.add_argument("--json", action="store_true")
@@ -96,6 +96,8 @@ def build_parser() -> Parser:
     sweep.add_argument("--gpus-per-run", type=float, default=1.0, help="fraction of a GPU per run (default 1)")
     sweep.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     sweep.add_argument("--out", default="results", help="results root (default: results/)")
+    sweep.add_argument("--seed-batch", type=int, metavar="K",
+                       help="seeds of one configuration computed together per task (default per device, as run)")
     sweep.add_argument("--data-dir")
 
     data = sub.add_parser("data", help="import or download benchmark data")
@@ -249,10 +251,13 @@ def cmd_bench(args: argparse.Namespace) -> int:
         if "cost_vs_our_darts" in result:
             print(f"  our darts  {result['our_darts_s_per_step'] * 1e3:9.1f} ms/step  ({config.searcher} costs "
                   f"{result['cost_vs_our_darts']:.2f}x a DARTS step)")
-        if "multi_seed_speedup" in result:
-            print(f"  {result['seeds']} seeds: {result['seeds_sequential_s_per_step'] * 1e3:.1f} ms sequential, "
-                  f"{result['seeds_concurrent_s_per_step'] * 1e3:.1f} ms concurrent per step of all seeds "
-                  f"({result['multi_seed_speedup']:.2f}x)")
+        if "batching_speedup" in result:
+            print(f"  {result['seeds']} seeds: {result['seeds_batched_s_per_step'] * 1e3:.1f} ms batched, "
+                  f"{result['seeds_sequential_s_per_step'] * 1e3:.1f} ms sequential per step of all seeds "
+                  f"({result['batching_speedup']:.2f}x); seeds per hour of a {config.epochs}-epoch search: "
+                  f"{result['seeds_per_hour_batched']:.2f} batched, {result['seeds_per_hour_sequential']:.2f} "
+                  "sequential" + (f", {result['reference_seeds_per_hour']:.2f} reference"
+                                  if "reference_seeds_per_hour" in result else ""))
         print(f"  peak memory {result['peak_memory_mb']:.0f} MiB; a {config.epochs}-epoch search: "
               f"~{result['estimated_search_s'] / 60:.1f} min")
     return 0
@@ -266,7 +271,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     _folder_argument("--out", args.out)
     device = str(resolve_device(args.device))
     return sweep(Path(args.file), args.backend, Path(args.out), resolve_data_dir(args.data_dir), device,
-                 args.max_parallel, args.gpus_per_run, args.address)
+                 args.max_parallel, args.gpus_per_run, args.address, seed_batch=args.seed_batch)
 
 
 def cmd_report(args: argparse.Namespace) -> int:

@@ -27,7 +27,7 @@ from tqdm import tqdm
 import harness
 from analysis.diagnostics import epoch_diagnostics, probe_seconds
 from benchmarks.cifar10 import load_cifar10, search_split
-from benchmarks.data_stream import Batch, DeviceImages, SearchData
+from benchmarks.data_stream import DeviceImages, SearchData
 from foundation.errors import UserError
 from foundation.records import CellDescription, Diagnostics, EpochRecord, Summary
 from harness.config import Experiment

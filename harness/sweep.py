@@ -12,7 +12,8 @@ Sweep file::
 
 Every cell is one ordinary run folder, exactly what ``harness run`` writes for the same arguments, so the
 sweep is idempotent and resumable whatever ran it before: finished cells are skipped, interrupted ones resume
-from their checkpoint, and the run-folder lock keeps two workers off one folder. All cells are validated before
+from their checkpoint, and the run-folder lock keeps two workers off one folder. Cells that differ only in the
+seed are one task, a search vectorised over their seeds (``--seed-batch`` at a time, as ``harness run``). All cells are validated before
 anything starts (a bad sweep file is a one-line error). A failing cell is recorded with its one-line reason and
 the sweep goes on.
 """
@@ -37,6 +38,8 @@ SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid"}
 
 @dataclass(frozen=True)
 class Cell:
+    """One run folder of the sweep: a configuration (as written in the file) and a seed."""
+
     space: str
     searcher: str
     preset: str
@@ -47,6 +50,18 @@ class Cell:
     @property
     def name(self) -> str:
         return " ".join([f"{self.space}/{self.searcher}", *self.assignments, f"seed {self.seed}"])
+
+    @property
+    def configuration(self) -> tuple:
+        return self.space, self.searcher, self.preset, self.assignments, self.epochs
+
+
+def seed_batches(cells: list[Cell], size: int) -> list[list[Cell]]:
+    """The tasks: cells of the same configuration, ``size`` seeds at a time, each computed as one batch."""
+    groups: dict[tuple, list[Cell]] = {}
+    for cell in cells:
+        groups.setdefault(cell.configuration, []).append(cell)
+    return [group[start:start + size] for group in groups.values() for start in range(0, len(group), size)]
 
 
 def _values(value: Any) -> str:
@@ -132,28 +147,32 @@ def _mapping(spec: dict, key: str, path: Path) -> dict:
     return value
 
 
-def run_cell(cell: dict[str, Any], out: str, data_dir: str, device: str, threads: int) -> dict[str, Any]:
-    """One cell in a worker (process or Ray task): the same code path as ``harness run``; never raises."""
+def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str, threads: int) -> list[dict[str, Any]]:
+    """One task in a worker (process or Ray task): cells differing only in the seed, computed together by the
+    same code path as ``harness run``; one result per cell; never raises."""
     import torch
 
     from harness.config import configure
     from harness.device import resolve_device
-    from harness.runner import SeedRun
+    from harness.runner import SeedBatch
 
     if threads:
         torch.set_num_threads(threads)
-    spec = Cell(**{**cell, "assignments": tuple(cell["assignments"])})
+    specs = [Cell(**{**cell, "assignments": tuple(cell["assignments"])}) for cell in cells]
+    first = specs[0]
     try:
-        experiment = configure(spec.space, spec.searcher, spec.preset, list(spec.assignments), spec.epochs)
-        run = SeedRun(experiment, spec.seed, Path(out), Path(data_dir), resolve_device(device), log=lambda m: None)
-        summary = run.execute()
-        return {"cell": spec.name, "folder": str(run.folder), "status": summary.status,
-                "epochs_done": summary.epochs_done, "reason": None}
+        experiment = configure(first.space, first.searcher, first.preset, list(first.assignments), first.epochs)
+        batch = SeedBatch(experiment, [spec.seed for spec in specs], Path(out), Path(data_dir), resolve_device(device),
+                          log=lambda m: None)
+        return [{"cell": spec.name, "folder": str(folder), "status": summary.status,
+                 "epochs_done": summary.epochs_done, "reason": None}
+                for spec, folder, summary in zip(specs, batch.folders, batch.execute())]
     except (UserError, OSError) as exc:
-        return {"cell": spec.name, "folder": None, "status": "failed", "epochs_done": 0, "reason": str(exc)}
-    except Exception as exc:  # noqa: BLE001 - a bug in one cell must not stop the sweep; reported as such
-        return {"cell": spec.name, "folder": None, "status": "failed", "epochs_done": 0,
-                "reason": f"{type(exc).__name__}: {exc}"}
+        reason = str(exc)
+    except Exception as exc:  # noqa: BLE001 - a bug in one task must not stop the sweep; reported as such
+        reason = f"{type(exc).__name__}: {exc}"
+    return [{"cell": spec.name, "folder": None, "status": "failed", "epochs_done": 0, "reason": reason}
+            for spec in specs]
 
 
 @dataclass
@@ -172,8 +191,15 @@ class Progress:
         reason = f": {result['reason']}" if result["reason"] else ""
         running = min(self.parallel, pending)
         self.log(f"[{self.done + self.failed}/{self.total} finished: {self.done} done, {self.failed} failed; "
-                 f"{running} running, {pending - running} queued; {self.epochs} epochs] {result['cell']} "
+                 f"{running} task(s) running, {pending - running} queued; {self.epochs} epochs] {result['cell']} "
                  f"{result['status']}{reason}")
+
+
+def default_seed_batch(device: str) -> int:
+    from harness.device import resolve_device
+    from harness.runner import default_seed_batch as for_device
+
+    return for_device(resolve_device(device))
 
 
 def default_parallel(device: str, gpus_per_run: float) -> int:
@@ -185,19 +211,21 @@ def default_parallel(device: str, gpus_per_run: float) -> int:
     return os.cpu_count() or 1
 
 
-def run_local(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel: int,
+def run_local(tasks: list[list[Cell]], out: Path, data_dir: Path, device: str, parallel: int,
               progress: Progress) -> list[dict[str, Any]]:
     """A process pool; each worker gets an equal share of the CPU threads (no oversubscription)."""
     threads = max(1, (os.cpu_count() or 1) // parallel)
     results = []
     with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn"), initializer=_die_with_parent,
                              initargs=(os.getpid(),)) as pool:
-        pending = {pool.submit(run_cell, asdict(c), str(out), str(data_dir), device, threads) for c in cells}
+        pending = {pool.submit(run_cells, [asdict(c) for c in task], str(out), str(data_dir), device, threads)
+                   for task in tasks}
         while pending:
             finished, pending = wait(pending, return_when=FIRST_COMPLETED)
             for future in finished:
-                results.append(future.result())
-                progress.update(results[-1], len(pending))
+                for result in future.result():
+                    results.append(result)
+                    progress.update(result, len(pending))
     return results
 
 
@@ -213,7 +241,7 @@ def _die_with_parent(parent: int) -> None:
         os._exit(1)
 
 
-def run_ray(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel: int, gpus_per_run: float,
+def run_ray(tasks: list[list[Cell]], out: Path, data_dir: Path, device: str, parallel: int, gpus_per_run: float,
             address: str | None, progress: Progress) -> list[dict[str, Any]]:
     """Ray tasks on the cluster at ``address`` (or a local one started here); each task declares its CPUs and
     (fractional) GPUs. The results root must be shared by the cluster's nodes."""
@@ -226,15 +254,16 @@ def run_ray(cells: list[Cell], out: Path, data_dir: Path, device: str, parallel:
         ray.init(address=address, num_cpus=None if address else parallel, include_dashboard=False,
                  log_to_driver=False, runtime_env={"env_vars": {"PYTHONPATH": _python_path()}})
     gpus = gpus_per_run if device != "cpu" else 0
-    task = ray.remote(num_cpus=1, num_gpus=gpus)(run_cell)
-    pending = [task.remote(asdict(c), str(Path(out).resolve()), str(Path(data_dir).resolve()), device, 1)
-               for c in cells]
+    remote = ray.remote(num_cpus=1, num_gpus=gpus)(run_cells)
+    pending = [remote.remote([asdict(c) for c in task], str(Path(out).resolve()), str(Path(data_dir).resolve()),
+                             device, 1) for task in tasks]
     results = []
     try:
         while pending:
             finished, pending = ray.wait(pending, num_returns=1)
-            results.append(ray.get(finished[0]))
-            progress.update(results[-1], len(pending))
+            for result in ray.get(finished[0]):
+                results.append(result)
+                progress.update(result, len(pending))
     finally:
         if started_here:
             ray.shutdown()
@@ -259,20 +288,25 @@ def summarize(results: list[dict[str, Any]], seconds: float, log: Callable[[str]
 
 
 def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, parallel: int | None,
-          gpus_per_run: float, address: str | None, log: Callable[[str], None] = print) -> int:
+          gpus_per_run: float, address: str | None, log: Callable[[str], None] = print,
+          seed_batch: int | None = None) -> int:
     if backend not in ("local", "ray"):
         raise UserError(f"unknown backend {backend!r} (local or ray)")
     if not 0 < gpus_per_run <= 1:
         raise UserError(f"bad value --gpus-per-run {gpus_per_run}: must be in (0, 1]")
     if parallel is not None and parallel < 1:
         raise UserError(f"bad value --max-parallel {parallel}: must be >= 1")
+    if seed_batch is not None and seed_batch < 1:
+        raise UserError(f"bad value --seed-batch {seed_batch}: must be >= 1")
     cells = load_sweep(path, log)
-    parallel = min(parallel or default_parallel(device, gpus_per_run), len(cells))
-    log(f"sweep {path}: {len(cells)} runs, {parallel} at a time on the {backend} backend")
+    tasks = seed_batches(cells, seed_batch or default_seed_batch(device))
+    parallel = min(parallel or default_parallel(device, gpus_per_run), len(tasks))
+    log(f"sweep {path}: {len(cells)} runs in {len(tasks)} task(s) of seeds computed together, {parallel} at a time "
+        f"on the {backend} backend")
     progress = Progress(len(cells), parallel, log)
     started = time.time()
     if backend == "local":
-        results = run_local(cells, out, data_dir, device, parallel, progress)
+        results = run_local(tasks, out, data_dir, device, parallel, progress)
     else:
-        results = run_ray(cells, out, data_dir, device, parallel, gpus_per_run, address, progress)
+        results = run_ray(tasks, out, data_dir, device, parallel, gpus_per_run, address, progress)
     return summarize(results, time.time() - started, log)

@@ -64,12 +64,12 @@ def nb201_table(data_dir: Path):
 def searches_are_marked_slow(request, monkeypatch):
     """A test that runs a search in this process must be marked ``slow`` (``make test-fast`` leaves them out)."""
     if request.node.get_closest_marker("slow") is None:
-        from harness.runner import SeedRun
+        from harness.runner import SeedBatch
 
         def refuse(self):
             pytest.fail("this test runs a search: mark it @pytest.mark.slow")
 
-        monkeypatch.setattr(SeedRun, "_execute", refuse)
+        monkeypatch.setattr(SeedBatch, "_execute", refuse)
 
 
 @pytest.fixture(scope="session")
@@ -84,17 +84,17 @@ def search_data(data_dir: Path, nb201_table) -> Path:
 def interrupt():
     """``interrupt(epoch)``: searches started from now on stop with a KeyboardInterrupt (as Ctrl-C) when they
     reach ``epoch``; ``interrupt(None)`` lets them run through again."""
-    from harness.runner import SeedRun
+    from harness.runner import SeedBatch
 
-    original = SeedRun._run_epoch
+    original = SeedBatch._run_epoch
 
     def stop_at(epoch: int | None) -> None:
-        def interrupted(self, searcher, step_fn, data, current: int, estimate: bool):
+        def interrupted(self, searcher, step_fn, batch, current: int, clock):
             if current == epoch:
                 raise KeyboardInterrupt
-            return original(self, searcher, step_fn, data, current, estimate)
+            return original(self, searcher, step_fn, batch, current, clock)
 
-        SeedRun._run_epoch = original if epoch is None else interrupted
+        SeedBatch._run_epoch = original if epoch is None else interrupted
 
     yield stop_at
-    SeedRun._run_epoch = original
+    SeedBatch._run_epoch = original

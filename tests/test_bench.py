@@ -23,29 +23,32 @@ def test_the_timed_steps_are_the_searcher_darts_and_k_seeds(tmp_path, capsys, mo
     timed = []
     original = bench.our_step
 
-    def recording(experiment, device):
-        step = original(experiment, device)
-        timed.append(experiment)
+    def recording(experiment, device, seeds=1):
+        step = original(experiment, device, seeds)
+        timed.append((experiment, seeds))
         return step
 
     monkeypatch.setattr(bench, "our_step", recording)
     result = _bench(tmp_path, capsys, "--no-reference", "--searcher", "sd_darts", "--seeds", "2",
                     "--set", "warmup_epochs=0")
-    searchers = [experiment.searcher.name for experiment in timed]
-    assert searchers == ["sd_darts", "darts", "sd_darts", "sd_darts"]  # ours, DARTS, then one per seed
-    darts = timed[1]
+    searchers = [(experiment.searcher.name, seeds) for experiment, seeds in timed]
+    # ours, DARTS, the 2 seeds batched, then each seed alone
+    assert searchers == [("sd_darts", 1), ("darts", 1), ("sd_darts", 2), ("sd_darts", 1), ("sd_darts", 1)]
+    darts = timed[1][0]
     assert darts.searcher is Darts and darts.config.searcher_options == {}
-    ours = timed[0].config.to_dict()
+    ours = timed[0][0].config.to_dict()
     assert {k: v for k, v in darts.config.to_dict().items() if k not in ("searcher", "searcher_options")} == \
         {k: v for k, v in ours.items() if k not in ("searcher", "searcher_options")}
     assert ours["searcher_options"]["warmup_epochs"] == 0
     assert result["seeds"] == 2 and result["space"] == "nb201" and result["cuda_graphs"] is False
+    assert result["seeds_per_hour_batched"] == pytest.approx(
+        result["seeds_per_hour_sequential"] * result["batching_speedup"])
     assert read_jsonl(tmp_path / "bench" / "bench.jsonl") == [result]
 
 
 def test_darts_is_not_timed_against_itself(tmp_path, capsys):
     result = _bench(tmp_path, capsys, "--no-reference")
-    assert "cost_vs_our_darts" not in result and "multi_seed_speedup" not in result
+    assert "cost_vs_our_darts" not in result and "batching_speedup" not in result
 
 
 def test_speedup_against_the_reference(tmp_path, capsys):

@@ -9,22 +9,31 @@ from torch.nn import functional as F
 
 from analysis.diagnostics import epoch_diagnostics, preserved_buffers
 from benchmarks.nb201.search_space import NB201Space
-from analysis.hessian import dominant_eigenvalue, exact_hessian, power_iteration
+from analysis.hessian import dominant_eigenvalues, exact_hessian, power_iteration
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from searchers import get_searcher
 from searchers.context import OptimConfig, SearchContext
+from searchers.seeds import SeedStack, seed_cross_entropy
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
                     grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
 
 
-def tiny(seed: int = 0, track: bool = False) -> NB201Supernet:
-    torch.manual_seed(seed)
-    net = NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=track).double()
-    with torch.no_grad():
-        net.alphas.normal_(0, 1)  # away from uniform so the Hessian is not degenerate
-    return net
+def tiny(*seeds: int, track: bool = False) -> SeedStack:
+    """Tiny float64 supernets, one per seed, stacked."""
+    nets = []
+    for seed in seeds or (0,):
+        torch.manual_seed(seed)
+        net = NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=track).double()
+        with torch.no_grad():
+            net.alphas.normal_(0, 1)  # away from uniform so the Hessian is not degenerate
+        nets.append(net)
+    return SeedStack(nets)
+
+
+def alphas(stack: SeedStack) -> torch.Tensor:
+    return stack.arch_parameters()[0]
 
 
 def batches(count: int = 2, size: int = 8) -> list[Batch]:
@@ -33,89 +42,105 @@ def batches(count: int = 2, size: int = 8) -> list[Batch]:
                   torch.randint(0, 10, (size,), generator=gen), torch.arange(size)) for _ in range(count)]
 
 
-def loss_fn(net: NB201Supernet, data: list[Batch]):
-    return lambda b: F.cross_entropy(net(data[b].images, [F.softmax(net.alphas, -1)]), data[b].labels)
+def loss_fn(stack: SeedStack, data: list[Batch]):
+    return lambda b: seed_cross_entropy(stack(data[b].images, [F.softmax(alphas(stack), -1)]), data[b].labels)
 
 
 def test_exact_hessian_equals_central_finite_differences_and_is_symmetric():
-    net, data = tiny(), batches()
-    loss = loss_fn(net, data)
-    hessian = exact_hessian(loss, [net.alphas], len(data))
+    stack, data = tiny(), batches()
+    loss = loss_fn(stack, data)
+    hessian = exact_hessian(loss, [alphas(stack)], len(data))[0]
     assert (hessian - hessian.T).abs().max() < 1e-5 * hessian.abs().max()
 
     def gradient() -> torch.Tensor:
-        return sum(torch.autograd.grad(loss(b), net.alphas)[0].reshape(-1) for b in range(len(data))) / len(data)
+        return sum(torch.autograd.grad(loss(b).sum(), alphas(stack))[0].reshape(-1) for b in range(len(data))) / len(data)
 
     step, columns = 1e-5, []
-    base = net.alphas.detach().clone().reshape(-1)
+    base = alphas(stack).detach().clone().reshape(-1)
     for i in range(base.numel()):
         grads = []
         for sign in (1, -1):
             with torch.no_grad():
                 shifted = base.clone()
                 shifted[i] += sign * step
-                net.alphas.copy_(shifted.view(6, 5))
+                alphas(stack).copy_(shifted.view(1, 6, 5))
             grads.append(gradient())
         columns.append((grads[0] - grads[1]) / (2 * step))
     with torch.no_grad():
-        net.alphas.copy_(base.view(6, 5))
+        alphas(stack).copy_(base.view(1, 6, 5))
     brute = torch.stack(columns, dim=1)
     assert torch.allclose(hessian, brute, atol=1e-6 * hessian.abs().max().item(), rtol=1e-5)
 
 
 def test_power_iteration_matches_eigvalsh_of_the_exact_hessian():
-    net, data = tiny(2), batches()
-    loss = loss_fn(net, data)
-    hessian = exact_hessian(loss, [net.alphas], len(data))
+    stack, data = tiny(2), batches()
+    loss = loss_fn(stack, data)
+    hessian = exact_hessian(loss, [alphas(stack)], len(data))[0]
     top = float(torch.linalg.eigvalsh((hessian + hessian.T) / 2)[-1])
-    assert dominant_eigenvalue(loss, [net.alphas], len(data), "exact") == pytest.approx(top, rel=1e-12)
-    power = dominant_eigenvalue(loss, [net.alphas], len(data), "power", iterations=500)
-    assert power == pytest.approx(top, rel=1e-3)
+    assert dominant_eigenvalues(loss, [alphas(stack)], len(data), "exact") == pytest.approx([top], rel=1e-12)
+    power = dominant_eigenvalues(loss, [alphas(stack)], len(data), "power", iterations=500)
+    assert power == pytest.approx([top], rel=1e-3)
+
+
+@pytest.mark.parametrize("method", ["exact", "power"])
+def test_eigenvalues_of_seeds_computed_together_are_those_of_each_seed_alone(method):
+    data = batches()
+    together = tiny(5, 6, 7)
+    values = dominant_eigenvalues(loss_fn(together, data), [alphas(together)], len(data), method)
+    alone = [dominant_eigenvalues(loss_fn(stack, data), [alphas(stack)], len(data), method)[0]
+             for stack in (tiny(5), tiny(6), tiny(7))]
+    assert len(set(values)) == 3
+    assert values == pytest.approx(alone, rel=1e-9)
 
 
 def test_power_iteration_returns_the_largest_algebraic_eigenvalue():
     matrix = torch.diag(torch.tensor([-5.0, 1.0, 2.0], dtype=torch.float64))
     rotation, _ = torch.linalg.qr(torch.randn(3, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
-    matrix = rotation @ matrix @ rotation.T
-    value = power_iteration(lambda v: matrix @ v, 3, torch.device("cpu"), iterations=2000, tolerance=1e-12)
-    assert value == pytest.approx(2.0, rel=1e-4)
+    matrices = torch.stack([rotation @ matrix @ rotation.T, rotation @ -matrix @ rotation.T])  # two seeds
+    values = power_iteration(lambda v: (matrices @ v[:, :, None])[:, :, 0], 2, 3, torch.device("cpu"),
+                             iterations=2000, tolerance=1e-12)
+    assert values.tolist() == pytest.approx([2.0, 5.0], rel=1e-4)
 
 
-def searcher_with(net: NB201Supernet, name: str = "darts"):
+def searcher_with(stack: SeedStack, name: str = "darts"):
     cls = get_searcher(name)
-    return cls(net, OPTIM, SearchContext(1, (8, 8), 10), {})
+    return cls(stack, OPTIM, SearchContext(1, (8, 8), 10), {})
 
 
 def test_forced_one_hot_alphas_close_the_discretization_gap():
     net = tiny(3, track=True)
     with torch.no_grad():
-        net.alphas.copy_(1000.0 * F.one_hot(torch.tensor([3, 1, 2, 3, 4, 1]), 5).double())
+        alphas(net).copy_(1000.0 * F.one_hot(torch.tensor([[3, 1, 2, 3, 4, 1]]), 5).double())
     searcher = searcher_with(net)
-    assert torch.equal(searcher.derivation_weights()[0], NB201Space.discrete_weights(searcher.derivation_weights())[0])
+    weights = searcher.derivation_weights()
+    assert torch.equal(weights[0][0], NB201Space.discrete_weights([weights[0][0]])[0])
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    result = epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)
+    (result,) = epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)
     assert result.discrete_acc == result.supernet_acc and result.discretization_gap == 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics untouched
 
 
 def test_diagnostics_evaluate_the_mixed_and_the_argmax_network_and_keep_the_model_state():
-    net = tiny(4, track=True)
+    torch.manual_seed(4)
+    single = NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=True).double()
+    net = SeedStack([single])
     searcher = searcher_with(net, "drnas")
+    preferred = torch.eye(5, dtype=torch.float64)[[0, 1, 2, 3, 4, 0]]
     with torch.no_grad():  # edge e prefers op e % 5, by a margin that leaves the mixture far from one-hot
-        net.alphas.copy_(torch.eye(5, dtype=torch.float64)[[0, 1, 2, 3, 4, 0]])
+        alphas(net).copy_(preferred[None])
     evaluation = batches(3)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    result = epoch_diagnostics(searcher, evaluation, "power", NB201Space.discrete_weights)
+    (result,) = epoch_diagnostics(searcher, evaluation, "power", NB201Space.discrete_weights)
 
     def accuracy_by_hand(weights: torch.Tensor) -> float:
-        clone = copy.deepcopy(net).train()  # training-mode BN, as during search, on a copy
+        clone = copy.deepcopy(single).train()  # the lone supernet, training-mode BN as during search, on a copy
         correct = sum(int((clone(b.images, [weights]).argmax(1) == b.labels).sum()) for b in evaluation)
         return 100.0 * correct / sum(len(b.labels) for b in evaluation)
 
-    beta = F.elu(net.alphas.detach()) + 1
+    beta = F.elu(preferred) + 1
     assert result.supernet_acc == pytest.approx(accuracy_by_hand(beta / beta.sum(-1, keepdim=True)))
-    assert result.discrete_acc == pytest.approx(accuracy_by_hand(torch.eye(5, dtype=torch.float64)[[0, 1, 2, 3, 4, 0]]))
-    exact = epoch_diagnostics(searcher, evaluation, "exact", NB201Space.discrete_weights)
+    assert result.discrete_acc == pytest.approx(accuracy_by_hand(preferred))
+    (exact,) = epoch_diagnostics(searcher, evaluation, "exact", NB201Space.discrete_weights)
     assert result.hessian_eig_max == pytest.approx(exact.hessian_eig_max, rel=1e-2)
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with preserved_buffers(net):
