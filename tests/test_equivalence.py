@@ -34,6 +34,7 @@ from harness.config import build_config
 from harness.graphed import GraphedStep, state_tensors
 from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.darts import Darts
+from searchers.seeds import SeedStack
 
 pytestmark = pytest.mark.data
 
@@ -63,7 +64,7 @@ class StraightforwardSupernet(nn.Module):
 def _searcher(supernet: nn.Module) -> Darts:
     config = build_config("nb201", "darts", "paper", [])
     optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
-    return Darts(supernet, optim, SearchContext(391, (25_000, 25_000), 10), {})
+    return Darts(SeedStack([supernet]), optim, SearchContext(391, (25_000, 25_000), 10), {})
 
 
 @pytest.fixture(scope="module")
@@ -80,8 +81,8 @@ def batches(data_dir) -> list[tuple[Batch, Batch]]:
     count = BATCH * (STEPS - 1) + BATCH // 2
     halves = [DeviceImages(cifar.x_train[i * count:(i + 1) * count], cifar.y_train[i * count:(i + 1) * count],
                            torch.device("cpu")) for i in range(2)]
-    pairs = list(SearchData(*halves).epoch(seed=0, epoch=1, batch_size=BATCH))
-    assert len(pairs) == STEPS and pairs[-1][0].labels.shape[0] == BATCH // 2
+    pairs = list(SearchData(*halves).seed_epochs([0], epoch=1, batch_size=BATCH))
+    assert len(pairs) == STEPS and pairs[-1][0].labels.shape == (1, BATCH // 2)
     return pairs
 
 
@@ -114,9 +115,9 @@ def _search(searcher: Darts, batches, step=None, lock_to: Trajectory | None = No
                     ours.copy_(theirs)
         trajectory.before.append([t.detach().clone() for t in state_tensors(searcher)])
         searcher.set_learning_rate(1, i)
-        weight_stats, arch_stats = EpochStats(torch.device("cpu")), EpochStats(torch.device("cpu"))
+        weight_stats, arch_stats = EpochStats(torch.device("cpu"), 1), EpochStats(torch.device("cpu"), 1)
         step(weight_batch, arch_batch, weight_stats, arch_stats)
-        trajectory.losses.append((weight_stats.read()["loss"], arch_stats.read()["loss"]))
+        trajectory.losses.append((weight_stats.read()[0]["loss"], arch_stats.read()[0]["loss"]))
         trajectory.after.append(_parameters(searcher))
         trajectory.gradients.append(_gradients(searcher))
         if lock_to is not None:
@@ -176,9 +177,9 @@ def test_every_step_matches_the_straightforward_supernet_in_fp32(batches):
                     theirs.copy_(ours)
             losses = []
             for searcher in (fast, slow):
-                stats = EpochStats(cpu)
+                stats = EpochStats(cpu, 1)
                 run_phase(searcher, stats)
-                losses.append(stats.read()["loss"])
+                losses.append(stats.read()[0]["loss"])
             assert losses[0] == pytest.approx(losses[1], rel=TOLERANCE, abs=TOLERANCE), i
             pairs = [(ours.grad, theirs.grad) for ours, theirs in zip(updated(fast), updated(slow), strict=True)]
             largest = max(theirs.abs().max().item() for _, theirs in pairs)

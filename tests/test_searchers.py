@@ -14,6 +14,7 @@ from searchers import builtin_searchers, get_searcher
 from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.darts import Darts
 from searchers.sd_darts import distillation_kl
+from searchers.seeds import SeedStack
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
                     grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
@@ -24,17 +25,18 @@ def make(name: str, options: dict | None = None, batch: int = 8, half: int = 16,
     net = NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=False).double()
     cls = get_searcher(name)
     optim = OptimConfig(**{**OPTIM.__dict__, "grad_clip": grad_clip})
-    return cls(net, optim, SearchContext(4, (half, half), 10), options or {})
+    return cls(SeedStack([net]), optim, SearchContext(4, (half, half), 10), options or {})
 
 
 def batch(seed: int, size: int = 8, start: int = 0) -> Batch:
+    """A batch of one seed (the seed dimension first, of size 1)."""
     gen = torch.Generator().manual_seed(seed)
-    return Batch(torch.randn(size, 3, 8, 8, generator=gen, dtype=torch.float64),
-                 torch.randint(0, 10, (size,), generator=gen), torch.arange(start, start + size))
+    return Batch(torch.randn(1, size, 3, 8, 8, generator=gen, dtype=torch.float64),
+                 torch.randint(0, 10, (1, size), generator=gen), torch.arange(start, start + size)[None])
 
 
 def stats() -> EpochStats:
-    return EpochStats(torch.device("cpu"))
+    return EpochStats(torch.device("cpu"), 1)
 
 
 def test_every_searcher_class_in_the_package_is_registered_under_its_name():
@@ -62,7 +64,7 @@ def test_a_searcher_may_override_only_the_hooks():
 def test_darts_arch_step_uses_only_the_validation_gradient():
     searcher = make("darts")
     arch = batch(1)
-    loss = F.cross_entropy(searcher.supernet(arch.images, [F.softmax(searcher.alphas[0], -1)]), arch.labels)
+    loss = F.cross_entropy(searcher.supernet(arch.images, [F.softmax(searcher.alphas[0], -1)])[0], arch.labels[0])
     expected = torch.autograd.grad(loss, searcher.alphas)[0]
     grads, _, _ = searcher.arch_gradient(batch(0), arch)
     assert torch.allclose(grads[0], expected)
@@ -81,29 +83,29 @@ def test_darts2_finite_difference_hypergradient_matches_exact_unrolled_gradient(
     net, weights, (alpha,) = searcher.supernet, searcher.weights, searcher.alphas
     group = searcher.w_opt.param_groups[0]
     lr, mom, wd = group["lr"], group["momentum"], group["weight_decay"]
-    names = [n for n, p in net.named_parameters() if n != "alphas"]
+    names = [n for n, p in net.named_parameters() if n != "net.alphas"]
 
     # exact: differentiate L_val(w'(alpha), alpha) through the virtual step
     probs = F.softmax(alpha, -1)
-    train_loss = F.cross_entropy(net(train.images, [probs]), train.labels)
+    train_loss = F.cross_entropy(net(train.images, [probs])[0], train.labels[0])
     grads = torch.autograd.grad(train_loss, weights, create_graph=True)
     unrolled = {n: w - lr * (mom * searcher.w_opt.state[w]["momentum_buffer"] + g + wd * w)
                 for n, w, g in zip(names, weights, grads)}
-    val_logits = functional_call(net, {**unrolled, "alphas": alpha}, (val.images, [F.softmax(alpha, -1)]))
-    exact = torch.autograd.grad(F.cross_entropy(val_logits, val.labels), alpha)[0]
+    val_logits = functional_call(net, {**unrolled, "net.alphas": alpha}, (val.images, [F.softmax(alpha, -1)]))
+    exact = torch.autograd.grad(F.cross_entropy(val_logits[0], val.labels[0]), alpha)[0]
 
     before = [w.detach().clone() for w in weights]
     approx = searcher.arch_gradient(train, val)[0][0]
     assert all(torch.equal(w, b) for w, b in zip(weights, before))  # weights restored
     assert (approx - exact).norm() / exact.norm() < 0.01
     first_order = searcher.arch_loss(val)[0]  # the second-order term is not negligible here
-    assert not torch.allclose(exact, torch.autograd.grad(first_order, alpha)[0], rtol=1e-3)
+    assert not torch.allclose(exact, torch.autograd.grad(first_order.sum(), alpha)[0], rtol=1e-3)
 
 
 def test_kl_term_value_and_gradient_by_hand():
     logits = torch.tensor([[1.0, 0.0, -1.0], [0.5, 0.5, 0.0]], dtype=torch.float64, requires_grad=True)
     teacher = torch.tensor([[0.2, 0.5, 0.3], [0.6, 0.3, 0.1]], dtype=torch.float64, requires_grad=True)
-    kl = distillation_kl(logits, teacher, "student_teacher")
+    kl = distillation_kl(logits, teacher, "student_teacher").mean()
     hand = 0.0
     for row_logits, row_teacher in zip(logits.tolist(), teacher.tolist()):
         z = sum(math.exp(v) for v in row_logits)
@@ -118,7 +120,7 @@ def test_kl_term_value_and_gradient_by_hand():
     assert torch.allclose(grad_logits, s * (log_ratio - row_kl) / 2)
     # the teacher receives no gradient
     assert torch.autograd.grad(kl, teacher, allow_unused=True)[0] is None
-    reverse = distillation_kl(logits, teacher, "teacher_student")
+    reverse = distillation_kl(logits, teacher, "teacher_student").mean()
     t = teacher.detach()
     assert reverse.item() == pytest.approx(float((t * (t.log() - F.log_softmax(logits.detach(), 1))).sum(1).mean()))
     assert reverse.item() != pytest.approx(kl.item())
@@ -131,13 +133,13 @@ def test_teacher_is_the_mean_of_the_right_epochs(name, window):
     for epoch in range(1, 5):
         searcher.begin_epoch(epoch)
         searcher.weight_loss(batch(epoch, size=16))
-        stored.append(searcher.current["weight"].clone())
+        stored.append(searcher.current["weight"][0].clone())
         searcher.end_epoch(epoch)
     assert len(searcher.previous) == window
     idx = torch.tensor([3, 0, 7])
     expected = torch.stack(stored[-window:])[:, idx].mean(0)  # epochs 4 (and 3)
-    assert torch.allclose(searcher.teacher("weight", idx), expected)
-    student = F.softmax(searcher.supernet(batch(4, size=16).images, [F.softmax(searcher.alphas[0], -1)]), 1)
+    assert torch.allclose(searcher.teacher("weight", idx[None])[0], expected)
+    student = F.softmax(searcher.supernet(batch(4, size=16).images, [F.softmax(searcher.alphas[0], -1)])[0], 1)
     assert torch.allclose(stored[-1][idx], student[idx].detach().float(), atol=1e-6)  # stored as float32
 
 
@@ -148,13 +150,13 @@ def test_distillation_starts_after_warmup_and_changes_both_losses():
         searcher.begin_epoch(epoch)
         b = batch(epoch, size=16)
         loss, logits = searcher.weight_loss(b)
-        ce = F.cross_entropy(logits, b.labels)
+        ce = F.cross_entropy(logits[0], b.labels[0])
         if epoch == 1:
-            assert torch.allclose(loss, ce)  # warm-up: plain DARTS
+            assert torch.allclose(loss[0], ce)  # warm-up: plain DARTS
         else:
-            teacher = searcher.teacher("weight", b.indices)
-            assert torch.allclose(loss, ce + distillation_kl(logits, teacher, "student_teacher"))
-            assert loss > ce
+            teacher = searcher.teacher("weight", b.indices)[0]
+            assert torch.allclose(loss[0], ce + distillation_kl(logits[0], teacher, "student_teacher").mean())
+            assert loss[0] > ce
         searcher.end_epoch(epoch)
     # plain DARTS keeps no teacher: its loss on the same batch and weights is the same in every epoch
     losses = []
@@ -178,7 +180,7 @@ def test_tse_outer_step_sums_direct_gradients_and_retrains_from_saved_weights(re
     # the TSE gradient: sum of direct dL_t/dalpha along the unrolled trajectory, replayed on a copy
     tse_sum = torch.zeros_like(reference.alphas[0])
     for b in batches:
-        loss = F.cross_entropy(reference.supernet(b.images, reference.arch_weights()), b.labels)
+        loss = F.cross_entropy(reference.supernet(b.images, reference.arch_weights())[0], b.labels[0])
         tse_sum += torch.autograd.grad(loss, reference.alphas, retain_graph=True)[0]
         reference.weight_step(b, stats())
     unrolled_optimizer = reference.w_opt.state_dict()
@@ -190,14 +192,14 @@ def test_tse_outer_step_sums_direct_gradients_and_retrains_from_saved_weights(re
 
     saved = {k: v.clone() for k, v in searcher.supernet.state_dict().items()}
     searcher.step(batches[0], batches[1], stats(), stats())  # window 2 of 3: nothing yet
-    assert torch.equal(searcher.alphas[0], saved["alphas"])
+    assert torch.equal(searcher.alphas[0], saved["net.alphas"])
     searcher.window.append(batches[2])
     searcher.outer_step(searcher.window)
     assert torch.allclose(searcher.alphas[0], expected_alpha)
 
     # weights: T plain steps from the saved weights with the new alphas
     replay = make("darts", grad_clip=1e9)
-    replay.supernet.load_state_dict({**saved, "alphas": expected_alpha.detach()})
+    replay.supernet.load_state_dict({**saved, "net.alphas": expected_alpha.detach()})
     replay.set_learning_rate(1, 0)
     if not restore:  # Appendix D carries the momentum of the unrolled steps on
         replay.w_opt.load_state_dict(unrolled_optimizer)
@@ -209,18 +211,17 @@ def test_tse_outer_step_sums_direct_gradients_and_retrains_from_saved_weights(re
 
 def test_drnas_samples_dirichlet_weights_with_pathwise_gradients():
     searcher = make("drnas")
-    torch.manual_seed(3)
     samples = searcher.arch_weights()[0]
-    assert samples.shape == (6, 5) and (samples > 0).all()
-    assert torch.allclose(samples.sum(-1), torch.ones(6, dtype=torch.float64))
+    assert samples.shape == (1, 6, 5) and (samples > 0).all()
+    assert torch.allclose(samples.sum(-1), torch.ones(1, 6, dtype=torch.float64))
     assert not torch.allclose(samples, searcher.arch_weights()[0])  # a fresh sample per forward
     (grad,) = torch.autograd.grad((samples * torch.arange(5.0, dtype=torch.float64)).sum(), searcher.alphas)
     assert grad.abs().sum() > 0
     with torch.no_grad():
-        searcher.alphas[0].copy_(torch.tensor([[-0.5, 2.0, 0.0, 1.0, -2.0]] * 6, dtype=torch.float64))
+        searcher.alphas[0].copy_(torch.tensor([[[-0.5, 2.0, 0.0, 1.0, -2.0]] * 6], dtype=torch.float64))
     beta = F.elu(searcher.alphas[0]) + 1
     assert torch.allclose(searcher.derivation_weights()[0], beta / beta.sum(-1, keepdim=True))
-    assert searcher.derivation_weights()[0].argmax(-1).tolist() == [1] * 6
+    assert searcher.derivation_weights()[0].argmax(-1).tolist() == [[1] * 6]
 
 
 def test_paper_settings_per_searcher():
