@@ -1,0 +1,282 @@
+"""Seeds computed together are each the search it would be alone (``searchers.seeds``), for every searcher.
+
+For every built-in searcher on NB201 and on a 1shot1 space, K = 3 seeds as one batched search against each seed
+run alone (a batch of one), over two short epochs (SD-DARTS distils in the second, TSE's windows close mid-epoch
+and at the epoch's end, DrNAS draws from each seed's stream):
+- float64, free-running: per-step losses and the final state of every seed agree to 1e-7;
+- fp32, lock-step: before each step the lone seed is set to its slice of the batch; the step's per-seed losses
+  and the gradients it applied agree to 1e-5 (free-running fp32 parts by rounding amplified by Adam, see
+  ``test_equivalence``).
+Then the runs themselves: ``harness run`` with 3 seeds batched writes, per seed, the records of that seed run
+alone; the batch resumes after a kill; a seed that diverges stops alone.
+"""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+from conftest import assert_records_close, smoke_args
+
+from benchmarks import get_space
+from benchmarks.data_stream import Batch, DeviceImages, SearchData
+from foundation.atomic import read_jsonl
+from harness.cli import main
+from harness.config import configure
+from harness.graphed import state_tensors
+from harness.runner import build_searcher, epoch_seed
+from searchers import builtin_searchers
+from searchers.context import EpochStats
+from searchers.darts import Darts
+from searchers.seeds import select_seed
+
+SEEDS = [3, 1, 4]
+STEPS_PER_EPOCH = 3
+EPOCHS = 2
+BATCH = 8
+CASES = [("nb201", name) for name in sorted(builtin_searchers())] + [("1shot1-s2", "darts"), ("1shot1-s2", "drnas")]
+# TSE's step is a whole outer step (2T weight updates and an Adam update) once per T batches: locking before it
+# leaves the updates inside free-running, so its lock-step check compares the losses only (float64 checks all).
+UPDATES_INSIDE_A_STEP = {"tse_darts", "tse_drnas"}
+OPTIONS = {"sd_darts": ["warmup_epochs=1"], "sd_darts_voted": ["warmup_epochs=1"], "tse_darts": ["unroll_steps=4"],
+           "tse_drnas": ["unroll_steps=4"]}
+
+
+def _data(data_dir=None) -> SearchData:
+    """Three batches per half: CIFAR-10 images from ``data_dir``, else synthetic ones (uint8, CIFAR's shape)."""
+    count = BATCH * STEPS_PER_EPOCH
+    if data_dir is None:
+        rng = np.random.default_rng(0)
+        images, labels = rng.integers(0, 256, (2 * count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 2 * count)
+    else:
+        from benchmarks.cifar10 import load_cifar10
+
+        if not (data_dir / "cifar10").is_dir():
+            pytest.skip(f"CIFAR-10 not found under {data_dir}")
+        cifar = load_cifar10(data_dir)
+        images, labels = cifar.x_train[:2 * count], cifar.y_train[:2 * count]
+    return SearchData(*(DeviceImages(images[i * count:(i + 1) * count], labels[i * count:(i + 1) * count],
+                                     torch.device("cpu")) for i in range(2)))
+
+
+def _searcher(space: str, name: str, seeds: list[int]) -> Darts:
+    experiment = configure(space, name, "smoke", [f"batch_size={BATCH}", *OPTIONS.get(name, [])])
+    return build_searcher(experiment, torch.device("cpu"), STEPS_PER_EPOCH, (BATCH * STEPS_PER_EPOCH,) * 2, seeds)
+
+
+def _as(dtype: torch.dtype, batch: Batch) -> Batch:
+    return Batch(batch.images.to(dtype), batch.labels, batch.indices)
+
+
+def _search(searcher: Darts, seeds: list[int], data: SearchData, dtype: torch.dtype, before_step=None,
+            after_step=None) -> list[list[float]]:
+    """The runner's epoch loop without records: per step, each seed's weight and architecture loss."""
+    losses = []
+    for epoch in range(1, EPOCHS + 1):
+        searcher.reseed([epoch_seed(seed, epoch) for seed in seeds])
+        searcher.begin_epoch(epoch)
+        for step, (weight_batch, arch_batch) in enumerate(data.seed_epochs(seeds, epoch, BATCH)):
+            searcher.set_learning_rate(epoch, step)
+            if before_step is not None:
+                before_step(epoch, step)
+            stats = EpochStats(torch.device("cpu"), len(seeds)), EpochStats(torch.device("cpu"), len(seeds))
+            searcher.step(_as(dtype, weight_batch), _as(dtype, arch_batch), *stats)
+            losses.append([[s["loss"] for s in part.read()] for part in stats])
+            if after_step is not None:
+                after_step(epoch, step)
+        searcher.end_epoch(epoch)
+    return losses
+
+
+def _flatten(value) -> list:
+    if isinstance(value, dict):
+        return [x for v in value.values() for x in _flatten(v)]
+    if isinstance(value, (list, tuple)):
+        return [x for v in value for x in _flatten(v)]
+    return [value]
+
+
+@pytest.mark.parametrize("space,name", CASES)
+def test_seeds_batched_equal_each_seed_alone_in_float64(space, name):
+    data = _data()
+    torch.set_default_dtype(torch.float64)
+    try:
+        batched = _searcher(space, name, SEEDS)
+        together = _search(batched, SEEDS, data, torch.float64)
+        for index, seed in enumerate(SEEDS):
+            alone = _searcher(space, name, [seed])
+            losses = _search(alone, [seed], data, torch.float64)
+            assert [part[index] for step in together for part in step] == pytest.approx(
+                [part[0] for step in losses for part in step], rel=1e-7, abs=1e-7), seed
+            for ours, theirs in zip(_flatten([batched.supernet.seed_state_dict(index),
+                                              select_seed(batched.state_dict(), index)]),
+                                    _flatten([alone.supernet.seed_state_dict(0), select_seed(alone.state_dict(), 0)]),
+                                    strict=True):
+                if isinstance(ours, torch.Tensor) and ours.is_floating_point():
+                    torch.testing.assert_close(ours, theirs, rtol=1e-7, atol=1e-7)
+                else:
+                    assert ours == theirs if not isinstance(ours, torch.Tensor) else torch.equal(ours, theirs)
+        assert len({tuple(round(part[i], 6) for step in together for part in step) for i in range(len(SEEDS))}) == 3
+    finally:
+        torch.set_default_dtype(torch.float32)
+
+
+def _applied_gradients(searcher: Darts) -> list[torch.Tensor | None]:
+    return [t.grad.clone() if t.grad is not None else None for t in (*searcher.alphas, *searcher.weights)]
+
+
+def _phases(searcher: Darts, seeds: list[int], data: SearchData, lock) -> list[tuple[float, list[torch.Tensor | None]]]:
+    """The runner's epoch loop, phase by phase (``step`` = architecture step, then weight step; a searcher that
+    overrides ``step`` is one phase): ``lock(phase)`` before each; per phase each seed's loss and the gradients
+    it applied."""
+    cpu, results, phase = torch.device("cpu"), [], 0
+    for epoch in range(1, EPOCHS + 1):
+        searcher.reseed([epoch_seed(seed, epoch) for seed in seeds])
+        searcher.begin_epoch(epoch)
+        for step, (weight_batch, arch_batch) in enumerate(data.seed_epochs(seeds, epoch, BATCH)):
+            searcher.set_learning_rate(epoch, step)
+            if type(searcher).step is Darts.step:
+                parts = [lambda stats: searcher.arch_step(weight_batch, arch_batch, stats),
+                         lambda stats: searcher.weight_step(weight_batch, stats)]
+            else:
+                parts = [lambda stats: searcher.step(weight_batch, arch_batch, stats, stats)]
+            for run_phase in parts:
+                lock(phase)
+                stats = EpochStats(cpu, len(seeds))
+                run_phase(stats)
+                results.append(([s["loss"] for s in stats.read()], _applied_gradients(searcher)))
+                phase += 1
+        searcher.end_epoch(epoch)
+    return results
+
+
+# fp32 tolerances, measured: a phase's loss and gradients agree to 1e-5 (as in ``test_equivalence``), except
+# - darts2: its architecture gradient is a finite difference (g+ - g-) / 2 eps, which divides fp32 rounding of
+#   the gradients by eps = 0.01 / ||v||: 2 % parted in one phase (1e-7 in float64, above);
+# - TSE: a phase holds 2T weight updates and an Adam update, free-running between the locks: losses part by 1e-4.
+LOCK_STEP_TOLERANCE = {"darts2": 5e-2, "tse_darts": 1e-3, "tse_drnas": 1e-3}
+
+
+@pytest.mark.parametrize("space,name", CASES)
+@pytest.mark.data
+def test_seeds_batched_equal_each_seed_alone_in_fp32_lock_step(space, name, data_dir):
+    """On real images: on noise, BN's backward is ill-conditioned in fp32 (``test_equivalence``); measured here,
+    one architecture gradient of 30 parted by 2 % in one of six locked steps."""
+    data = _data(data_dir)
+    tolerance = LOCK_STEP_TOLERANCE.get(name, 1e-5)
+    batched = _searcher(space, name, SEEDS)
+    before: list[list[torch.Tensor]] = []
+    together = _phases(batched, SEEDS, data,
+                       lambda phase: before.append([t.detach().clone() for t in state_tensors(batched)]))
+    for index, seed in enumerate(SEEDS):
+        alone = _searcher(space, name, [seed])
+
+        def lock(phase: int) -> None:  # the lone seed starts each phase from its slice of the batch's state
+            with torch.no_grad():
+                for theirs, ours in zip(state_tensors(alone), before[phase], strict=True):
+                    theirs.copy_(ours[index:index + 1] if ours.dim() else ours)
+
+        agreeing, phases = 0, 0
+        for phase, ((losses, gradients), (lone_losses, lone_gradients)) in enumerate(
+                zip(together, _phases(alone, [seed], data, lock), strict=True)):
+            assert losses[index] == pytest.approx(lone_losses[0], rel=tolerance, abs=tolerance), (seed, phase)
+            if name in UPDATES_INSIDE_A_STEP:
+                continue
+            pairs = [(mine[index:index + 1], lone) for mine, lone in zip(gradients, lone_gradients, strict=True)
+                     if lone is not None]
+            assert len(pairs) == sum(g is not None for g in gradients)
+            largest = max(lone.abs().max().item() for _, lone in pairs)
+            difference = max((mine - lone).abs().max().item() for mine, lone in pairs)
+            assert difference <= 0.05 * largest, (seed, phase, difference, largest)
+            agreeing += difference <= tolerance
+            phases += 1
+        # as in ``test_equivalence``, ReLU kinks met within rounding distance part a few phases by more (measured:
+        # none on NB201; 2 to 3 of 12 on 1shot1-s2, by at most 0.3 % of the largest entry, in the stem)
+        assert agreeing >= 0.75 * phases, f"seed {seed}: {agreeing} of {phases} phases agree to {tolerance}"
+
+
+def _assert_same_search(a: list[dict], b: list[dict]) -> None:
+    """The same seed's search computed in another batch, in fp32: its first epoch's record agrees (cell, losses
+    to 1e-4, mixing weights to 1e-6; another seed differs by 1e-3). Later epochs are not compared: free-running
+    fp32 rounding, amplified by the optimisation (``test_equivalence``), flips argmaxes of the smoke preset's
+    near-uniform mixing weights (every weight 0.2 +- 1e-4) by the third epoch, and the diagnostics react far more
+    than the search (Hessian eigenvalues 10-30 % apart; accuracies an image of 32 apart). The float64 tests above
+    show the batched maths equal to the lone seed's."""
+    ours, theirs = a[0], b[0]
+    for key in ("epoch", "status", "genotype", "arch_index"):
+        assert ours[key] == theirs[key], key
+    for key in ("train_loss", "arch_loss"):
+        assert ours[key] == pytest.approx(theirs[key], rel=1e-4), key
+    flat = [[x for m in record["arch_weights"] for row in m for x in row] for record in (ours, theirs)]
+    assert flat[0] == pytest.approx(flat[1], abs=1e-6)
+
+
+def _records(out, seed: int) -> list[dict]:
+    return read_jsonl(next(out.rglob(f"seed-{seed}")) / "epochs.jsonl")
+
+
+@pytest.fixture(scope="module")
+def batched_run(search_data, tmp_path_factory):
+    """Seeds 0..2 of a 3-epoch smoke search computed as one batch."""
+    out = tmp_path_factory.mktemp("batched")
+    assert main(smoke_args(search_data, out, "--seeds", "3", "--seed-batch", "3", "--epochs", "3")) == 0
+    return out
+
+
+@pytest.mark.slow
+def test_a_batched_run_writes_for_each_seed_the_records_of_that_seed_alone(search_data, batched_run, tmp_path):
+    assert main(smoke_args(search_data, tmp_path, "--seed", "2", "--seed-batch", "1", "--epochs", "3")) == 0
+    _assert_same_search(_records(batched_run, 2), _records(tmp_path, 2))
+    assert len({json.dumps(_records(batched_run, seed)[-1]["arch_weights"]) for seed in range(3)}) == 3
+    config = json.loads((next(batched_run.rglob("seed-1")) / "config.json").read_text())
+    assert config["seed"] == 1 and config["seed_batch"] == [0, 1, 2]
+    for seed in range(3):
+        assert json.loads((next(batched_run.rglob(f"seed-{seed}")) / "summary.json").read_text())["status"] == "done"
+
+
+@pytest.mark.slow
+def test_a_killed_batch_resumes_to_the_uninterrupted_records(search_data, batched_run, tmp_path, interrupt):
+    args = ("--seeds", "3", "--seed-batch", "3", "--epochs", "3")
+    interrupt(3)
+    assert main(smoke_args(search_data, tmp_path, *args)) == 130
+    assert all(len(_records(tmp_path, seed)) == 2 for seed in range(3))
+    interrupt(None)
+    assert main(smoke_args(search_data, tmp_path, *args)) == 0
+    for seed in range(3):
+        assert_records_close(_records(tmp_path, seed), _records(batched_run, seed))
+
+
+@pytest.mark.slow
+def test_finished_seeds_are_skipped_and_the_others_run_as_a_batch(search_data, batched_run, tmp_path, capsys):
+    assert main(smoke_args(search_data, tmp_path, "--seed", "1", "--epochs", "3")) == 0
+    capsys.readouterr()
+    assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", "--epochs", "3")) == 0
+    err = capsys.readouterr().err
+    assert "seed 1] already finished" in err and "[seeds 0, 2]" in err
+    for seed in (0, 2):
+        _assert_same_search(_records(tmp_path, seed), _records(batched_run, seed))
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_seed_that_diverges_stops_alone_and_the_others_go_on(search_data, batched_run, tmp_path, monkeypatch,
+                                                                capsys):
+    from harness.runner import SeedBatch
+
+    original = SeedBatch._run_epoch
+
+    def poisoned(self, searcher, step_fn, batch, epoch, clock):
+        if epoch == 2:
+            with torch.no_grad():
+                searcher.weights[0][1].fill_(float("nan"))  # seed 1's stem convolution
+        return original(self, searcher, step_fn, batch, epoch, clock)
+
+    monkeypatch.setattr(SeedBatch, "_run_epoch", poisoned)
+    assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", "--epochs", "3")) == 1
+    assert "seed 1] diverged in epoch 2" in capsys.readouterr().err
+    diverged = _records(tmp_path, 1)
+    assert [r["status"] for r in diverged] == ["ok", "diverged"]
+    assert json.loads((next(tmp_path.rglob("seed-1")) / "summary.json").read_text())["status"] == "diverged"
+    for seed in (0, 2):  # nothing of seed 1's NaNs reached them: the records of the batch without the fault
+        assert_records_close(_records(tmp_path, seed), _records(batched_run, seed))
