@@ -1,5 +1,4 @@
 """Where does a paper-preset search step spend its time on a GPU? Variants timed, then one profiled."""
-import os, sys, time
 import torch
 from harness.config import configure
 from harness.bench import _batches, _time_steps, our_step
@@ -12,7 +11,7 @@ def variant(label, sets, bench_flag=True):
     configure_backends(cfg.precision, dev)
     torch.backends.cudnn.benchmark = bench_flag
     step = our_step(experiment, dev)
-    batches = _batches(experiment, dev, 20)
+    batches = _batches(experiment, dev, 20, seeds=1)
     _time_steps(step, batches[:6], dev)
     t = _time_steps(step, batches, dev)
     print(f"{label:<40} {t*1e3:8.1f} ms/step", flush=True)

@@ -1,7 +1,7 @@
 """Seconds per search step of every searcher at a preset, and the diagnostics' cost, on one device.
 
 Used for the closing notes (CPU) and on a lent GPU.
-Usage: python .ci/measure_searchers.py DEVICE PRESET STEPS [exact,power]
+Usage: python .ci/measure_searchers.py DEVICE PRESET STEPS [exact,power] [SEEDS]  (SEEDS computed together, default 1)
 """
 import json
 import sys
@@ -18,15 +18,16 @@ from searchers import builtin_searchers
 from searchers.context import EpochStats
 
 device, preset, steps = torch.device(sys.argv[1]), sys.argv[2], int(sys.argv[3])
+seeds = int(sys.argv[5]) if len(sys.argv) > 5 else 1
 results = {}
 for name in builtin_searchers():
     experiment = configure("nb201", name, preset, [])
     config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
-    searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size))
-    batches = _batches(experiment, device, 2 * (steps + 1))
-    stats = EpochStats(device), EpochStats(device)
+    searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size), list(range(seeds)))
+    batches = _batches(experiment, device, 2 * (steps + 1), seeds=seeds)
+    stats = EpochStats(device, seeds), EpochStats(device, seeds)
     searcher.begin_epoch(30)  # past SD-DARTS's warm-up: the distillation term is active
     if name.startswith("sd_darts"):
         searcher.previous = [{h: torch.full_like(t, 0.1) for h, t in searcher.current.items()}] * searcher.options.teacher_epochs
@@ -45,11 +46,12 @@ for name in builtin_searchers():
     print(f"{name:<16} {per_step:8.3f} s/step  ~{per_step * 391 / 60:7.1f} min/epoch (391 steps)", flush=True)
 experiment = configure("nb201", "darts", preset, [])
 config = experiment.config
-searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size))
-eval_batches = _batches(experiment, device, config.eval_batches)
+searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size), list(range(seeds)))
+eval_batches = _batches(experiment, device, config.eval_batches, seeds=1)
 for method in (sys.argv[4] if len(sys.argv) > 4 else "exact,power").split(","):
     _sync(device)
-    diag = epoch_diagnostics(searcher, eval_batches, method, experiment.space.discrete_weights)
+    diag = epoch_diagnostics(searcher, [type(b)(b.images[0], b.labels[0], b.indices[0]) for b in eval_batches], method,
+                             experiment.space.discrete_weights)[0]
     results[f"diagnostics_{method}"] = diag.model_dump()
     print(f"diagnostics ({method}, {config.eval_batches} batches of {config.batch_size}): "
           f"{diag.diagnostics_seconds:.1f} s, eig {diag.hessian_eig_max:.4g}", flush=True)

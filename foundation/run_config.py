@@ -42,7 +42,8 @@ class RunConfig(OptionSet):
     train_images: int = Field(0, ge=0, description="images per half of the split; 0 = all 25,000")
     channels_last: bool = Field(True, description="memory layout only; faster convolutions at C=16")
     diagnostics_every: int = Field(1, ge=0, description="epochs between Hessian / gap evaluations; 0 = never")
-    hessian_method: Literal["exact", "power"] = "exact"
+    hessian_method: Literal["lanczos", "exact", "power"] = Field(
+        "lanczos", description="lanczos: the exact top eigenvalue in ~1/3 of exact's products (analysis.hessian)")
     eval_batches: int = Field(2, ge=1, le=10_000, description="fixed evaluation set, in batches of batch_size")
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     cuda_graphs: bool = Field(False, description="GPU: replay full-batch steps of capturable searchers")

@@ -25,6 +25,7 @@ import torch
 import harness
 from benchmarks.data_stream import Batch
 from foundation.atomic import append_jsonl
+from foundation.run_config import RunConfig
 from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
 from harness.graphed import search_step
@@ -32,7 +33,12 @@ from harness.runner import build_searcher
 from searchers.context import EpochStats
 from searchers.darts import Darts
 
-STEPS_PER_EPOCH_PAPER = 391  # 25,000 images / batch 64, last batch partial
+IMAGES_PER_HALF = 25_000  # NB201's search split: the whole half when train_images is 0
+
+
+def steps_per_epoch(config: RunConfig) -> int:
+    """Steps of an epoch of the configured search (paper: 391, the last batch partial)."""
+    return -(-(config.train_images or IMAGES_PER_HALF) // config.batch_size)
 
 
 def _sync(device: torch.device) -> None:
@@ -57,7 +63,7 @@ def _batches(experiment: Experiment, device: torch.device, count: int, seeds: in
 def our_step(experiment: Experiment, device: torch.device, seeds: int = 1) -> Callable[[Batch, Batch], None]:
     """The run's step function over ``seeds`` seeds computed together."""
     config = experiment.config
-    searcher = build_searcher(experiment, device, STEPS_PER_EPOCH_PAPER, (config.batch_size, config.batch_size),
+    searcher = build_searcher(experiment, device, steps_per_epoch(config), (config.batch_size, config.batch_size),
                               list(range(seeds)))
     weight_stats, arch_stats = EpochStats(device, seeds), EpochStats(device, seeds)
     step_fn = search_step(searcher, device, config.cuda_graphs)
@@ -122,7 +128,7 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
         for name, (step, batches) in candidates.items():
             times[name].append(_time_steps(step, batches, device))
     median = {name: statistics.median(values) for name, values in times.items()}
-    search_steps = STEPS_PER_EPOCH_PAPER * config.epochs
+    search_steps = steps_per_epoch(config) * config.epochs
     result: dict[str, Any] = {
         "searcher": config.searcher, "space": config.space, "preset": config.preset, "precision": config.precision,
         "channels_last": config.channels_last, "batch_size": config.batch_size, "channels": config.channels,

@@ -14,8 +14,10 @@ What changes nothing in the maths:
   zeroed: a zero momentum buffer and zero Adam moments at step 0 give exactly a fresh optimiser's first step).
 - Batches of another size (an epoch's last, partial batch) run eagerly through the same searcher.
 
-Only searchers whose step is a fixed sequence of device operations (``graph_capturable``: DARTS) are
-captured; the others run eagerly. ``use_graph=False`` runs the same static-buffer path without a graph: on a CPU
+The step is the batched one (``searchers.seeds``): K seeds replay in one graph. The searcher's per-seed
+generators are registered with the graph, so random draws inside it (DrNAS) advance each seed's stream per replay.
+Only searchers whose step is a fixed sequence of device operations (``graph_capturable``) are captured; the others
+run eagerly. ``use_graph=False`` runs the same static-buffer path without a graph: on a CPU
 it is what the equivalence test checks against the plain step.
 """
 from __future__ import annotations
@@ -78,6 +80,8 @@ class GraphedStep:
                     tensor.zero_()
         if self.use_graph:
             self.graph = torch.cuda.CUDAGraph()
+            for generator in self.searcher.generators:  # per-seed streams (DrNAS): each replay draws afresh
+                self.graph.register_generator_state(generator)
             with torch.cuda.graph(self.graph):
                 self._static_step()
 

@@ -53,7 +53,7 @@ class Drnas(Darts):
     name = "drnas"
     summary = "DrNAS: Dirichlet op-mixing distributions, pathwise gradients (Chen et al., ICLR 2021)"
     paper_overrides = DRNAS_PAPER
-    graph_capturable = False  # Dirichlet sampling inside a captured graph is not verified
+    graph_capturable = False  # draws from per-seed generators registered with the graph: not yet verified on a GPU
 
     def arch_weights(self) -> list[torch.Tensor]:
         """A fresh sample per forward pass, seed k's from seed k's stream."""

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 
 from analysis.diagnostics import epoch_diagnostics, preserved_buffers
 from benchmarks.nb201.search_space import NB201Space
-from analysis.hessian import dominant_eigenvalues, exact_hessian, power_iteration
+from analysis.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from searchers import get_searcher
@@ -82,7 +82,28 @@ def test_power_iteration_matches_eigvalsh_of_the_exact_hessian():
     assert power == pytest.approx([top], rel=1e-3)
 
 
-@pytest.mark.parametrize("method", ["exact", "power"])
+def test_lanczos_finds_the_exact_top_eigenvalue_in_fewer_products():
+    stack, data = tiny(2, 8, 9), batches()
+    loss = loss_fn(stack, data)
+    hessian = exact_hessian(loss, [alphas(stack)], len(data))
+    top = torch.linalg.eigvalsh((hessian + hessian.transpose(1, 2)) / 2)[:, -1]
+    products = HessianProducts(loss, [alphas(stack)], len(data))
+    values, used = lanczos(products, 3, 30, torch.device("cpu"))
+    assert values.tolist() == pytest.approx(top.tolist(), rel=1e-6)
+    assert used < 30
+    assert dominant_eigenvalues(loss, [alphas(stack)], len(data), "lanczos") == values.tolist()
+
+
+def test_lanczos_returns_the_largest_algebraic_eigenvalue_and_nan_for_a_nan_operator():
+    rotation, _ = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64, generator=torch.Generator().manual_seed(0)))
+    spectrum = torch.tensor([[-5.0, 1.0, 2.0, 0.5], [3.0, -1.0, 0.0, 1.0], [1.0, 1.0, 1.0, 1.0]], dtype=torch.float64)
+    matrices = rotation @ torch.diag_embed(spectrum) @ rotation.T
+    matrices[2] = float("nan")
+    values, _ = lanczos(lambda v: (matrices @ v[:, :, None])[:, :, 0], 3, 4, torch.device("cpu"))
+    assert values[:2].tolist() == pytest.approx([2.0, 3.0], rel=1e-9) and torch.isnan(values[2])
+
+
+@pytest.mark.parametrize("method", ["exact", "lanczos", "power"])
 def test_eigenvalues_of_seeds_computed_together_are_those_of_each_seed_alone(method):
     data = batches()
     together = tiny(5, 6, 7)

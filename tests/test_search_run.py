@@ -48,7 +48,7 @@ def test_smoke_search_writes_complete_records(data_dir, search_data, nb201_table
     config = json.loads((folder / "config.json").read_text())
     assert config["config"]["preset"] == "smoke" and config["data"]["source"] in ("official", "jpeg_q75")
     assert config["data"]["split"] == "nb201-cifar-split" and config["seed"] == 0
-    assert config["diagnostics"]["hessian_method"] == "exact" and config["diagnostics"]["eval_images"] == 32
+    assert config["diagnostics"]["hessian_method"] == "lanczos" and config["diagnostics"]["eval_images"] == 32
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "done" and summary["epochs_done"] == 2
     assert summary["final"]["genotype"] == records[-1]["genotype"]
@@ -188,10 +188,12 @@ def test_resume_in_process_continues_from_checkpoint(data_dir, search_data, tmp_
 @pytest.mark.slow
 @pytest.mark.parametrize("searcher", sorted(builtin_searchers()))
 def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, search_data, tmp_path, interrupt):
-    """Smoke search of 2 seeds; then seed 0 interrupted before epoch 3 and resumed equals the straight run, so
-    each searcher's extra state (teacher outputs, Dirichlet RNG, unroll windows) survives the checkpoint."""
+    """Smoke search of 2 seeds computed together; then the same interrupted before epoch 3 and resumed equals the
+    straight run, so each searcher's extra state (teacher outputs, Dirichlet streams, unroll windows) survives
+    the per-seed checkpoints."""
     args = ["--searcher", searcher, "--epochs", "3"]
-    assert main(smoke_args(data_dir, tmp_path / "straight", *args, "--seeds", "2")) == 0
+    args += ["--seeds", "2", "--seed-batch", "2"]
+    assert main(smoke_args(data_dir, tmp_path / "straight", *args)) == 0
     straight = sorted((tmp_path / "straight").rglob("epochs.jsonl"))
     assert len(straight) == 2 and all(len(read_jsonl(p)) == 3 for p in straight)
 
@@ -202,6 +204,8 @@ def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, s
     interrupt(None)
     assert main(smoke_args(data_dir, tmp_path / "resumed", *args)) == 0
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(straight[0]))
+    assert_records_close(read_jsonl(next((tmp_path / "resumed").rglob("seed-1")) / "epochs.jsonl"),
+                         read_jsonl(straight[1]))
 
 
 @pytest.mark.slow

@@ -19,7 +19,6 @@ import pytest
 import torch
 from conftest import assert_records_close, smoke_args
 
-from benchmarks import get_space
 from benchmarks.data_stream import Batch, DeviceImages, SearchData
 from foundation.atomic import read_jsonl
 from harness.cli import main

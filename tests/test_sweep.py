@@ -57,11 +57,12 @@ def test_bad_sweep_flags(tmp_path, capsys):
     assert main(["sweep", str(path), "--backend", "slurm"]) == 2
     assert main(["sweep", str(path), "--gpus-per-run", "1.5"]) == 2
     assert main(["sweep", str(path), "--max-parallel", "0"]) == 2
+    assert main(["sweep", str(path), "--seed-batch", "0"]) == 2
     assert main(["sweep", str(tmp_path / "missing.yaml")]) == 2
     err = capsys.readouterr().err.splitlines()
     assert [line.split(":")[2].strip() for line in err] == [
         "unknown backend 'slurm' (local or ray)", "bad value --gpus-per-run 1.5", "bad value --max-parallel 0",
-        "cannot read sweep file " + str(tmp_path / "missing.yaml")]
+        "bad value --seed-batch 0", "cannot read sweep file " + str(tmp_path / "missing.yaml")]
 
 
 @pytest.mark.parametrize("path", sorted((REPO / "sweeps").glob("*.yaml")), ids=lambda p: p.stem)
@@ -84,6 +85,20 @@ def test_cells_that_are_one_run_folder_are_merged_and_said(tmp_path):
     # darts: 2 learning rates x seeds {0, 1}; sd_darts the same; seed 0 listed twice and darts written twice
     assert len(cells) == 8 and len({(c.searcher.split(":")[0], c.assignments, c.seed) for c in cells}) == 8
     assert len(said) == 1 and "10 cell(s) name the same run folder as an earlier one" in said[0]  # of 18
+
+
+def test_cells_differing_only_in_the_seed_are_one_task_of_at_most_seed_batch_seeds(tmp_path):
+    from harness.sweep import load_sweep, seed_batches
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("preset: smoke\nspaces: [nb201]\nsearchers: [darts, sd_darts]\nseeds: 5\n"
+                    "grid: {w_lr: [0.025, 0.05]}\n")
+    cells = load_sweep(path)
+    tasks = seed_batches(cells, 4)
+    assert sorted(len(task) for task in tasks) == [1, 1, 1, 1, 4, 4, 4, 4]  # 4 configurations x 5 seeds
+    assert all(len({cell.configuration for cell in task}) == 1 for task in tasks)
+    assert [cell for task in tasks for cell in task] and {cell for task in tasks for cell in task} == set(cells)
+    assert len(seed_batches(cells, 1)) == len(cells)
 
 
 def _records(root: Path) -> dict[str, list[dict]]:
