@@ -69,15 +69,15 @@ def epoch_seed(seed: int, epoch: int) -> int:
 def build_searcher(experiment: Experiment, device: torch.device, steps_per_epoch: int,
                    half_sizes: tuple[int, int], seeds: Sequence[int]) -> Darts:
     """The configured searcher over one supernet per seed on ``device``, each initialised from its own seed
-    (exactly the supernet that seed gets alone), stacked (``searchers.seeds``). The stacked weights are 5-d, so
-    ``channels_last`` cannot apply to them (vmap lays out the grouped convolution itself)."""
+    (exactly the supernet that seed gets alone), stacked (``searchers.seeds``), convolution weights laid out per
+    seed as ``channels_last`` when configured."""
     config = experiment.config
     supernets = []
     for seed in seeds:
         torch.manual_seed(seed)
         supernets.append(experiment.space.build_supernet(config.channels, config.cells_per_stage,
                                                          config.track_running_stats))
-    stack = SeedStack(supernets).to(device)  # 5-d stacked weights: ``channels_last`` applies to the images only
+    stack = SeedStack(supernets, config.channels_last).to(device)
     optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
     context = SearchContext(steps_per_epoch, half_sizes, experiment.space.num_classes)
     return experiment.searcher(stack, optim, context, dict(config.searcher_options))

@@ -31,7 +31,7 @@ class SeedStack(nn.Module):
     seeds (the fixed evaluation batches); arch_weights a list of (K, ...) tensors. Returns logits (K, B, classes).
     ``arch_parameters()`` / ``weight_parameters()`` are the supernet's, stacked."""
 
-    def __init__(self, supernets: Sequence[nn.Module]) -> None:
+    def __init__(self, supernets: Sequence[nn.Module], channels_last: bool = False) -> None:
         super().__init__()
         params, buffers = stack_module_state(list(supernets))
         self.net = copy.deepcopy(supernets[0])
@@ -39,7 +39,10 @@ class SeedStack(nn.Module):
             owner, _, leaf = name.rpartition(".")
             module = self.net.get_submodule(owner)
             if name in params:
-                setattr(module, leaf, nn.Parameter(value.detach().clone()))
+                value = value.detach().clone()
+                if channels_last and value.dim() == 5:
+                    value = per_seed_channels_last(value)
+                setattr(module, leaf, nn.Parameter(value))
             else:
                 module.register_buffer(leaf, value.clone())
 
@@ -61,6 +64,10 @@ class SeedStack(nn.Module):
             return functional_call(self.net, seed_state, (seed_images, seed_weights))
 
         shared_images = images.dim() == 4
+        if self.seeds == 1:  # one seed: its slices, without vmap's dispatch (10 % of a CPU step at paper size)
+            seed_images = images if shared_images else images[0]
+            return one_seed({name: value[0] for name, value in state.items()}, seed_images,
+                            [weights[0] for weights in arch_weights])[None]
         return torch.vmap(one_seed, in_dims=(0, None if shared_images else 0, 0))(state, images, arch_weights)
 
     def seed_state_dict(self, seed: int) -> dict[str, torch.Tensor]:
@@ -69,6 +76,13 @@ class SeedStack(nn.Module):
 
     def load_seed_state_dicts(self, states: Sequence[dict[str, torch.Tensor]]) -> None:
         self.net.load_state_dict({name: torch.stack([s[name] for s in states]) for name in states[0]})
+
+
+def per_seed_channels_last(weights: torch.Tensor) -> torch.Tensor:
+    """Stacked convolution weights (K, out, in, kh, kw) laid out so that every seed's slice, and the (K * out, in,
+    kh, kw) grouped weight vmap makes of them, is ``channels_last``: the layout fast CPU and cuDNN convolutions
+    prefer (measured on the paper preset on 2 CPU cores: 2.06 s per step against 3.56 s contiguous)."""
+    return weights.permute(0, 1, 3, 4, 2).contiguous().permute(0, 1, 4, 2, 3)
 
 
 def seed_cross_entropy(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
