@@ -123,9 +123,10 @@ class RunFolder:
         self.checkpoints.save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "record": record.to_json(),
                                "supernet": supernet, "searcher": searcher}, epoch)
 
-    def restore(self, device: torch.device) -> tuple[dict[str, Any] | None, list[EpochRecord]]:
+    def restore(self, device: torch.device, at_most: int | None = None) -> tuple[dict[str, Any] | None, list[EpochRecord]]:
         """The newest checkpoint that verifies (falling back to the previous one, said in the log, when the newest
-        is corrupt) and the records of the epochs it covers, rewriting ``epochs.jsonl`` to match."""
+        is corrupt), of epoch ``at_most`` or before when given, and the records of the epochs it covers,
+        rewriting ``epochs.jsonl`` to match."""
         self.checkpoints.remove_stale_temp_files()
         records, damage = read_records(self.records_path)
         if damage is not None and not self.repair:
@@ -133,7 +134,8 @@ class RunFolder:
                                       "them") from None
         try:
             # the checkpoint's own record completes the records before it: no newer one than that can be used
-            state = self.checkpoints.load(device, self.log, max_epoch=len(records) + 1)
+            newest = len(records) + 1 if at_most is None else min(len(records) + 1, at_most)
+            state = self.checkpoints.load(device, self.log, max_epoch=newest) if newest else None
         except DamagedFile as broken:
             if not self.repair:
                 raise _repairable(broken, "starts the run over (its checkpoints cannot be trusted)") from None

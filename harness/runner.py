@@ -126,8 +126,10 @@ class SeedState:
 class SeedBatch:
     """The searches of one configuration with several seeds, computed together as one search vectorised over
     seeds (``searchers.seeds``; one seed is a batch of one). Each seed keeps its own run folder, lock, records,
-    checkpoints and summary, exactly as a lone run's: finished seeds are skipped, seeds resumed from different
-    epochs run as separate batches, a seed that diverges stops alone while the others go on."""
+    checkpoints and summary, exactly as a lone run's: finished seeds are skipped, a seed that diverges stops
+    alone while the others go on. Seeds resumed from different epochs (a kill between their checkpoints) go back
+    to the earliest one's epoch, so the batch computes what the uninterrupted batch did (a seed without a
+    checkpoint there runs in a batch of its own)."""
 
     def __init__(self, experiment: Experiment, seeds: Sequence[int], out_root: Path, data_dir: Path,
                  device: torch.device, log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
@@ -178,8 +180,13 @@ class SeedBatch:
             if state is not None:
                 folder.log(f"resuming after epoch {len(records)}/{cfg.epochs}")
             restored.append(SeedState(folder.seed, folder, state, records))
+        behind = min(len(seed.records) for seed in restored)
+        for seed in restored:  # a kill between two seeds' checkpoints: the ones ahead step back to the same epoch
+            if len(seed.records) > behind:
+                seed.state, seed.records = seed.folder.restore(self.device, at_most=behind)
+                seed.folder.log(f"continuing with the batch from epoch {len(seed.records)}")
         summaries = {}
-        for done in sorted({len(seed.records) for seed in restored}):  # normally one batch
+        for done in sorted({len(seed.records) for seed in restored}):  # one batch unless a checkpoint was missing
             summaries.update(self._search([seed for seed in restored if len(seed.records) == done]))
         return summaries
 

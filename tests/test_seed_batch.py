@@ -279,3 +279,27 @@ def test_a_seed_that_diverges_stops_alone_and_the_others_go_on(search_data, batc
     assert json.loads((next(tmp_path.rglob("seed-1")) / "summary.json").read_text())["status"] == "diverged"
     for seed in (0, 2):  # nothing of seed 1's NaNs reached them: the records of the batch without the fault
         assert_records_close(_records(tmp_path, seed), _records(batched_run, seed))
+
+
+@pytest.mark.slow
+@pytest.mark.faults
+def test_a_kill_between_two_seeds_checkpoints_resumes_to_the_uninterrupted_batch(search_data, batched_run, tmp_path,
+                                                                                 monkeypatch, capsys):
+    from harness.run_folder import RunFolder
+
+    original = RunFolder.save_checkpoint
+
+    def killed(self, epoch, *args):
+        if self.seed == 1 and epoch == 2:  # seed 0 has saved and recorded epoch 2, seeds 1 and 2 have not
+            raise KeyboardInterrupt
+        return original(self, epoch, *args)
+
+    args = ("--seeds", "3", "--seed-batch", "3", "--epochs", "3")
+    monkeypatch.setattr(RunFolder, "save_checkpoint", killed)
+    assert main(smoke_args(search_data, tmp_path, *args)) == 130
+    assert [len(_records(tmp_path, seed)) for seed in range(3)] == [2, 1, 1]
+    monkeypatch.setattr(RunFolder, "save_checkpoint", original)
+    assert main(smoke_args(search_data, tmp_path, *args)) == 0
+    assert "seed 0] continuing with the batch from epoch 1" in capsys.readouterr().err
+    for seed in range(3):
+        assert_records_close(_records(tmp_path, seed), _records(batched_run, seed))
