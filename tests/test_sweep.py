@@ -116,7 +116,8 @@ def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
 def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, tmp_path, capsys):
     assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
     out = capsys.readouterr().out
-    assert "4 runs, 2 at a time on the local backend" in out and "sweep: 4 done, 0 failed" in out
+    assert "4 runs in 2 task(s) of seeds computed together, 2 at a time on the local backend" in out
+    assert "sweep: 4 done, 0 failed" in out
     local = _records(tmp_path / "local")
     assert len(local) == 4 and all(len(records) == 1 for records in local.values())
     # a second sweep skips everything
