@@ -41,8 +41,8 @@ from searchers.darts import Darts
 from searchers.seeds import SeedStack, select_seed, stack_seeds
 
 Log = Callable[[str], None]
-# Seeds computed together by default. CPU: 4 seeds batched are 1.37x the throughput of 4 sequential seeds at the
-# quick preset (README: Timings). CUDA: 4, the GPU check's batch (.ci/gpu_seed_batch.sh); not yet measured.
+# Seeds computed together by default. CPU: 4 seeds batched are 1.31-1.37x the throughput of 4 sequential seeds at
+# the quick preset (README: Timings). CUDA: 4, the GPU check's batch (.ci/gpu_seed_batch.sh); not yet measured.
 SEED_BATCH_DEFAULTS = {"cpu": 4, "cuda": 4}
 
 
