@@ -4,7 +4,10 @@ Per search space: the accuracy its ``metrics`` prefer of the derived cell per ep
 over seeds), skip connections per epoch (spaces that have them), cell depth against accuracy (TSE Fig. 2a),
 dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
 (spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
-option run with two or more values (SD-DARTS: warm-up, Fig. 5; time window K, Fig. 6).
+option run with two or more values. An option that declares the published figure it varies
+(``json_schema_extra={"figure": ...}``: SD-DARTS's warm-up, Fig. 5, and time window K, Fig. 6) titles its ablation
+"<space> analogue of <figure>": the papers' figures are of other search spaces (SD-DARTS: retrained DARTS-space
+accuracies), so ours are analogues, not reproductions.
 
 A curve is the mean over the seeds that reached each epoch. Seeds that did not finish (incomplete or diverged)
 form their own dashed curve labelled as such, never mixed into a finished configuration's mean.
@@ -169,7 +172,9 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
             series = {label: by_value for label, by_value in series.items() if len(by_value) >= 2}
             if not series:
                 continue
-            title = f"{space}: {searcher}, final accuracy vs {option}"
+            figure = _published_figure(group, option)
+            title = (f"{space} analogue of {figure}: {searcher} vs {option}" if figure
+                     else f"{space}: {searcher}, final accuracy vs {option}")
             fig, ax = _new_axes(title, option, f"final {ylabel}")
             for label, by_value in sorted(series.items()):
                 xs = sorted(by_value)
@@ -179,6 +184,14 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
             name = f"{space}_{searcher}_{option}_ablation"
             made.append(_save(fig, ax, FigureInfo(name, title, "", "", [str(r.folder) for r in used]), out_dir))
     return made
+
+
+def _published_figure(runs: list[Run], option: str) -> str | None:
+    """The published figure a searcher option's ablation corresponds to, as the option declares it."""
+    searcher = runs[0].searcher_class
+    field = searcher.Options.model_fields.get(option) if searcher is not None else None
+    extra = field.json_schema_extra if field is not None else None
+    return extra.get("figure") if isinstance(extra, dict) else None
 
 
 def _by(runs: list[Run], key: Callable[[Run], object]) -> dict:

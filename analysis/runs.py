@@ -111,6 +111,19 @@ class Run:
                 continue
         return None
 
+    @cached_property
+    def searcher_class(self):
+        """The run's searcher class (by name, else by the class ``config.json`` records), or None when neither
+        resolves here."""
+        from searchers import get_searcher
+
+        for spec in (self.searcher, self.meta.get("searcher_class")):
+            try:
+                return get_searcher(spec) if spec else None
+            except UserError:
+                continue
+        return None
+
     @property
     def paper_protocol(self) -> bool:
         """Made with the paper preset, changed at most in its number of epochs (the TSE paper's 150-epoch row

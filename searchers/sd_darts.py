@@ -12,8 +12,12 @@ single-teacher method of Section 3.3), K = 2 for ``sd_darts_voted`` (Table 1's t
 otherwise uses DARTS's NB201 settings (Section 4.4: "the same as DARTS").
 
 Interpretations, documented: the stored output of a sample is the student's softmax at the moment it was trained
-on (augmented image, training mode), i.e. "the logits from previous training steps" (Section 4.5); the KL term is
-the batch mean of the per-sample KL; a sample's teacher is used only when all K previous epochs stored it.
+on (augmented image, training mode), i.e. "the logits from previous training steps" (Section 4.5); a sample's
+teacher is used only when all K previous epochs stored it. The KL term's reduction is an option
+(``kl_reduction``): Section 3.3 writes H as a sum over the samples of a batch, next to a cross-entropy that every
+implementation averages over the batch; with the sum, lambda = 1 would weigh the distillation term 64 times the
+cross-entropy at batch 64, which Table 1's single lambda = 1 for every search space and batch size does not
+suggest. Default: the batch mean (the two terms on one scale); ``sum`` follows the formula as written.
 """
 from __future__ import annotations
 
@@ -29,6 +33,7 @@ from searchers.darts import Darts
 from searchers.seeds import seed_cross_entropy
 
 KlDirection = Literal["student_teacher", "teacher_student"]
+KlReduction = Literal["batch_mean", "sum"]
 HALVES = ("weight", "arch")
 
 
@@ -48,10 +53,14 @@ class SdDarts(Darts):
     summary = "SD-DARTS: self-distillation from the previous epoch's outputs (Zhu et al., arXiv 2302.05629)"
 
     class Options(OptionSet):
-        warmup_epochs: int = Field(25, ge=0, description="xi, plain DARTS epochs before distilling (Table 1, Fig. 5)")
+        warmup_epochs: int = Field(25, ge=0, description="xi, plain DARTS epochs before distilling (Table 1, Fig. 5)",
+                                   json_schema_extra={"figure": "SD-DARTS Fig. 5"})
         distill_weight: float = Field(1.0, ge=0, le=1e6, description="lambda (Table 1)")
-        teacher_epochs: int = Field(1, ge=1, le=1000, description="K, previous epochs averaged (Table 1, Fig. 6)")
+        teacher_epochs: int = Field(1, ge=1, le=1000, description="K, previous epochs averaged (Table 1, Fig. 6)",
+                                    json_schema_extra={"figure": "SD-DARTS Fig. 6"})
         kl_direction: KlDirection = Field("student_teacher", description="H as written (Section 3.3) or reversed")
+        kl_reduction: KlReduction = Field("batch_mean", description="H over a batch: mean, or the sum as written "
+                                                                    "in Section 3.3")
 
     # reduced presets keep the paper's proportion: warm up for half of the epochs
     preset_options = {"quick": {"warmup_epochs": 4}, "smoke": {"warmup_epochs": 1}}
@@ -80,7 +89,9 @@ class SdDarts(Darts):
             teacher = self.teacher(half, batch.indices)
             known = ~torch.isnan(teacher).any(dim=-1)  # (K, B)
             per_sample = distillation_kl(logits, torch.nan_to_num(teacher, nan=1.0), self.options.kl_direction)
-            kl = torch.where(known, per_sample, 0.0).sum(dim=-1) / known.sum(dim=-1)  # mean over known samples
+            kl = torch.where(known, per_sample, 0.0).sum(dim=-1)  # over the samples with a teacher
+            if self.options.kl_reduction == "batch_mean":
+                kl = kl / known.sum(dim=-1)
             loss = loss + self.options.distill_weight * torch.nan_to_num(kl)  # no known teacher: no term
         return loss, logits
 
@@ -108,4 +119,5 @@ class SdDartsVoted(SdDarts):
     summary = "SD-DARTS with voting teachers: mean of the previous K=2 epochs' outputs (Section 3.4)"
 
     class Options(SdDarts.Options):
-        teacher_epochs: int = Field(2, ge=1, le=1000, description="K = 2, Table 1's time window")
+        teacher_epochs: int = Field(2, ge=1, le=1000, description="K = 2, Table 1's time window",
+                                    json_schema_extra={"figure": "SD-DARTS Fig. 6"})

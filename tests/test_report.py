@@ -121,6 +121,8 @@ def test_ablation_figures_need_two_settings(tmp_path):
     report = build_report([root], tmp_path / "out")
     names = {info.name for info in report.figures}
     assert "nb201_sd_darts_warmup_epochs_ablation" in names
+    titles = {info.name: info.title for info in report.figures}
+    assert titles["nb201_sd_darts_warmup_epochs_ablation"] == "nb201 analogue of SD-DARTS Fig. 5: sd_darts vs warmup_epochs"
     assert not any("teacher_epochs" in name or "distill_weight" in name for name in names)  # one setting each
     runs = load_runs([root])
     assert {r.label for r in runs} == {"sd_darts (smoke)", "sd_darts (smoke, warmup_epochs=0)",

@@ -143,6 +143,19 @@ def test_teacher_is_the_mean_of_the_right_epochs(name, window):
     assert torch.allclose(stored[-1][idx], student[idx].detach().float(), atol=1e-6)  # stored as float32
 
 
+def test_kl_reduction_sum_is_the_batch_mean_times_the_samples_with_a_teacher():
+    losses = {}
+    for reduction in ("batch_mean", "sum"):
+        searcher = make("sd_darts", {"warmup_epochs": 0, "kl_reduction": reduction})
+        for epoch in (1, 2):
+            searcher.begin_epoch(epoch)
+            b = batch(epoch, size=16)
+            loss, logits = searcher.weight_loss(b)
+            searcher.end_epoch(epoch)
+        losses[reduction] = (loss[0] - F.cross_entropy(logits[0], b.labels[0])).item()
+    assert losses["batch_mean"] > 0 and losses["sum"] == pytest.approx(16 * losses["batch_mean"], rel=1e-9)
+
+
 def test_distillation_starts_after_warmup_and_changes_both_losses():
     searcher = make("sd_darts", {"warmup_epochs": 1, "distill_weight": 1.0})
     plain = make("darts")

@@ -73,6 +73,18 @@ def test_shipped_sweep_files_are_valid(path):
     assert cells and len(set(cells)) == len(cells)
 
 
+def test_the_warmup_ablation_runs_as_the_paper_with_one_teacher_epoch():
+    """SD-DARTS Section 5.1 sets the time window K = 1 for its warm-up ablation (Fig. 5)."""
+    from harness.config import configure
+    from harness.sweep import load_sweep
+
+    cells = load_sweep(REPO / "sweeps" / "sd_darts_warmup_ablation.yaml")
+    options = [configure(c.space, c.searcher, c.preset, list(c.assignments), c.epochs).config.searcher_options
+               for c in cells]
+    assert {o["teacher_epochs"] for o in options} == {1}
+    assert sorted({o["warmup_epochs"] for o in options}) == [0, 10, 20, 25, 30, 40]
+
+
 def test_cells_that_are_one_run_folder_are_merged_and_said(tmp_path):
     """The built-in DARTS by name and by module:Class, and an option set to its preset value, are one folder."""
     from harness.sweep import load_sweep
