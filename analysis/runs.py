@@ -104,25 +104,14 @@ class Run:
         neither resolves here (a plug-in not installed in this environment)."""
         from benchmarks import get_space
 
-        for spec in (self.space, self.meta.get("space_class")):
-            try:
-                return get_space(spec) if spec else None
-            except UserError:
-                continue
-        return None
+        return _first_resolving(get_space, (self.space, self.meta.get("space_class")))
 
     @cached_property
     def searcher_class(self):
-        """The run's searcher class (by name, else by the class ``config.json`` records), or None when neither
-        resolves here."""
+        """The run's searcher class, resolved as ``space_class``."""
         from searchers import get_searcher
 
-        for spec in (self.searcher, self.meta.get("searcher_class")):
-            try:
-                return get_searcher(spec) if spec else None
-            except UserError:
-                continue
-        return None
+        return _first_resolving(get_searcher, (self.searcher, self.meta.get("searcher_class")))
 
     @property
     def paper_protocol(self) -> bool:
@@ -142,6 +131,16 @@ class Run:
             if value is not None:
                 points.append((record["epoch"], float(value)))
         return points
+
+
+def _first_resolving(resolve: Callable[[str], Any], specs: tuple[str | None, ...]) -> Any:
+    """The class the first resolvable spec names (a registered name, or ``package.module:Class``), else None."""
+    for spec in filter(None, specs):
+        try:
+            return resolve(spec)
+        except UserError:
+            continue
+    return None
 
 
 def load_runs(roots: list[Path], warn: Callable[[str], None] | None = None,

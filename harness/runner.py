@@ -294,14 +294,14 @@ class SeedBatch:
         bar.close()
         search_seconds = round(time.time() - started, 3)
         weights = searcher.derivation_weights()
+        trains, archs = weight_stats.read(), arch_stats.read()
         finite = [not train["nonfinite_steps"] and not arch["nonfinite_steps"]
                   and all(bool(torch.isfinite(w[index]).all()) for w in weights) and seed.status == "running"
-                  for index, (seed, train, arch) in enumerate(zip(batch, weight_stats.read(), arch_stats.read()))]
+                  for index, (seed, train, arch) in enumerate(zip(batch, trains, archs))]
         diagnostics = (epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method, self.space.discrete_weights)
                        if any(finite) and self._diagnostics_due(epoch) else [Diagnostics()] * len(batch))
         records = []
-        for index, (train, arch, ok, measured) in enumerate(zip(weight_stats.read(), arch_stats.read(), finite,
-                                                                diagnostics)):
+        for index, (train, arch, ok, measured) in enumerate(zip(trains, archs, finite, diagnostics)):
             seed_weights = [w[index] for w in weights]
             cell = self.space.describe(self.space.derive(seed_weights)) if ok else CellDescription()
             records.append(EpochRecord.build(

@@ -68,23 +68,25 @@ def _as(dtype: torch.dtype, batch: Batch) -> Batch:
     return Batch(batch.images.to(dtype), batch.labels, batch.indices)
 
 
-def _search(searcher: Darts, seeds: list[int], data: SearchData, dtype: torch.dtype, before_step=None,
-            after_step=None) -> list[list[float]]:
-    """The runner's epoch loop without records: per step, each seed's weight and architecture loss."""
-    losses = []
+def _steps(searcher: Darts, seeds: list[int], data: SearchData):
+    """The runner's epoch loop without records: yields each step's (weight, architecture) batches, the
+    searcher reseeded, its epoch begun and ended and its learning rate set around them."""
     for epoch in range(1, EPOCHS + 1):
         searcher.reseed([epoch_seed(seed, epoch) for seed in seeds])
         searcher.begin_epoch(epoch)
-        for step, (weight_batch, arch_batch) in enumerate(data.seed_epochs(seeds, epoch, BATCH)):
+        for step, batches in enumerate(data.seed_epochs(seeds, epoch, BATCH)):
             searcher.set_learning_rate(epoch, step)
-            if before_step is not None:
-                before_step(epoch, step)
-            stats = EpochStats(torch.device("cpu"), len(seeds)), EpochStats(torch.device("cpu"), len(seeds))
-            searcher.step(_as(dtype, weight_batch), _as(dtype, arch_batch), *stats)
-            losses.append([[s["loss"] for s in part.read()] for part in stats])
-            if after_step is not None:
-                after_step(epoch, step)
+            yield batches
         searcher.end_epoch(epoch)
+
+
+def _search(searcher: Darts, seeds: list[int], data: SearchData, dtype: torch.dtype) -> list[list[float]]:
+    """Per step, each seed's weight and architecture loss."""
+    losses = []
+    for weight_batch, arch_batch in _steps(searcher, seeds, data):
+        stats = EpochStats(torch.device("cpu"), len(seeds)), EpochStats(torch.device("cpu"), len(seeds))
+        searcher.step(_as(dtype, weight_batch), _as(dtype, arch_batch), *stats)
+        losses.append([[s["loss"] for s in part.read()] for part in stats])
     return losses
 
 
@@ -130,23 +132,18 @@ def _phases(searcher: Darts, seeds: list[int], data: SearchData, lock) -> list[t
     overrides ``step`` is one phase): ``lock(phase)`` before each; per phase each seed's loss and the gradients
     it applied."""
     cpu, results, phase = torch.device("cpu"), [], 0
-    for epoch in range(1, EPOCHS + 1):
-        searcher.reseed([epoch_seed(seed, epoch) for seed in seeds])
-        searcher.begin_epoch(epoch)
-        for step, (weight_batch, arch_batch) in enumerate(data.seed_epochs(seeds, epoch, BATCH)):
-            searcher.set_learning_rate(epoch, step)
-            if type(searcher).step is Darts.step:
-                parts = [lambda stats: searcher.arch_step(weight_batch, arch_batch, stats),
-                         lambda stats: searcher.weight_step(weight_batch, stats)]
-            else:
-                parts = [lambda stats: searcher.step(weight_batch, arch_batch, stats, stats)]
-            for run_phase in parts:
-                lock(phase)
-                stats = EpochStats(cpu, len(seeds))
-                run_phase(stats)
-                results.append(([s["loss"] for s in stats.read()], _applied_gradients(searcher)))
-                phase += 1
-        searcher.end_epoch(epoch)
+    for weight_batch, arch_batch in _steps(searcher, seeds, data):
+        if type(searcher).step is Darts.step:
+            parts = [lambda stats: searcher.arch_step(weight_batch, arch_batch, stats),
+                     lambda stats: searcher.weight_step(weight_batch, stats)]
+        else:
+            parts = [lambda stats: searcher.step(weight_batch, arch_batch, stats, stats)]
+        for run_phase in parts:
+            lock(phase)
+            stats = EpochStats(cpu, len(seeds))
+            run_phase(stats)
+            results.append(([s["loss"] for s in stats.read()], _applied_gradients(searcher)))
+            phase += 1
     return results
 
 
