@@ -47,12 +47,13 @@ for name in builtin_searchers():
 experiment = configure("nb201", "darts", preset, [])
 config = experiment.config
 searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size), list(range(seeds)))
-eval_batches = _batches(experiment, device, config.eval_batches, seeds=1)
+single = [type(b)(b.images[0], b.labels[0], b.indices[0])
+          for b in _batches(experiment, device, -(-config.eval_images // config.batch_size), seeds=1)]
+hessian = single[:-(-config.hessian_images // config.batch_size)]
 for method in (sys.argv[4] if len(sys.argv) > 4 else "exact,power").split(","):
     _sync(device)
-    diag = epoch_diagnostics(searcher, [type(b)(b.images[0], b.labels[0], b.indices[0]) for b in eval_batches], method,
-                             experiment.space.discrete_weights)[0]
+    diag = epoch_diagnostics(searcher, single, hessian, method, experiment.space.discrete_weights)[0]
     results[f"diagnostics_{method}"] = diag.model_dump()
-    print(f"diagnostics ({method}, {config.eval_batches} batches of {config.batch_size}): "
+    print(f"diagnostics ({method}, accuracies on {config.eval_images} images, Hessian on {config.hessian_images}): "
           f"{diag.diagnostics_seconds:.1f} s, eig {diag.hessian_eig_max:.4g}", flush=True)
 print(json.dumps(results))

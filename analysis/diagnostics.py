@@ -1,4 +1,4 @@
-"""Per-epoch search diagnostics on a fixed set of evaluation batches (same images, no augmentation, every epoch).
+"""Per-epoch search diagnostics on a fixed evaluation set (same images, no augmentation, every epoch).
 
 - ``hessian_eig_max``: largest eigenvalue of the Hessian of the evaluation loss w.r.t. all architecture
   parameters (``analysis.hessian``), the sharpness SD-DARTS (Fig. 2) and the TSE paper (Fig. 2b, App. E) track.
@@ -6,9 +6,15 @@
   cell's network with the inherited weights (one-hot mixing: only the argmax op of each edge); their difference is
   the discretization gap SD-DARTS claims to close. BN is in training mode, as during search.
 
-The evaluation set is the first batches of the architecture half (the validation data); searchers without a
-validation set (TSE) use the first images of the CIFAR-10 test set instead, which no searcher trains on. The
-model's state (BN running statistics) is restored afterwards, so diagnostics never change a search.
+The evaluation set (``eval_set``, ``eval_images``) is by default the first 1,024 held-out images, the same for
+every searcher: images no searcher trains on (the CIFAR-10 test set, the ``xtest`` half of the other datasets'
+test sets; ``benchmarks.images``). Why not the architecture half: DARTS-family searchers fit their mixing weights
+to it and TSE searchers never see it, so accuracies there are not comparable across searchers. 1,024 images
+resolve 0.1 points (128 resolved 0.8) at two forward passes per batch. The Hessian, two orders of magnitude
+dearer per image (a graph for second derivatives, then ~10 products), is taken on the first ``hessian_images``
+(128) of the same images; ``eval_set=arch_half`` measures on the architecture half instead, the validation loss
+of Zela et al. (ICLR 2020), for searchers that have one. The model's state (BN running statistics) is restored
+afterwards, so diagnostics never change a search.
 """
 from __future__ import annotations
 
@@ -56,16 +62,23 @@ LANCZOS_PRODUCTS_EXPECTED = 12  # measured 10 of 30 on the paper preset: for the
 PROBED_PRODUCTS = 3
 
 
-def probe_seconds(searcher: Any, batches: list[Batch], hessian_method: str) -> float:
-    """What one ``epoch_diagnostics`` pass will take, without running it: one gradient with its graph and the
-    fastest of three Hessian-vector products timed on the first batch, times the products the method needs
-    (exact: one per architecture parameter) and the batches. Leaves the model's state as it was."""
+def probe_seconds(searcher: Any, eval_batches: list[Batch], hessian_batches: list[Batch], hessian_method: str) -> float:
+    """What one ``epoch_diagnostics`` pass will take, without running it: a forward pass, one gradient with its
+    graph and the fastest of three Hessian-vector products timed on the first batch, times the passes the
+    accuracies and the method need (exact: one product per architecture parameter). Leaves the model's state as
+    it was."""
+    batches = hessian_batches
     supernet = searcher.supernet
     device = searcher.alphas[0].device
     sync = (lambda: torch.cuda.synchronize(device)) if device.type == "cuda" else (lambda: None)
     with preserved_buffers(supernet):
         supernet.train()
         sync()
+        started = time.perf_counter()
+        with torch.no_grad():
+            supernet(batches[0].images, searcher.expected_arch_weights())
+        sync()
+        forward = time.perf_counter() - started
         started = time.perf_counter()
         loss = seed_cross_entropy(supernet(batches[0].images, searcher.expected_arch_weights()), batches[0].labels)
         gradient = torch.autograd.grad(loss.sum(), searcher.alphas, create_graph=True)
@@ -82,10 +95,10 @@ def probe_seconds(searcher: Any, batches: list[Batch], hessian_method: str) -> f
     size = sum(alpha[0].numel() for alpha in searcher.alphas)
     products = {"exact": size, "lanczos": min(size, LANCZOS_PRODUCTS_EXPECTED)}.get(hessian_method,
                                                                                  2 * POWER_ITERATIONS_EXPECTED)
-    return len(batches) * (graph + products * product)
+    return 2 * len(eval_batches) * forward + len(batches) * (graph + products * product)
 
 
-def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
+def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_batches: list[Batch], hessian_method: str,
                       discretize: Discretize) -> list[Diagnostics]:
     """Each seed's diagnostics, computed for all seeds at once; ``discretize`` maps one seed's mixing weights to
     the derived cell's (the search space's rule). ``diagnostics_seconds`` is the batch's time."""
@@ -99,9 +112,10 @@ def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_method: str,
             discrete_acc = accuracy(supernet, batches, seedwise(discretize, mixed))
 
         def loss(b: int) -> torch.Tensor:
-            return seed_cross_entropy(supernet(batches[b].images, searcher.expected_arch_weights()), batches[b].labels)
+            batch = hessian_batches[b]
+            return seed_cross_entropy(supernet(batch.images, searcher.expected_arch_weights()), batch.labels)
 
-        eigenvalues = dominant_eigenvalues(loss, searcher.alphas, len(batches), hessian_method)
+        eigenvalues = dominant_eigenvalues(loss, searcher.alphas, len(hessian_batches), hessian_method)
     seconds = round(time.time() - started, 3)
     return [Diagnostics(hessian_eig_max=eigenvalue, supernet_acc=mixed_acc, discrete_acc=derived_acc,
                         discretization_gap=mixed_acc - derived_acc, diagnostics_seconds=seconds)

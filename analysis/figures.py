@@ -1,6 +1,6 @@
 """The papers' figures from our runs (matplotlib + seaborn), PNG and PDF, sized for one paper column.
 
-Per search space: the accuracy its ``metrics`` prefer of the derived cell per epoch (mean and a +-1 std band
+Per search space and dataset searched on (``Run.scope``): the accuracy its ``metrics`` prefer of the derived cell per epoch (mean and a +-1 std band
 over seeds), skip connections per epoch (spaces that have them), cell depth against accuracy (TSE Fig. 2a),
 dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
 (spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
@@ -47,11 +47,12 @@ class FigureInfo:
 
 
 def accuracy_key(runs: list[Run]) -> tuple[str, str]:
-    """The look-up figures of these runs (of one space) show, and its axis label: the first of the space's
-    ``metrics`` that the runs hold; for a space that does not resolve here, the first look-up they hold."""
+    """The look-up figures of these runs (of one space and dataset) show, and its axis label: the first of the
+    space's ``metrics`` that measures the dataset searched on and that the runs hold, else the first they hold;
+    for a space that does not resolve here, the first look-up they hold."""
     space = runs[0].space_class
     if space is not None:
-        return space.metric(lambda key: any(run.series("lookup", key) for run in runs))
+        return space.metric(lambda key: any(run.series("lookup", key) for run in runs), runs[0].dataset)
     keys = [key for run in runs for record in run.records for key in (record.get("lookup") or {})]
     return (keys[0], f"{keys[0]} (%)") if keys else ("accuracy", "accuracy (%)")
 
@@ -156,7 +157,7 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
     more values were run with everything else equal (SD-DARTS's warm-up and time window: its Figs. 5 and 6):
     one figure per searcher, space and option, one line per preset and other settings; numeric options only."""
     made = []
-    for (searcher, space), group in _by(runs, lambda run: (run.searcher, run.space)).items():
+    for (searcher, space), group in _by(runs, lambda run: (run.searcher, run.scope)).items():
         key, ylabel = accuracy_key(group)
         for option in sorted({o for run in group for o in run.config.get("searcher_options", {})}):
             series: dict[str, dict[float, list[float]]] = {}
@@ -212,7 +213,7 @@ def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.8)
     out_dir.mkdir(parents=True, exist_ok=True)
     made: list[FigureInfo | None] = []
-    for space, in_space in sorted(_by(runs, lambda run: run.space).items()):
+    for space, in_space in sorted(_by(runs, lambda run: run.scope).items()):
         space_class = in_space[0].space_class
         key, ylabel = accuracy_key(in_space)
         made.append(_epoch_figure(in_space, out_dir, f"{space}_accuracy_per_epoch",

@@ -1,7 +1,9 @@
 """The papers' published numbers (``published.json``), the reference a reproduction is compared with.
 
 Each row: paper, table, method, the harness searcher that reproduces it (or null for methods the harness does not
-implement), space, epochs, and per look-up key the published (mean, std). Rows whose every std is 0 and whose
+implement), space, epochs, its search protocol (``searched_on``: ``cifar10``, every column from a CIFAR-10 search;
+``each``, each dataset's columns from searches on that dataset, see the file's note_protocols), and per look-up
+key the published (mean, std). Rows whose every std is 0 and whose
 cell is known carry ``lookup_arch``: their values are pure table look-ups, which CI checks against the installed
 table (the DARTS rows of SD-DARTS Table 4 are the all-skip cell, the TSE-DrNAS row the all-conv3x3 cell).
 Rows with ``checked`` false are shown in tables but not used by the regression check: the papers' DARTS rows on
@@ -26,8 +28,17 @@ class PublishedRow:
     space: str
     values: dict[str, tuple[float, float]]  # look-up key -> (mean, std)
     epochs: int | None = None
+    searched_on: str = "cifar10"  # a dataset, or "each"
     lookup_arch: str | None = None
     checked: bool = True  # compared with our runs in ``harness report --check`` (see the file's note_checked)
+
+
+def searched_dataset(space: str, key: str, searched_on: str) -> str:
+    """The dataset whose searches a published column ``key`` of ``space`` reports under the protocol
+    ``searched_on``: that dataset, or (``each``) the one the look-up key measures."""
+    from benchmarks import get_space
+
+    return get_space(space).lookup_dataset(key) if searched_on == "each" else searched_on
 
 
 @lru_cache(maxsize=1)
@@ -42,7 +53,8 @@ def published_rows() -> tuple[PublishedRow, ...]:
 
 
 def table_layouts() -> list[dict]:
-    """The papers' table layouts (``tables`` in the file): name, paper, table, title, [space, key, header]s."""
+    """The papers' table layouts (``tables`` in the file): name, paper, table, title, protocol, [space, key,
+    header]s."""
     return _published()["tables"]
 
 

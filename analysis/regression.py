@@ -1,7 +1,9 @@
 """Regression of our reproductions against the published numbers (``harness report --check``).
 
 Only finished runs of the paper protocol count (``Run.paper_protocol``: the paper preset, at most its epoch count
-changed) and only against published rows of the same searcher, space and epoch count. A look-up key deviates when
+and dataset changed) and only against published rows of the same searcher, space and epoch count, each published
+column only with runs searched on the dataset the row's protocol names for it (``PublishedRow.searched_on``): a
+CIFAR-10 search is never compared with a column that was searched on CIFAR-100. A look-up key deviates when
 ``|ours - published| > max(2 * max(published std, our std), 0.5)`` points: twice the larger spread, since both
 means are estimates from a handful of seeds, and never below half a point, the precision the papers print at
 with stds of 0.00 (the all-skip collapse is deterministic).
@@ -10,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from analysis.published import PublishedRow, published_rows
+from analysis.published import PublishedRow, published_rows, searched_dataset
 from analysis.runs import Run
 from analysis.tables import Stat, seed_stats
 
@@ -27,6 +29,7 @@ class Comparison:
     published: PublishedRow
     config_name: str
     key: str
+    dataset: str  # searched on
     ours: Stat
 
     @property
@@ -45,24 +48,26 @@ class Comparison:
         mean, std = self.published.values[self.key]
         row = self.published
         return (f"{row.paper} {row.table} {row.method} [{row.space} {self.key}]: ours ({row.searcher}, "
-                f"{self.config_name}, {self.ours[2]} seeds) {self.ours[0]:.2f} ± {self.ours[1]:.2f} vs published "
+                f"{self.config_name}, searched on {self.dataset}, {self.ours[2]} seeds) {self.ours[0]:.2f} ± {self.ours[1]:.2f} vs published "
                 f"{mean:.2f} ± {std:.2f}: difference {self.difference:+.2f}, tolerance {self.tolerance:.2f}")
 
 
 def compare(runs: list[Run]) -> list[Comparison]:
-    """Every (published row, our paper-protocol configuration, look-up key) with at least one finished seed."""
+    """Every (published row, our paper-protocol configuration searched on the column's dataset, look-up key) with
+    at least one finished seed."""
     comparisons = []
     for row in published_rows():
         if row.searcher is None or not row.checked:
             continue
-        configs: dict[str, list[Run]] = {}
-        for run in runs:
-            if (run.status == "done" and run.paper_protocol and run.searcher == row.searcher
-                    and run.space == row.space and run.epochs == row.epochs):
-                configs.setdefault(run.config_name, []).append(run)
-        for config_name, group in configs.items():
-            for key in row.values:
+        for key in row.values:
+            dataset = searched_dataset(row.space, key, row.searched_on)
+            configs: dict[str, list[Run]] = {}
+            for run in runs:
+                if (run.status == "done" and run.paper_protocol and run.searcher == row.searcher
+                        and run.space == row.space and run.epochs == row.epochs and run.dataset == dataset):
+                    configs.setdefault(run.config_name, []).append(run)
+            for config_name, group in configs.items():
                 stat = seed_stats(group, key)
                 if stat is not None:
-                    comparisons.append(Comparison(row, config_name, key, stat))
+                    comparisons.append(Comparison(row, config_name, key, dataset, stat))
     return comparisons

@@ -40,7 +40,7 @@ def _run_line(run: Run) -> list[str]:
     key, _ = accuracy_key([run])
     last = run.records[-1] if run.records else {}
     value = (last.get("lookup") or {}).get(key)
-    return [f"{run.space}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",
+    return [f"{run.scope}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",
             str(last.get("genotype") or "-"), "-" if value is None else f"{value:.2f} ({key})",
             run.data_source, run.device]
 

@@ -51,6 +51,27 @@ class Run:
         return self.config["epochs"]
 
     @property
+    def dataset(self) -> str:
+        """The dataset searched on (runs from before the setting existed searched on CIFAR-10)."""
+        return self.config.get("dataset") or (self.meta.get("data") or {}).get("dataset") or "cifar10"
+
+    @property
+    def scope(self) -> str:
+        """The space, with the dataset searched on when it is not the space's default (``nb201-cifar100``):
+        figures are drawn per scope."""
+        default = self.space_class.datasets[0] if self.space_class is not None else "cifar10"
+        return self.space if self.dataset == default else f"{self.space}-{self.dataset}"
+
+    @property
+    def setting(self) -> str:
+        """The configuration's name without the dataset (``paper-cifar100-<hash>`` -> ``paper-<hash>``; the hash
+        leaves the dataset out): one setting's searches on each dataset are one row of a per-dataset table."""
+        marker = f"{self.config.get('preset')}-{self.dataset}"
+        if self.config_name == marker or self.config_name.startswith(marker + "-"):
+            return self.config.get("preset") + self.config_name[len(marker):]
+        return self.config_name
+
+    @property
     def status(self) -> str:
         """done, diverged, or incomplete: no summary, or records that end before the summary's epoch count."""
         if self.summary is None or sum(r["status"] == "ok" for r in self.records) < self.summary["epochs_done"]:
@@ -64,8 +85,9 @@ class Run:
 
     @property
     def label(self) -> str:
-        """Searcher, preset and what was changed from the preset: ``sd_darts (smoke, warmup_epochs=0)``."""
-        changed = "".join(f", {key}={value}" for key, value in sorted(self.overrides.items()))
+        """Searcher, preset and what was changed from the preset but the dataset (``Run.scope`` says it):
+        ``sd_darts (smoke, warmup_epochs=0)``."""
+        changed = "".join(f", {key}={value}" for key, value in sorted(self.overrides.items()) if key != "dataset")
         return f"{self.searcher} ({self.config.get('preset', self.config_name)}{changed})"
 
     @property
@@ -116,9 +138,11 @@ class Run:
     @property
     def paper_protocol(self) -> bool:
         """Made with the paper preset, changed at most in its number of epochs (the TSE paper's 150-epoch row
-        is the paper protocol run longer) and in how it was executed or observed (``EXECUTION_FIELDS``). Only
-        such runs are compared with published numbers in ``--check``."""
-        return self.config.get("preset") == "paper" and set(self.overrides) <= {"epochs", *EXECUTION_FIELDS}
+        is the paper protocol run longer), its dataset (a per-dataset protocol's searches) and in how it was
+        executed or observed (``EXECUTION_FIELDS``). Only such runs are compared with published numbers in
+        ``--check``, each with the columns of its dataset."""
+        return (self.config.get("preset") == "paper"
+                and set(self.overrides) <= {"epochs", "dataset", *EXECUTION_FIELDS})
 
     def series(self, key: str, lookup: str | None = None) -> list[tuple[int, float]]:
         """``(epoch, value)`` of a record field (or of one entry of a per-look-up field such as ``lookup`` or

@@ -1,9 +1,11 @@
 """The papers' result tables rebuilt from our runs, published numbers beside ours, in Markdown, LaTeX and CSV.
 
-Layouts (``tables`` in ``published.json``) follow SD-DARTS Table 4 (NB201, valid and test on three datasets),
-TSE Table 3 (NB201, test) and TSE Table 4 (NB101 test in 1shot1 spaces 1-3). Each published method is one row; each of our configurations
-(searcher + config name, averaged over its *done* seeds) follows the published row of its searcher, with a
-difference row (ours - published, in points). Our configurations without a published row of their searcher are
+Layouts (``tables`` in ``published.json``) follow SD-DARTS Table 4 (NB201 searched on CIFAR-10, valid and test
+looked up on three datasets), TSE Table 3 (NB201, test, each column searched on its own dataset) and TSE Table 4
+(NB101 test in 1shot1 spaces 1-3). Each published method is one row; each of our settings (searcher + config name
+without the dataset, averaged over its *done* seeds) follows the published row of its searcher, with a difference
+row (ours - published, in points). A column holds only our searches on the dataset the table's protocol names for
+it: in TSE Table 3 the CIFAR-100 column is our CIFAR-100 searches', in SD-DARTS Table 4 our CIFAR-10 searches'. Our configurations without a published row of their searcher are
 listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
 
 Statistics: mean and population standard deviation (ddof=0, numpy's default) over seeds of the final epoch's
@@ -18,7 +20,7 @@ from typing import Iterable
 
 import numpy as np
 
-from analysis.published import PublishedRow, published_rows, table_layouts
+from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.runs import Run
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
@@ -29,6 +31,7 @@ class Column:
     space: str
     key: str  # look-up key of the per-epoch records
     header: str
+    dataset: str  # our searches on this dataset fill the column
 
 
 @dataclass(frozen=True)
@@ -37,6 +40,7 @@ class TableLayout:
     paper: str
     table: str
     title: str
+    searched_on: str  # the table's protocol: a dataset, or "each"
     columns: tuple[Column, ...]
 
     @property
@@ -44,7 +48,9 @@ class TableLayout:
         return {column.space for column in self.columns}
 
 
-LAYOUTS = tuple(TableLayout(t["name"], t["paper"], t["table"], t["title"], tuple(Column(*c) for c in t["columns"]))
+LAYOUTS = tuple(TableLayout(t["name"], t["paper"], t["table"], t["title"], t["searched_on"],
+                            tuple(Column(space, key, header, searched_dataset(space, key, t["searched_on"]))
+                                  for space, key, header in t["columns"]))
                 for t in table_layouts())
 
 
@@ -69,9 +75,9 @@ class TableRow:
 
 @dataclass
 class OurConfig:
-    """One searcher + config name of ours across the spaces of a table (one row)."""
+    """One searcher + setting of ours across the spaces and datasets of a table (one row)."""
     searcher: str
-    config_name: str
+    setting: str
     runs: list[Run] = field(default_factory=list)
 
     @property
@@ -81,13 +87,22 @@ class OurConfig:
     def row(self, columns: tuple[Column, ...]) -> TableRow:
         cells: dict[Column, tuple[float, float | None] | None] = {}
         for column in columns:
-            stat = seed_stats([r for r in self.runs if r.space == column.space], column.key)
+            stat = seed_stats([r for r in self.runs if r.space == column.space and r.dataset == column.dataset],
+                              column.key)
             cells[column] = stat[:2] if stat else None
-        counts = {status: sum(r.status == status for r in self.runs) for status in ("done", "diverged", "incomplete")}
-        seeds = str(counts["done"]) + "".join(f" (+{n} {s})" for s, n in counts.items() if n and s != "done")
+        by_dataset: dict[str, list[Run]] = {}
+        for run in self.runs:
+            by_dataset.setdefault(run.dataset, []).append(run)
+        seeds = "; ".join((f"{dataset}: " if len(by_dataset) > 1 else "") + _seed_counts(runs)
+                          for dataset, runs in by_dataset.items())
         devices = sorted({r.device for r in self.runs})
         sources = sorted({r.data_source for r in self.runs})
         return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs), "; ".join(sources + devices))
+
+
+def _seed_counts(runs: list[Run]) -> str:
+    counts = {status: sum(r.status == status for r in runs) for status in ("done", "diverged", "incomplete")}
+    return str(counts["done"]) + "".join(f" (+{n} {s})" for s, n in counts.items() if n and s != "done")
 
 
 def _published_methods(layout: TableLayout) -> list[list[PublishedRow]]:
@@ -120,9 +135,10 @@ def build_table(layout: TableLayout, runs: list[Run]) -> list[TableRow]:
     """Published rows in the paper's order, each followed by our matching configurations and their differences;
     our configurations of searchers the table does not list come last."""
     configs: dict[tuple[str, str], OurConfig] = {}
+    datasets = {(column.space, column.dataset) for column in layout.columns}
     for run in runs:
-        if run.space in layout.spaces:
-            configs.setdefault((run.searcher, run.config_name), OurConfig(run.searcher, run.config_name)).runs.append(run)
+        if (run.space, run.dataset) in datasets:
+            configs.setdefault((run.searcher, run.setting), OurConfig(run.searcher, run.setting)).runs.append(run)
     methods = _published_methods(layout)
     attached: dict[int, list[OurConfig]] = {}
     leftovers = []

@@ -1,8 +1,8 @@
 """Device-resident search data: the two halves of the split as uint8 tensors, augmented per batch on the device.
 
 Why: the reference pipeline decodes and augments each image in Python worker processes; here the whole set
-(150 MB as uint8) lives on the run's device and a batch is two gathers (random crop with 4-pixel zero padding,
-horizontal flip) plus one fused normalisation. All randomness of an epoch (order, crop offsets, flips) comes
+(150 MB as uint8 for CIFAR) lives on the run's device and a batch is two gathers (random crop with the dataset's
+zero padding, horizontal flip: ``benchmarks.images.Augmentation``) plus one fused normalisation. All randomness of an epoch (order, crop offsets, flips) comes
 from a CPU generator seeded by (run seed, epoch, half): the same on every device, and an epoch resumed from a
 checkpoint sees exactly the batches it saw before.
 """
@@ -14,17 +14,14 @@ from typing import Iterator, Sequence
 import numpy as np
 import torch
 
-from benchmarks.cifar10 import MEAN, STD
-
-PAD = 4
-SIZE = 32
+from benchmarks.images import Augmentation
 
 
 @dataclass
 class Batch:
     """One batch; a search step's batches have a leading seed dimension (one batch per seed, stacked)."""
 
-    images: torch.Tensor  # float ([K,] B, 3, 32, 32), normalised
+    images: torch.Tensor  # float ([K,] B, 3, H, W), normalised
     labels: torch.Tensor  # int64 ([K,] B)
     indices: torch.Tensor  # int64 ([K,] B): positions in the half, for per-sample state (SD-DARTS teachers)
 
@@ -35,17 +32,21 @@ class Batch:
 
 
 class DeviceImages:
-    """One half of the search split, zero-padded once, on the device."""
+    """One half of the search split (or the held-out set), zero-padded once, on the device."""
 
-    def __init__(self, images_nhwc: np.ndarray, labels: np.ndarray, device: torch.device,
+    def __init__(self, images_nhwc: np.ndarray, labels: np.ndarray, device: torch.device, augmentation: Augmentation,
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
         images = torch.from_numpy(np.ascontiguousarray(images_nhwc)).permute(0, 3, 1, 2)
-        self.padded = torch.nn.functional.pad(images, (PAD, PAD, PAD, PAD)).contiguous().to(device)
+        if images.shape[2:] != (augmentation.size, augmentation.size):
+            raise ValueError(f"images of {tuple(images.shape[2:])} pixels, the dataset's are {augmentation.size}")
+        self.pad, self.size = augmentation.padding, augmentation.size
+        self.padded = torch.nn.functional.pad(images, (self.pad,) * 4).contiguous().to(device)
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
         self.device = torch.device(device)
         self.memory_format = memory_format
-        self.scale = (1.0 / (255.0 * torch.tensor(STD))).view(1, 3, 1, 1).to(device)
-        self.shift = (torch.tensor(MEAN) / torch.tensor(STD)).view(1, 3, 1, 1).to(device)
+        std, mean = torch.tensor(augmentation.std), torch.tensor(augmentation.mean)
+        self.scale = (1.0 / (255.0 * std)).view(1, 3, 1, 1).to(device)
+        self.shift = (mean / std).view(1, 3, 1, 1).to(device)
 
     def __len__(self) -> int:
         return self.labels.shape[0]
@@ -55,34 +56,37 @@ class DeviceImages:
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True) -> Iterator[Batch]:
         """One pass over the half in a random order (last batch smaller, as the reference's DataLoader)."""
-        count = len(self)
+        count, pad, size = len(self), self.pad, self.size
         order = torch.randperm(count, generator=generator)
-        offsets = torch.randint(0, 2 * PAD + 1, (count, 2), generator=generator)
+        offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator)
         flips = torch.rand(count, generator=generator) < 0.5
         order, offsets, flips = order.to(self.device), offsets.to(self.device), flips.to(self.device)
-        steps = torch.arange(SIZE, device=self.device)
+        steps = torch.arange(size, device=self.device)
         for start in range(0, count, batch_size):
             idx = order[start:start + batch_size]
             images = self.padded[idx]
             if augment:
                 rows = offsets[start:start + batch_size, :1] + steps
                 cols = offsets[start:start + batch_size, 1:] + torch.where(
-                    flips[start:start + batch_size, None], SIZE - 1 - steps, steps)
+                    flips[start:start + batch_size, None], size - 1 - steps, steps)
                 b = idx.shape[0]
-                images = images.gather(2, rows[:, None, :, None].expand(b, 3, SIZE, SIZE + 2 * PAD))
-                images = images.gather(3, cols[:, None, None, :].expand(b, 3, SIZE, SIZE))
+                images = images.gather(2, rows[:, None, :, None].expand(b, 3, size, size + 2 * pad))
+                images = images.gather(3, cols[:, None, None, :].expand(b, 3, size, size))
             else:
-                images = images[:, :, PAD:PAD + SIZE, PAD:PAD + SIZE]
+                images = self._unpadded(images)
             yield Batch(self.normalise(images), self.labels[idx], idx)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
 
-    def fixed_batches(self, count: int, batch_size: int) -> list[Batch]:
-        """The first ``count`` batches in stored order, unaugmented: the same images every epoch."""
-        order = torch.arange(min(len(self), count * batch_size), device=self.device)
-        return [Batch(self.normalise(self.padded[idx][:, :, PAD:PAD + SIZE, PAD:PAD + SIZE]), self.labels[idx], idx)
+    def fixed_batches(self, images: int, batch_size: int) -> list[Batch]:
+        """The first ``images`` images in stored order, unaugmented, in batches: the same images every epoch."""
+        order = torch.arange(min(len(self), images), device=self.device)
+        return [Batch(self.normalise(self._unpadded(self.padded[idx])), self.labels[idx], idx)
                 for idx in order.split(batch_size)]
+
+    def _unpadded(self, padded: torch.Tensor) -> torch.Tensor:
+        return padded[:, :, self.pad:self.pad + self.size, self.pad:self.pad + self.size]
 
 
 def epoch_generator(seed: int, epoch: int, stream: int) -> torch.Generator:

@@ -3,8 +3,9 @@
 A space is a class (built-in in a subpackage of ``benchmarks``, installed under the entry point group
 ``dnas_harness.spaces``, or ``package.module:Class``) that declares:
 
-- ``name``, ``summary``, ``num_classes`` of the data it searches on, ``structure`` (run fields its supernet
-  needs in every preset) and ``paper_overrides`` (its published search protocol, paper preset only);
+- ``name``, ``summary``, ``datasets`` it can search on (names of ``benchmarks.images``; the first is the default)
+  and ``lookup_dataset`` (the dataset a look-up key measures, for per-dataset protocols), ``structure`` (run fields
+  its supernet needs in every preset) and ``paper_overrides`` (its published search protocol, paper preset only);
 - ``metrics``: its look-up keys with axis labels, in the order figures prefer them (the first the runs hold);
   ``has_skip_connections`` (figures draw skips per epoch) and ``plots_regret`` (regret per epoch, log axis);
 - the search: ``build_supernet``, ``derive`` (mixing weights -> genotype), ``discrete_weights`` (mixing weights
@@ -32,7 +33,7 @@ from foundation.records import CellDescription
 class SearchSpace:
     name: ClassVar[str]
     summary: ClassVar[str]
-    num_classes: ClassVar[int] = 10
+    datasets: ClassVar[tuple[str, ...]] = ("cifar10",)
     structure: ClassVar[dict[str, Any]] = {}
     paper_overrides: ClassVar[dict[str, Any]] = {}
     metrics: ClassVar[tuple[tuple[str, str], ...]]
@@ -45,8 +46,17 @@ class SearchSpace:
         self.data_dir = Path(data_dir)
 
     @classmethod
-    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> nn.Module:
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool,
+                       num_classes: int) -> nn.Module:
         raise NotImplementedError
+
+    @classmethod
+    def lookup_dataset(cls, key: str) -> str:
+        """The dataset whose search a look-up key reports under a per-dataset protocol."""
+        return cls.datasets[0]
+
+    def table_provenance(self) -> dict[str, Any]:
+        return {}
 
     @classmethod
     def derive(cls, derivation_weights: list[torch.Tensor]) -> Any:
@@ -78,6 +88,8 @@ class SearchSpace:
         raise UserError(f"no reference implementation to time against in space {cls.name!r}")
 
     @classmethod
-    def metric(cls, records_have: Callable[[str], bool]) -> tuple[str, str]:
-        """The look-up key (and its axis label) figures show: the first of ``metrics`` that the runs hold."""
-        return next(((key, label) for key, label in cls.metrics if records_have(key)), cls.metrics[0])
+    def metric(cls, records_have: Callable[[str], bool], dataset: str | None = None) -> tuple[str, str]:
+        """The look-up key (and its axis label) figures show: the first of ``metrics`` that measures ``dataset``
+        (the one searched on) and that the runs hold, else the first they hold."""
+        ranked = sorted(cls.metrics, key=lambda metric: cls.lookup_dataset(metric[0]) != dataset)  # stable
+        return next(((key, label) for key, label in ranked if records_have(key)), cls.metrics[0])

@@ -2,7 +2,7 @@
 
 A data file is trusted when its SHA-256 equals the digest in its ``<file>.sha256`` sidecar (written by our
 importers) or one of the known digests of the releases this project was built with (the official CIFAR-10
-tarball; the converted NB201/NB101 files and the JPEG CIFAR-10 copy of the project's data folder). A file with
+tarballs of CIFAR-10 and CIFAR-100; the NB201 split files, the converted NB201/NB101 files and the JPEG CIFAR-10 copy of the project's data folder). A file with
 neither is used on the strength of its format checks alone. A mismatch is a one-line error naming the file:
 it was modified, truncated or replaced. Hashing happens once per (path, size, modification time): the verified
 digest is cached in ``<cache>/verified.json``.
@@ -20,9 +20,14 @@ from foundation.paths import cache_dir
 # file name -> (algorithm, digests of the known releases); the official tarball is known by its published MD5
 KNOWN_DIGESTS: dict[str, tuple[str, frozenset[str]]] = {
     "cifar-10-python.tar.gz": ("md5", frozenset({"c58f30108f718f92721af3b95e74349a"})),
+    "cifar-100-python.tar.gz": ("md5", frozenset({"eb9058c3a382ffc7106e4002c42a8d85"})),
     "cifar10_jpeg_q75.npz": ("sha256", frozenset({"d18053244b3721e5daa26c0b71e1b71193e233142a9840e12bbf7c1c6c667db9"})),
     "nb201_table.csv.gz": ("sha256", frozenset({"5219aae11dc442fe735b2a93d0b19eb9b0030f524d75d69cde1a5281b9cc4539"})),
     "cifar-split.json": ("sha256", frozenset({"85ed4c131320a55847bdd7d76beee0c220cf47fd97d0b55c4a0f3c600f4e8aa8"})),
+    "cifar100-test-split.json": (
+        "sha256", frozenset({"90fee50b01d7be5952f2af7b0089ff72bcafa32cd491770e1d82dff1ace4aaec"})),
+    "imagenet16-120-test-split.json": (
+        "sha256", frozenset({"c036a2ef4e24ee9bc826def4edffd5d10429676d6dbba35e583113e7e9523675"})),
     "oneshot1_space_nb101_hashes.csv.gz": (
         "sha256", frozenset({"c184481feee6504a2901bc289ac4d387405d0058562d031b9f7a9a0926cdff27"})),
 }

@@ -24,7 +24,8 @@ CONFIG_FORMAT = 2  # config.json: 1 = without "format", "overrides" and "searche
 
 # Fields that change how a search is executed or observed, not what it computes (up to rounding): a run that
 # differs from the paper preset only in these (and in epochs) still follows the paper protocol.
-EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every", "hessian_method", "eval_batches"})
+EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every", "hessian_method", "eval_images",
+                              "hessian_images", "eval_set"})
 MAX_SEEDS = 10_000  # seeds of one command or sweep: runs go one after another, so more is a typo, not a plan
 MAX_SEED = 2**32 - 1  # numpy's and CUDA's seed range
 IDENTITY_FIELDS = frozenset({"space", "searcher", "preset", "searcher_options"})  # not settable by --set
@@ -34,17 +35,23 @@ class RunConfig(OptionSet):
     space: str
     searcher: str
     preset: str
+    dataset: str = Field("cifar10", description="images searched on: the space's first (default) or another it "
+                                                 "declares (NB201: cifar100, imagenet16-120, searched as NATS-Bench)")
     epochs: int = Field(50, ge=1, le=100_000)
     batch_size: int = Field(64, ge=1, le=65_536)
     channels: int = Field(16, ge=1, le=4096, description="C, initial channels of the supernet")
     cells_per_stage: int = Field(5, ge=1, le=64, description="N")
     track_running_stats: bool = Field(True, description="BN in search cells, as the reference search scripts")
-    train_images: int = Field(0, ge=0, description="images per half of the split; 0 = all 25,000")
+    train_images: int = Field(0, ge=0, description="images per half of the split; 0 = all (CIFAR-10: 25,000)")
     channels_last: bool = Field(True, description="memory layout only; faster convolutions at C=16")
     diagnostics_every: int = Field(1, ge=0, description="epochs between Hessian / gap evaluations; 0 = never")
     hessian_method: Literal["lanczos", "exact", "power"] = Field(
         "lanczos", description="lanczos: the exact top eigenvalue in ~1/3 of exact's products (analysis.hessian)")
-    eval_batches: int = Field(2, ge=1, le=10_000, description="fixed evaluation set, in batches of batch_size")
+    eval_set: Literal["heldout", "arch_half"] = Field(
+        "heldout", description="diagnostics' images: held out from every searcher (default) or the architecture half")
+    eval_images: int = Field(1024, ge=1, le=1_000_000, description="diagnostics' accuracies and gap: the first n "
+                                                                 "images of the evaluation set, forward passes only")
+    hessian_images: int = Field(128, ge=1, le=1_000_000, description="Hessian eigenvalue: the first n of those")
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     cuda_graphs: bool = Field(False, description="GPU: replay full-batch steps of capturable searchers")
     w_lr: float = Field(0.025, gt=0)
@@ -63,6 +70,8 @@ class RunConfig(OptionSet):
     def _consistent(self) -> "RunConfig":
         if 0 < self.train_images < self.batch_size:
             raise ValueError(f"train_images={self.train_images} must be 0 (all) or >= batch_size={self.batch_size}")
+        if self.hessian_images > self.eval_images:
+            raise ValueError(f"hessian_images={self.hessian_images} must be <= eval_images={self.eval_images}")
         if self.w_lr_min > self.w_lr:
             raise ValueError(f"w_lr_min={self.w_lr_min} must be <= w_lr={self.w_lr}")
         return self
@@ -75,17 +84,19 @@ class RunConfig(OptionSet):
         return self.model_dump()
 
     def identity_hash(self) -> str:
-        """Hash of everything that changes the search (not the seed or device)."""
-        return hashlib.sha256(json.dumps(self.to_dict(), sort_keys=True).encode()).hexdigest()[:8]
+        """Hash of everything that changes the search but the dataset, which the folder name says apart (not the
+        seed or device): one setting searched on each dataset has one hash."""
+        fields = {key: value for key, value in self.to_dict().items() if key != "dataset"}
+        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # 13 minutes on 2 CPU cores with diagnostics (README: Timings).
-    "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False, "eval_batches": 1},
+    "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False, "hessian_images": 64},
     # seconds on CPU: exercises every code path, proves nothing about search quality.
-    "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32, "eval_batches": 1,
-              "channels_last": False},
+    "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32,
+              "eval_images": 64, "hessian_images": 32, "channels_last": False},
 }
 PRESET_NOTES = {
     "paper": "published protocol: C=16, N=5, 50 epochs, batch 64, all 25k+25k images",
@@ -96,12 +107,14 @@ PRESET_NOTES = {
 
 class ConfiguresSpace(Protocol):
     name: ClassVar[str]
+    datasets: ClassVar[tuple[str, ...]]
     structure: ClassVar[dict[str, Any]]
     paper_overrides: ClassVar[dict[str, Any]]
 
 
 class ConfiguresSearcher(Protocol):
     name: ClassVar[str]
+    uses_validation_set: ClassVar[bool]
     Options: ClassVar[type[OptionSet]]
     paper_overrides: ClassVar[dict[str, Any]]
     preset_options: ClassVar[dict[str, dict[str, Any]]]
@@ -134,7 +147,14 @@ def build_config(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: s
             known = sorted(set(settable) | set(searcher.Options.model_fields))
             raise UserError(f"unknown --set key {key!r} (known: {', '.join(known)})")
     checked = searcher.Options.validated(options, f"{searcher.name} option", texts)
-    return RunConfig.validated({**fields, "searcher_options": checked.model_dump()}, "value", texts)
+    config = RunConfig.validated({**fields, "searcher_options": checked.model_dump()}, "value", texts)
+    if config.dataset not in space.datasets:
+        raise UserError(f"bad value dataset={config.dataset}: space {declared_name(space)} searches on "
+                        f"{', '.join(space.datasets)}")
+    if config.eval_set == "arch_half" and not searcher.uses_validation_set:
+        raise UserError(f"bad value eval_set=arch_half: {searcher.name} has no architecture half (it searches "
+                        "without a validation set); use eval_set=heldout")
+    return config
 
 
 def preset_values(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: str) -> tuple[dict, dict]:
@@ -143,7 +163,7 @@ def preset_values(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: 
         raise UserError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
     published = {**space.paper_overrides, **searcher.paper_overrides} if preset == "paper" else {}
     fields = {"space": declared_name(space), "searcher": declared_name(searcher), "preset": preset,
-              **space.structure, **published, **PRESETS[preset]}
+              "dataset": space.datasets[0], **space.structure, **published, **PRESETS[preset]}
     options = {**searcher.Options().model_dump(), **searcher.preset_options.get(preset, {})}
     return fields, options
 
@@ -162,5 +182,8 @@ def overrides(config: Mapping[str, Any], preset: Mapping[str, Any]) -> dict[str,
 
 
 def config_name(config: RunConfig, untouched: RunConfig) -> str:
-    """Folder name: the preset alone when nothing was overridden, else preset + hash of the whole config."""
-    return config.preset if untouched.to_dict() == config.to_dict() else f"{config.preset}-{config.identity_hash()}"
+    """Folder name: the preset, then the dataset when it is not the space's default (``paper-cifar100``), then a
+    hash of the whole configuration when anything else was overridden."""
+    name = config.preset if config.dataset == untouched.dataset else f"{config.preset}-{config.dataset}"
+    same = untouched.model_copy(update={"dataset": config.dataset}).to_dict() == config.to_dict()
+    return name if same else f"{name}-{config.identity_hash()}"

@@ -25,7 +25,6 @@ import torch
 import harness
 from benchmarks.data_stream import Batch
 from foundation.atomic import append_jsonl
-from foundation.run_config import RunConfig
 from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
 from harness.graphed import search_step
@@ -33,12 +32,10 @@ from harness.runner import build_searcher
 from searchers.context import EpochStats
 from searchers.darts import Darts
 
-IMAGES_PER_HALF = 25_000  # NB201's search split: the whole half when train_images is 0
-
-
-def steps_per_epoch(config: RunConfig) -> int:
-    """Steps of an epoch of the configured search (paper: 391, the last batch partial)."""
-    return -(-(config.train_images or IMAGES_PER_HALF) // config.batch_size)
+def steps_per_epoch(experiment: Experiment) -> int:
+    """Steps of an epoch of the configured search (CIFAR-10 paper: 391, the last batch partial)."""
+    config = experiment.config
+    return -(-(config.train_images or experiment.dataset.halves[0]) // config.batch_size)
 
 
 def _sync(device: torch.device) -> None:
@@ -48,12 +45,12 @@ def _sync(device: torch.device) -> None:
 
 def _batches(experiment: Experiment, device: torch.device, count: int, seeds: int | None = None) -> list[Batch]:
     """Synthetic batches: (B, ...) for the reference, (seeds, B, ...) for our searchers."""
-    config, classes = experiment.config, experiment.space.num_classes
+    config, classes, size = experiment.config, experiment.dataset.num_classes, experiment.dataset.augmentation.size
     generator = torch.Generator().manual_seed(0)
     shape = (config.batch_size,) if seeds is None else (seeds, config.batch_size)
 
     def images() -> torch.Tensor:
-        x = torch.randn(*shape, 3, 32, 32, generator=generator).to(device)
+        x = torch.randn(*shape, 3, size, size, generator=generator).to(device)
         return x.contiguous(memory_format=torch.channels_last) if seeds is None and config.channels_last else x
 
     return [Batch(images(), torch.randint(0, classes, shape, generator=generator).to(device),
@@ -63,7 +60,7 @@ def _batches(experiment: Experiment, device: torch.device, count: int, seeds: in
 def our_step(experiment: Experiment, device: torch.device, seeds: int = 1) -> Callable[[Batch, Batch], None]:
     """The run's step function over ``seeds`` seeds computed together."""
     config = experiment.config
-    searcher = build_searcher(experiment, device, steps_per_epoch(config), (config.batch_size, config.batch_size),
+    searcher = build_searcher(experiment, device, steps_per_epoch(experiment), (config.batch_size, config.batch_size),
                               list(range(seeds)))
     weight_stats, arch_stats = EpochStats(device, seeds), EpochStats(device, seeds)
     step_fn = search_step(searcher, device, config.cuda_graphs)
@@ -128,7 +125,7 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
         for name, (step, batches) in candidates.items():
             times[name].append(_time_steps(step, batches, device))
     median = {name: statistics.median(values) for name, values in times.items()}
-    search_steps = steps_per_epoch(config) * config.epochs
+    search_steps = steps_per_epoch(experiment) * config.epochs
     result: dict[str, Any] = {
         "searcher": config.searcher, "space": config.space, "preset": config.preset, "precision": config.precision,
         "channels_last": config.channels_last, "batch_size": config.batch_size, "channels": config.channels,

@@ -108,8 +108,16 @@ def build_parser() -> Parser:
     imp101 = data_sub.add_parser("import-nb101", help="convert the official nasbench_only108/full .tfrecord")
     imp101.add_argument("file")
     imp101.add_argument("--data-dir")
-    dl = data_sub.add_parser("download-cifar10", help="download the official CIFAR-10 tarball (MD5-checked)")
-    dl.add_argument("--data-dir")
+    for name in ("cifar10", "cifar100"):
+        dl = data_sub.add_parser(f"download-{name}", help=f"download the official {name.upper()} python tarball "
+                                                          "(MD5-checked)")
+        dl.add_argument("--data-dir")
+    imp16 = data_sub.add_parser("import-imagenet16", help="check (MD5) and convert the official ImageNet16 folder "
+                                                          "(train_data_batch_1..10, val_data) to ImageNet16-120")
+    imp16.add_argument("folder")
+    imp16.add_argument("--allow-unofficial", action="store_true",
+                       help="convert files whose MD5 is not the release's (runs record the data as unofficial)")
+    imp16.add_argument("--data-dir")
     return parser
 
 
@@ -193,6 +201,7 @@ def cmd_list(_: argparse.Namespace) -> int:
     print("spaces:")
     for name, cls in all_spaces().items():
         print(f"  {name:<16} {cls.summary}")
+        print(f"  {'':<16}   datasets (--set dataset=...): {', '.join(cls.datasets)}")
     print("presets:")
     for name, note in PRESET_NOTES.items():
         print(f"  {name:<16} {note}")
@@ -221,10 +230,17 @@ def cmd_data(args: argparse.Namespace) -> int:
             raise UserError(f"no such file {source}")
         rows = import_tfrecord(source, data_dir / NB101_TABLE)
         print(f"wrote {rows} NB101 cells (108 epochs) to {data_dir / NB101_TABLE}")
-    else:
-        from benchmarks.cifar10 import download_official
+    elif args.data_command == "import-imagenet16":
+        from benchmarks.images.imagenet16 import import_pickles
 
-        print(f"saved {download_official(data_dir)}")
+        target = import_pickles(Path(args.folder), data_dir, args.allow_unofficial,
+                                lambda message: print(message, file=sys.stderr))
+        print(f"wrote {target}")
+    else:
+        from benchmarks.images import cifar10, cifar100
+
+        module = cifar10 if args.data_command == "download-cifar10" else cifar100
+        print(f"saved {module.download_official(data_dir)}")
     return 0
 
 

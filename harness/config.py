@@ -6,7 +6,10 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+from torch import nn
+
 from benchmarks import get_space
+from benchmarks.images import Dataset, get_dataset
 from benchmarks.search_space import SearchSpace
 from foundation import run_config
 from foundation.plugins import qualified_name
@@ -36,6 +39,16 @@ class Experiment:
     def overrides(self) -> dict[str, Any]:
         """What ``--epochs`` and ``--set`` changed from the preset (stored in ``config.json`` for the report)."""
         return run_config.overrides(self.config.to_dict(), self.preset.to_dict())
+
+    @property
+    def dataset(self) -> Dataset:
+        return get_dataset(self.config.dataset)
+
+    def build_supernet(self) -> nn.Module:
+        """The space's supernet at the configured size, its classifier sized for the dataset searched on."""
+        config = self.config
+        return self.space.build_supernet(config.channels, config.cells_per_stage, config.track_running_stats,
+                                         self.dataset.num_classes)
 
     def classes(self) -> dict[str, str]:
         return {"space_class": qualified_name(self.space), "searcher_class": qualified_name(self.searcher)}

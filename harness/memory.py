@@ -20,7 +20,6 @@ from harness.config import Experiment
 GIB = 2**30
 PARAMETER_COPIES = 4
 MEMORY_FIELDS = ("channels", "cells_per_stage", "batch_size", "precision")  # what drives a search's memory
-IMAGE_SHAPE = (3, 32, 32)
 
 
 @dataclass(frozen=True)
@@ -41,9 +40,9 @@ def estimate(experiment: Experiment) -> Estimate | None:
     config = experiment.config
     try:
         with torch.device("meta"):
-            supernet = experiment.space.build_supernet(config.channels, config.cells_per_stage,
-                                                       config.track_running_stats)
-            images = torch.empty(config.batch_size, *IMAGE_SHAPE)
+            supernet = experiment.build_supernet()
+            size = experiment.dataset.augmentation.size
+            images = torch.empty(config.batch_size, 3, size, size)
             mixing = [F.softmax(alpha, dim=-1) for alpha in supernet.arch_parameters()]
         saved = 0
 

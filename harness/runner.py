@@ -14,6 +14,7 @@ import platform
 import subprocess
 import sys
 import time
+from collections import Counter
 from contextlib import ExitStack
 from dataclasses import dataclass
 from functools import lru_cache
@@ -22,12 +23,13 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm import tqdm
 
 import harness
 from analysis.diagnostics import epoch_diagnostics, probe_seconds
-from benchmarks.cifar10 import load_cifar10, search_split
 from benchmarks.data_stream import DeviceImages, SearchData
+from benchmarks.images import get_dataset, search_images
 from foundation.errors import UserError
 from foundation.records import CellDescription, Diagnostics, EpochRecord, Summary
 from harness.config import Experiment
@@ -75,35 +77,39 @@ def build_searcher(experiment: Experiment, device: torch.device, steps_per_epoch
     supernets = []
     for seed in seeds:
         torch.manual_seed(seed)
-        supernets.append(experiment.space.build_supernet(config.channels, config.cells_per_stage,
-                                                         config.track_running_stats))
+        supernets.append(experiment.build_supernet())
     stack = SeedStack(supernets, config.channels_last).to(device)
     optim = OptimConfig(**{f: getattr(config, f) for f in OptimConfig.__dataclass_fields__})
-    context = SearchContext(steps_per_epoch, half_sizes, experiment.space.num_classes)
+    context = SearchContext(steps_per_epoch, half_sizes, experiment.dataset.num_classes)
     return experiment.searcher(stack, optim, context, dict(config.searcher_options))
 
 
 @dataclass
 class SearchInputs:
     data: SearchData
-    heldout: DeviceImages  # the first CIFAR-10 test images: diagnostics of searchers without a validation set
+    heldout: DeviceImages  # images no searcher trains on (benchmarks.images): the diagnostics' default set
     data_provenance: dict[str, Any]
 
 
 @lru_cache(maxsize=2)
-def _device_data(data_dir: str, train_images: int, device: str, channels_last: bool, heldout_images: int) -> SearchInputs:
-    cifar = load_cifar10(Path(data_dir))
-    weight_idx, arch_idx, split_source = search_split(Path(data_dir))
-    if train_images:
-        # The halves are random splits already; their first n images are a random subset of each.
-        weight_idx, arch_idx = weight_idx[:train_images], arch_idx[:train_images]
+def _device_data(data_dir: str, dataset_name: str, train_images: int, device: str, channels_last: bool,
+                 heldout_images: int) -> SearchInputs:
+    dataset = get_dataset(dataset_name)
+    images = search_images(dataset, Path(data_dir), train_images, heldout_images)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
-    halves = [DeviceImages(cifar.x_train[idx], cifar.y_train[idx], torch.device(device), fmt)
-              for idx in (weight_idx, arch_idx)]
-    heldout = DeviceImages(cifar.x_test[:heldout_images], cifar.y_test[:heldout_images], torch.device(device), fmt)
-    provenance = {"dataset": "cifar10", "source": cifar.source, "source_sha256": cifar.source_sha256,
-                  "split": split_source, "images_per_half": [len(weight_idx), len(arch_idx)]}
-    return SearchInputs(SearchData(*halves), heldout, provenance)
+    weight, arch, heldout = (DeviceImages(*part, torch.device(device), dataset.augmentation, fmt)
+                             for part in (images.weight, images.arch, images.heldout))
+    return SearchInputs(SearchData(weight, arch), heldout, images.provenance)
+
+
+def batch_norm_settings(supernet: nn.Module) -> list[dict[str, Any]]:
+    """The supernet's distinct BatchNorm configurations and how many layers have each (recorded in
+    ``config.json``: affine parameters and running statistics in search cells are a known source of disagreement
+    between published DARTS numbers). During search and diagnostics BN normalises by batch statistics."""
+    counts = Counter((m.affine, m.track_running_stats, m.momentum, m.eps) for m in supernet.modules()
+                     if isinstance(m, nn.modules.batchnorm._BatchNorm))
+    return [{"affine": affine, "track_running_stats": track, "momentum": momentum, "eps": eps, "layers": layers}
+            for (affine, track, momentum, eps), layers in counts.items()]
 
 
 def default_seed_batch(device: torch.device) -> int:
@@ -168,11 +174,12 @@ class SeedBatch:
 
     def _execute(self, folders: list[RunFolder]) -> dict[int, Summary]:
         cfg = self.config
-        self.inputs = _device_data(str(self.data_dir), cfg.train_images, str(self.device), cfg.channels_last,
-                                   cfg.eval_batches * cfg.batch_size)
+        self.inputs = _device_data(str(self.data_dir), cfg.dataset, cfg.train_images, str(self.device),
+                                   cfg.channels_last, cfg.eval_images)
         configure_backends(cfg.precision, self.device)
-        eval_source = self.inputs.data.arch_half if self.experiment.searcher.uses_validation_set else self.inputs.heldout
-        self.eval_batches = eval_source.fixed_batches(cfg.eval_batches, cfg.batch_size)
+        eval_source = self.inputs.heldout if cfg.eval_set == "heldout" else self.inputs.data.arch_half
+        self.eval_batches = eval_source.fixed_batches(cfg.eval_images, cfg.batch_size)
+        self.hessian_batches = eval_source.fixed_batches(cfg.hessian_images, cfg.batch_size)
         restored = []
         for folder in folders:
             folder.write_config(self._provenance(self.inputs.data_provenance, [f.seed for f in folders]))
@@ -205,7 +212,8 @@ class SeedBatch:
         log = batch[0].folder.log if len(batch) == 1 else (lambda message: self.log(f"[seeds {names}] {message}"))
         clock = RunClock(log, self.device, epochs, steps,
                          device_description(self.device) + (f", {len(batch)} seeds batched" if len(batch) > 1 else ""),
-                         self._diagnostics_due, probe_seconds(searcher, self.eval_batches, cfg.hessian_method)
+                         self._diagnostics_due, probe_seconds(searcher, self.eval_batches, self.hessian_batches,
+                                                              cfg.hessian_method)
                          if any(map(self._diagnostics_due, epochs)) else 0.0)
         for epoch in epochs:
             try:
@@ -246,8 +254,9 @@ class SeedBatch:
     def _check_data_size(self) -> None:
         """``train_images`` and ``batch_size`` against the images a half of the split has (read from the split
         alone: before any image is loaded)."""
-        cfg = self.config
-        half = min(len(indices) for indices in search_split(self.data_dir)[:2])
+        cfg, dataset = self.config, self.experiment.dataset
+        split = dataset.split(self.data_dir, dataset.num_train)
+        half = min(len(split.weight.indices), len(split.arch.indices))
         if cfg.train_images > half:
             raise UserError(f"bad value train_images={cfg.train_images}: a half of the split has {half} images")
         used = cfg.train_images or half
@@ -257,18 +266,20 @@ class SeedBatch:
 
     def _provenance(self, data: dict[str, Any], batch: list[int]) -> dict[str, Any]:
         """Everything ``config.json`` holds besides the configuration: how it differs from its preset, the
-        classes and versions that ran it, the device, the seeds computed with it, the data and the diagnostics'
-        evaluation set."""
+        classes and versions that ran it, the device, the seeds computed with it, the data, the look-up table, the
+        supernet's BatchNorm settings and the diagnostics' evaluation set."""
+        count = lambda batches: sum(len(b.labels) for b in batches)  # noqa: E731
         return {
             "config_name": self.experiment.name, "overrides": self.experiment.overrides, **self.experiment.classes(),
             "harness_version": harness.__version__, "git_commit": git_commit(), "torch_version": torch.__version__,
             "python_version": platform.python_version(), "numpy_version": np.__version__,
             "device": device_description(self.device), "seed_batch": batch, "data": data,
-            "diagnostics": {"hessian_method": self.config.hessian_method, "eval_batches": len(self.eval_batches),
-                            "eval_images": sum(len(b.labels) for b in self.eval_batches),
-                            "every": self.config.diagnostics_every,
-                            "eval_set": "architecture half (validation)" if self.experiment.searcher.uses_validation_set
-                            else "CIFAR-10 test set (held out; the searcher has no validation set)"},
+            "table": self.space.table_provenance(), "batch_norm": batch_norm_settings(self.experiment.build_supernet()),
+            "diagnostics": {"hessian_method": self.config.hessian_method, "every": self.config.diagnostics_every,
+                            "eval_set": {"heldout": f"held out: the first {data['dataset']} {data['halves']['heldout']}-set images "
+                                                    "that no searcher trains on (benchmarks.images)",
+                                         "arch_half": "the first images of the architecture half"}[self.config.eval_set],
+                            "eval_images": count(self.eval_batches), "hessian_images": count(self.hessian_batches)},
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
 
@@ -298,7 +309,8 @@ class SeedBatch:
         finite = [not train["nonfinite_steps"] and not arch["nonfinite_steps"]
                   and all(bool(torch.isfinite(w[index]).all()) for w in weights) and seed.status == "running"
                   for index, (seed, train, arch) in enumerate(zip(batch, trains, archs))]
-        diagnostics = (epoch_diagnostics(searcher, self.eval_batches, cfg.hessian_method, self.space.discrete_weights)
+        diagnostics = (epoch_diagnostics(searcher, self.eval_batches, self.hessian_batches, cfg.hessian_method,
+                                         self.space.discrete_weights)
                        if any(finite) and self._diagnostics_due(epoch) else [Diagnostics()] * len(batch))
         records = []
         for index, (train, arch, ok, measured) in enumerate(zip(trains, archs, finite, diagnostics)):

@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import cifar10
-from benchmarks.data_stream import PAD, DeviceImages, SearchData, epoch_generator
+from benchmarks.data_stream import DeviceImages, SearchData, epoch_generator
+from benchmarks.images import cifar10
 from foundation.errors import UserError
 from foundation.integrity import write_sidecar
 from foundation.paths import resolve_data_dir
+
+AUGMENT = cifar10.DATASET.augmentation
 
 
 @pytest.fixture
@@ -91,14 +93,16 @@ def test_missing_cifar_names_file_and_remedy(tmp_path):
 
 
 def test_split_file_and_documented_fallback(tmp_path, data_dir):
-    weight_half, arch_half, source = cifar10.search_split(tmp_path)  # no split file: fallback
-    assert source == "seeded-split-rng0"
+    split = cifar10.search_split(tmp_path)  # no split file: fallback
+    weight_half, arch_half = split.weight.indices, split.arch.indices
+    assert split.source == "seeded-split-rng0" and split.arch.images == split.weight.images == "train"
     assert len(weight_half) == len(arch_half) == 25000
     assert sorted(np.concatenate([weight_half, arch_half]).tolist()) == list(range(50000))
     if (data_dir / cifar10.SPLIT_FILE).is_file():
-        weight_half, arch_half, source = cifar10.search_split(data_dir)
-        assert source == "nb201-cifar-split" and len(set(weight_half) & set(arch_half)) == 0
-        assert len(weight_half) == len(arch_half) == 25000
+        split = cifar10.search_split(data_dir)
+        assert split.source == "nb201-cifar-split" and not set(split.weight.indices) & set(split.arch.indices)
+        assert len(split.weight.indices) == len(split.arch.indices) == 25000
+        assert split.heldout.images == "test" and len(split.heldout.indices) == 10000
 
 
 def _images(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -108,8 +112,8 @@ def _images(count: int) -> tuple[np.ndarray, np.ndarray]:
 
 def test_augmented_batches_are_crops_or_flips_of_the_padded_images():
     images, labels = _images(20)
-    half = DeviceImages(images, labels, torch.device("cpu"))
-    padded = torch.nn.functional.pad(torch.from_numpy(images).permute(0, 3, 1, 2), (PAD,) * 4).float()
+    half = DeviceImages(images, labels, torch.device("cpu"), AUGMENT)
+    padded = torch.nn.functional.pad(torch.from_numpy(images).permute(0, 3, 1, 2), (4,) * 4).float()
     seen = []
     for batch in half.batches(8, epoch_generator(0, 1, 0)):
         raw = (batch.images + half.shift) / half.scale  # undo normalisation
@@ -124,17 +128,17 @@ def test_augmented_batches_are_crops_or_flips_of_the_padded_images():
 
 def test_unaugmented_batches_are_the_normalised_images():
     images, labels = _images(5)
-    half = DeviceImages(images, labels, torch.device("cpu"))
+    half = DeviceImages(images, labels, torch.device("cpu"), AUGMENT)
     batch = next(half.batches(5, epoch_generator(0, 1, 0), augment=False))
     expected = (torch.from_numpy(images[batch.indices.numpy()]).permute(0, 3, 1, 2).float() / 255
-                - torch.tensor(cifar10.MEAN).view(1, 3, 1, 1)) / torch.tensor(cifar10.STD).view(1, 3, 1, 1)
+                - torch.tensor(AUGMENT.mean).view(1, 3, 1, 1)) / torch.tensor(AUGMENT.std).view(1, 3, 1, 1)
     assert torch.allclose(batch.images, expected, atol=1e-5)
 
 
 def test_epochs_are_reproducible_and_differ_between_epochs():
     images, labels = _images(40)
-    data = SearchData(DeviceImages(images[:20], labels[:20], torch.device("cpu")),
-                      DeviceImages(images[20:], labels[20:], torch.device("cpu")))
+    data = SearchData(DeviceImages(images[:20], labels[:20], torch.device("cpu"), AUGMENT),
+                      DeviceImages(images[20:], labels[20:], torch.device("cpu"), AUGMENT))
 
     def indices(seed: int, epoch: int) -> list[list[int]]:
         return [w.indices.tolist() + a.indices.tolist() for w, a in data.epoch(seed, epoch, 8)]

@@ -5,7 +5,7 @@ import hashlib
 
 import pytest
 
-from benchmarks import cifar10
+from benchmarks.images import cifar10
 from benchmarks.nb201 import space
 from benchmarks.nb201.importer import convert
 from benchmarks.nb201.table import TABLE_FILE, load_table

@@ -136,7 +136,8 @@ def test_forced_one_hot_alphas_close_the_discretization_gap():
     weights = searcher.derivation_weights()
     assert torch.equal(weights[0][0], NB201Space.discrete_weights([weights[0][0]])[0])
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    (result,) = epoch_diagnostics(searcher, batches(3), "exact", NB201Space.discrete_weights)
+    evaluation = batches(3)
+    (result,) = epoch_diagnostics(searcher, evaluation, evaluation[:1], "exact", NB201Space.discrete_weights)
     assert result.discrete_acc == result.supernet_acc and result.discretization_gap == 0
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())  # BN statistics untouched
 
@@ -151,7 +152,7 @@ def test_diagnostics_evaluate_the_mixed_and_the_argmax_network_and_keep_the_mode
         alphas(net).copy_(preferred[None])
     evaluation = batches(3)
     before = {k: v.clone() for k, v in net.state_dict().items()}
-    (result,) = epoch_diagnostics(searcher, evaluation, "power", NB201Space.discrete_weights)
+    (result,) = epoch_diagnostics(searcher, evaluation, evaluation, "power", NB201Space.discrete_weights)
 
     def accuracy_by_hand(weights: torch.Tensor) -> float:
         clone = copy.deepcopy(single).train()  # the lone supernet, training-mode BN as during search, on a copy
@@ -161,8 +162,14 @@ def test_diagnostics_evaluate_the_mixed_and_the_argmax_network_and_keep_the_mode
     beta = F.elu(preferred) + 1
     assert result.supernet_acc == pytest.approx(accuracy_by_hand(beta / beta.sum(-1, keepdim=True)))
     assert result.discrete_acc == pytest.approx(accuracy_by_hand(preferred))
-    (exact,) = epoch_diagnostics(searcher, evaluation, "exact", NB201Space.discrete_weights)
+    (exact,) = epoch_diagnostics(searcher, evaluation, evaluation, "exact", NB201Space.discrete_weights)
     assert result.hessian_eig_max == pytest.approx(exact.hessian_eig_max, rel=1e-2)
+    # the Hessian on a subset of the evaluation images: that subset's alone, the accuracies still on all of them
+    (subset,) = epoch_diagnostics(searcher, evaluation, evaluation[:1], "exact", NB201Space.discrete_weights)
+    (alone,) = epoch_diagnostics(searcher, evaluation[:1], evaluation[:1], "exact", NB201Space.discrete_weights)
+    assert subset.hessian_eig_max == pytest.approx(alone.hessian_eig_max, rel=1e-9)
+    assert subset.hessian_eig_max != pytest.approx(exact.hessian_eig_max, rel=1e-3)
+    assert subset.supernet_acc == result.supernet_acc
     assert all(torch.equal(before[k], v) for k, v in net.state_dict().items())
     with preserved_buffers(net):
         net.train()

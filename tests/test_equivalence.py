@@ -72,7 +72,7 @@ def batches(data_dir) -> list[tuple[Batch, Batch]]:
     """20 (weight, architecture) batch pairs of CIFAR-10 search images as a run draws them (augmented), the last
     pair partial (8 images). Real images: Gaussian noise makes BN's backward ill-conditioned in fp32 (a stem
     gradient off by 1 % in one step), a property of the input, not of either implementation."""
-    from benchmarks.cifar10 import load_cifar10
+    from benchmarks.images.cifar10 import DATASET, load_cifar10
     from benchmarks.data_stream import DeviceImages, SearchData
 
     if not (data_dir / "cifar10").is_dir():
@@ -80,7 +80,7 @@ def batches(data_dir) -> list[tuple[Batch, Batch]]:
     cifar = load_cifar10(data_dir)
     count = BATCH * (STEPS - 1) + BATCH // 2
     halves = [DeviceImages(cifar.x_train[i * count:(i + 1) * count], cifar.y_train[i * count:(i + 1) * count],
-                           torch.device("cpu")) for i in range(2)]
+                           torch.device("cpu"), DATASET.augmentation) for i in range(2)]
     pairs = list(SearchData(*halves).seed_epochs([0], epoch=1, batch_size=BATCH))
     assert len(pairs) == STEPS and pairs[-1][0].labels.shape == (1, BATCH // 2)
     return pairs

@@ -20,6 +20,8 @@ import torch
 from conftest import assert_records_close, smoke_args
 
 from benchmarks.data_stream import Batch, DeviceImages, SearchData
+from benchmarks.images.cifar10 import DATASET
+
 from foundation.atomic import read_jsonl
 from harness.cli import main
 from harness.config import configure
@@ -49,14 +51,14 @@ def _data(data_dir=None) -> SearchData:
         rng = np.random.default_rng(0)
         images, labels = rng.integers(0, 256, (2 * count, 32, 32, 3), dtype=np.uint8), rng.integers(0, 10, 2 * count)
     else:
-        from benchmarks.cifar10 import load_cifar10
+        from benchmarks.images.cifar10 import load_cifar10
 
         if not (data_dir / "cifar10").is_dir():
             pytest.skip(f"CIFAR-10 not found under {data_dir}")
         cifar = load_cifar10(data_dir)
         images, labels = cifar.x_train[:2 * count], cifar.y_train[:2 * count]
     return SearchData(*(DeviceImages(images[i * count:(i + 1) * count], labels[i * count:(i + 1) * count],
-                                     torch.device("cpu")) for i in range(2)))
+                                     torch.device("cpu"), DATASET.augmentation) for i in range(2)))
 
 
 def _searcher(space: str, name: str, seeds: list[int]) -> Darts:

@@ -32,6 +32,7 @@ class NB101Table:
     valid_runs: dict[str, tuple[float, ...]]  # hash -> per-run 108-epoch validation accuracies (%)
     test_runs: dict[str, tuple[float, ...]]  # hash -> per-run test accuracies (%); empty for the partial data
     kind: str  # "official" or "partial"
+    files: dict[str, str]  # file name -> SHA-256: what the look-ups come from, recorded in config.json
 
     def lookup(self, module_hash: str) -> dict[str, Any]:
         runs = self.valid_runs.get(module_hash)
@@ -51,8 +52,10 @@ def load_table(data_dir: Path) -> NB101Table:
     return _load(tuple(p.resolve() for p in paths))
 
 
-def _read(path: Path) -> list[dict[str, str]]:
-    verified_sha256(path)
+def _read(path: Path, files: dict[str, str] | None = None) -> list[dict[str, str]]:
+    sha = verified_sha256(path)
+    if files is not None:
+        files[path.name] = sha
     try:
         with gzip.open(path, "rt", newline="") as handle:
             return list(csv.DictReader(handle))
@@ -63,15 +66,16 @@ def _read(path: Path) -> list[dict[str, str]]:
 @lru_cache(maxsize=2)
 def _load(paths: tuple[Path, ...]) -> NB101Table:
     runs: dict[str, list[float]] = {}
+    files: dict[str, str] = {}
     try:
         for path in paths:
-            for row in _read(path):
+            for row in _read(path, files):
                 values = row.get("val_acc_e108") or row.get("val_acc_e108_samples") or ""
                 for value in filter(None, values.split(";")):
                     runs.setdefault(row["hash"], []).append(100.0 * float(value))
     except (KeyError, ValueError) as exc:
         raise UserError(f"corrupt data file {path}: {exc}") from None
-    return NB101Table({h: tuple(v) for h, v in runs.items()}, {}, "partial")
+    return NB101Table({h: tuple(v) for h, v in runs.items()}, {}, "partial", files)
 
 
 @lru_cache(maxsize=2)
@@ -79,10 +83,11 @@ def _load_official(path: Path) -> NB101Table:
     def runs(text: str) -> tuple[float, ...]:
         return tuple(float(v) for v in text.split(";") if v)
 
+    files: dict[str, str] = {}
     try:
-        rows = _read(path)
+        rows = _read(path, files)
         return NB101Table({r["hash"]: runs(r["valid_acc_runs"]) for r in rows},
-                          {r["hash"]: runs(r["test_acc_runs"]) for r in rows}, "official")
+                          {r["hash"]: runs(r["test_acc_runs"]) for r in rows}, "official", files)
     except (KeyError, ValueError) as exc:
         raise UserError(f"corrupt data file {path}: {exc}") from None
 

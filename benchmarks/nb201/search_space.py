@@ -16,9 +16,10 @@ from foundation.records import CellDescription
 
 class NB201Space(SearchSpace):
     name = "nb201"
-    summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10, looked up on 3 datasets"
-    num_classes = 10
-    metrics = (("cifar10_test", "CIFAR-10 test accuracy (%)"),)
+    summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10/100 or ImageNet16-120, looked up on all 3"
+    datasets = ("cifar10", "cifar100", "imagenet16-120")
+    metrics = (("cifar10_test", "CIFAR-10 test accuracy (%)"), ("cifar100_test", "CIFAR-100 test accuracy (%)"),
+               ("imagenet16_test", "ImageNet16-120 test accuracy (%)"))
     has_skip_connections = True
     reference_name = "xautodl DARTS-V1 (TinyNetworkDarts)"
     default = True  # the run defaults are NB201's supernet and protocol: no structure or paper overrides
@@ -28,8 +29,19 @@ class NB201Space(SearchSpace):
         self.table: NB201Table = load_table(data_dir)
 
     @classmethod
-    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> NB201Supernet:
-        return NB201Supernet(channels, cells_per_stage, cls.num_classes, track_running_stats)
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool,
+                       num_classes: int) -> NB201Supernet:
+        return NB201Supernet(channels, cells_per_stage, num_classes, track_running_stats)
+
+    @classmethod
+    def lookup_dataset(cls, key: str) -> str:
+        """``cifar100_test`` -> ``cifar100``: the look-up keys name the dataset first (``cifar10_valid`` is NB201's
+        ``cifar10-valid``, a CIFAR-10 search's)."""
+        prefix = key.split("_")[0]
+        return next(name for name in cls.datasets if name.replace("-120", "") == prefix)
+
+    def table_provenance(self) -> dict[str, Any]:
+        return self.table.provenance
 
     @staticmethod
     def derive(derivation_weights: list[torch.Tensor]) -> space.Genotype:

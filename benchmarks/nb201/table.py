@@ -23,6 +23,9 @@ TABLE_FILE = "nb201/nb201_table.csv.gz"
 NUM_ARCHS = 15625
 HOW_TO_GET = "run `harness data import-nb201 FILE` on the official NAS-Bench-201/NATS-Bench file, or point --data-dir at a folder holding it"
 
+# SHA-256 of the table files whose version is known -> that version (``../shared/data/nb201/README.md``)
+KNOWN_VERSIONS = {"5219aae11dc442fe735b2a93d0b19eb9b0030f524d75d69cde1a5281b9cc4539":
+                  "NATS-tss-v1_0-3ffb9 hp=200 (offline copy; reproduces the NB201 v1.0 numbers)"}
 # Record key -> table column. Order is that of the SD-DARTS Table 4 / TSE Table 3 columns.
 ACCURACY_COLUMNS: dict[str, str] = {
     "cifar10_valid": "acc200_cifar10valid_xvalid",
@@ -46,6 +49,7 @@ class NB201Table:
     accuracies: dict[str, tuple[float, ...]]  # record key -> value per index
     rows: tuple[dict[str, str], ...]
     sorted_accuracies: dict[str, tuple[float, ...]]  # ascending, for ranks
+    provenance: dict[str, str]  # file, SHA-256 and version: recorded in every run's config.json
 
     def index(self, arch: str) -> int:
         genotype = space.str_to_genotype(arch)  # validates
@@ -79,7 +83,7 @@ def load_table(data_dir: Path) -> NB201Table:
 
 @lru_cache(maxsize=4)
 def _load(path: Path) -> NB201Table:
-    verified_sha256(path)
+    sha = verified_sha256(path)
     try:
         with gzip.open(path, "rt", newline="") as handle:
             reader = csv.DictReader(handle)
@@ -96,5 +100,7 @@ def _load(path: Path) -> NB201Table:
     except ValueError as exc:
         raise UserError(f"corrupt data file {path}: {exc}") from None
     arch_strs = tuple(r["arch_str"] for r in rows)
+    provenance = {"file": TABLE_FILE, "sha256": sha, "columns": "acc200_* (200 epochs, mean over seeds)",
+                  "version": KNOWN_VERSIONS.get(sha, "imported by `harness data import-nb201` (version of its source)")}
     return NB201Table(arch_strs, {a: i for i, a in enumerate(arch_strs)}, accuracies, rows,
-                      {key: tuple(sorted(values)) for key, values in accuracies.items()})
+                      {key: tuple(sorted(values)) for key, values in accuracies.items()}, provenance)

@@ -37,7 +37,6 @@ LOOKUP_COLUMNS = {"nb101_valid": "valid_acc", "nb101_test": "test_acc"}  # recor
 
 class OneShot1Space(SearchSpace):
     definition: ClassVar[OneShot1Definition]
-    num_classes = 10
     structure = {"cells_per_stage": 3}  # 3 stacks of 3 cells, in every preset
     paper_overrides = {"batch_size": 96, "w_weight_decay": 3e-4, "w_nesterov": False}
     # NB101 test when the installed table has it (the official one), else validation (the partial tables)
@@ -51,9 +50,13 @@ class OneShot1Space(SearchSpace):
         self.sorted_by_key = {key: tuple(sorted(row[column] for row in rows if row[column] is not None))
                               for key, column in LOOKUP_COLUMNS.items()}
 
+    def table_provenance(self) -> dict[str, Any]:
+        return {"kind": self.table.kind, "files": self.table.files}
+
     @classmethod
-    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool) -> OneShot1Supernet:
-        return OneShot1Supernet(cls.definition, channels, cells_per_stage, cls.num_classes)
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool,
+                       num_classes: int) -> OneShot1Supernet:
+        return OneShot1Supernet(cls.definition, channels, cells_per_stage, num_classes)
 
     @classmethod
     def _parent_choices(cls, weights: list[torch.Tensor]) -> list[tuple[int, ...]]:
