@@ -251,3 +251,36 @@ def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_pat
     table = (tmp_path / "report" / "tables" / "sd_darts_table4.md").read_text()
     assert all(f"| {name} (smoke, epochs=1) | ours | 1 |" in table for name in searchers)
     assert len(report.figures) == 4
+
+
+def test_check_compares_each_published_column_only_with_searches_on_its_dataset(tmp_path):
+    """TSE Table 3 is per-dataset (NATS-Bench protocol): its CIFAR-100 and ImageNet16-120 columns are never compared
+    with CIFAR-10 searches, however far off their look-ups are; SD-DARTS Table 4 (searched on CIFAR-10) never with
+    searches on another dataset."""
+    from analysis.regression import compare
+
+    root = tmp_path / "results"
+    for seed in range(2):  # CIFAR-10 searches whose CIFAR-100/IN16 look-ups are far from TSE's per-dataset values
+        make_run(root, "tse_darts", seed, nb201_finals(92.66))
+    comparisons = compare(load_runs([root]))
+    assert {(c.published.table, c.key, c.dataset) for c in comparisons} == {("Table 1", "cifar10_test", "cifar10"),
+                                                                          ("Table 3", "cifar10_test", "cifar10")}
+    assert all(c.ok for c in comparisons)
+    for seed in range(2):  # the same setting searched on CIFAR-100, off by 5 points in that column only
+        make_run(root, "tse_darts", seed, {**nb201_finals(50.0), "cifar100_test": 68.13 + 5 + seed},
+                 sets=("dataset=cifar100",))
+    runs = load_runs([root])
+    assert {run.config_name for run in runs} == {"paper", "paper-cifar100"} and {run.setting for run in runs} == {"paper"}
+    comparisons = compare(runs)
+    on_cifar100 = [c for c in comparisons if c.dataset == "cifar100"]
+    assert [(c.published.table, c.key) for c in on_cifar100] == [("Table 3", "cifar100_test")]
+    assert not on_cifar100[0].ok and on_cifar100[0].ours[0] == pytest.approx(73.63)
+    assert all(c.ok for c in comparisons if c.dataset == "cifar10")  # its 50 % CIFAR-10 look-up is never compared
+    layout = next(layout for layout in LAYOUTS if layout.name == "tse_table3")
+    ours = _table_row(build_table(layout, runs), "tse_darts (paper)")  # one row: the setting on each dataset
+    cells = {column.key: ours.cells[column] for column in layout.columns}
+    assert cells["cifar10_test"][0] == pytest.approx(92.66) and cells["cifar100_test"][0] == pytest.approx(73.63)
+    assert cells["imagenet16_test"] is None and ours.seeds == "cifar10: 2; cifar100: 2"
+    sd_layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
+    sd_rows = build_table(sd_layout, runs)  # searched on CIFAR-10: the CIFAR-100 searches are not in it
+    assert _table_row(sd_rows, "tse_darts (paper)").seeds == "2"

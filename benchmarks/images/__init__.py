@@ -149,6 +149,7 @@ def search_images(dataset: Dataset, data_dir: Path, train_images: int, heldout_i
     weight, arch = take(split.weight, train_images), take(split.arch, train_images)
     provenance = {"dataset": dataset.name, "source": data.source, "source_sha256": data.source_sha256,
                   "split": split.source, "images_per_half": [len(weight[1]), len(arch[1])],
+                  "image_size": dataset.augmentation.size,
                   "halves": {"weight": split.weight.images, "arch": split.arch.images,
                              "heldout": split.heldout.images}}
     return SearchImages(weight, arch, take(split.heldout, heldout_images), provenance)

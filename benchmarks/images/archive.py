@@ -24,10 +24,11 @@ CACHE_DAMAGE = (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError)
 
 
 class ArrayUnpickler(pickle.Unpickler):
-    """The official batches are pickled dicts of numpy arrays and lists; refuse any other global."""
+    """The official batches are pickled dicts of numpy arrays and lists; refuse any other global but the one
+    that Python 3's pickle protocols 0-2 write for bytes (``_codecs.encode``)."""
 
     ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-               ("numpy", "ndarray"), ("numpy", "dtype")}
+               ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode")}
 
     def find_class(self, module: str, name: str):
         if (module, name) not in self.ALLOWED:
