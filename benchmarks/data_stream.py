@@ -24,11 +24,16 @@ class Batch:
     images: torch.Tensor  # float ([K,] B, 3, H, W), normalised
     labels: torch.Tensor  # int64 ([K,] B)
     indices: torch.Tensor  # int64 ([K,] B): positions in the half, for per-sample state (SD-DARTS teachers)
+    clean: torch.Tensor | None = None  # the same samples unaugmented, when the searcher asks for them
 
     @classmethod
     def stack(cls, batches: Sequence["Batch"]) -> "Batch":
         """Per-seed batches of equal size as one batch with the seed dimension first."""
-        return cls(*(torch.stack([getattr(b, name) for b in batches]) for name in ("images", "labels", "indices")))
+        def stacked(name: str) -> torch.Tensor | None:
+            parts = [getattr(b, name) for b in batches]
+            return None if parts[0] is None else torch.stack(parts)
+
+        return cls(*(stacked(name) for name in ("images", "labels", "indices", "clean")))
 
 
 class DeviceImages:
@@ -54,8 +59,10 @@ class DeviceImages:
     def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
         return (images_uint8.float() * self.scale - self.shift).contiguous(memory_format=self.memory_format)
 
-    def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True) -> Iterator[Batch]:
-        """One pass over the half in a random order (last batch smaller, as the reference's DataLoader)."""
+    def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
+                with_clean: bool = False) -> Iterator[Batch]:
+        """One pass over the half in a random order (last batch smaller, as the reference's DataLoader);
+        ``with_clean``: each batch also carries its images unaugmented."""
         count, pad, size = len(self), self.pad, self.size
         order = torch.randperm(count, generator=generator)
         offsets = torch.randint(0, 2 * pad + 1, (count, 2), generator=generator)
@@ -64,7 +71,7 @@ class DeviceImages:
         steps = torch.arange(size, device=self.device)
         for start in range(0, count, batch_size):
             idx = order[start:start + batch_size]
-            images = self.padded[idx]
+            padded = images = self.padded[idx]
             if augment:
                 rows = offsets[start:start + batch_size, :1] + steps
                 cols = offsets[start:start + batch_size, 1:] + torch.where(
@@ -74,7 +81,8 @@ class DeviceImages:
                 images = images.gather(3, cols[:, None, None, :].expand(b, 3, size, size))
             else:
                 images = self._unpadded(images)
-            yield Batch(self.normalise(images), self.labels[idx], idx)
+            clean = self.normalise(self._unpadded(padded)) if with_clean else None
+            yield Batch(self.normalise(images), self.labels[idx], idx, clean)
 
     def steps_per_epoch(self, batch_size: int) -> int:
         return -(-len(self) // batch_size)
@@ -104,21 +112,24 @@ class SearchData:
     def steps_per_epoch(self, batch_size: int) -> int:
         return self.weight_half.steps_per_epoch(batch_size)
 
-    def epoch(self, seed: int, epoch: int, batch_size: int) -> Iterator[tuple[Batch, Batch]]:
+    def epoch(self, seed: int, epoch: int, batch_size: int, with_clean: bool = False) -> Iterator[tuple[Batch, Batch]]:
         """Pairs as NB201's search loader: every weight-half image once per epoch; architecture batches from
-        an independent pass over the other half (cycled if it is shorter)."""
-        weight_batches = self.weight_half.batches(batch_size, epoch_generator(seed, epoch, 0))
+        an independent pass over the other half (cycled if it is shorter: CIFAR-100's and ImageNet16-120's
+        architecture halves are a tenth and a fiftieth of their weight halves; the reference draws each
+        architecture image at random, with replacement)."""
+        weight_batches = self.weight_half.batches(batch_size, epoch_generator(seed, epoch, 0), with_clean=with_clean)
         arch_gen = epoch_generator(seed, epoch, 1)
-        arch_batches = self.arch_half.batches(batch_size, arch_gen)
+        arch_batches = self.arch_half.batches(batch_size, arch_gen, with_clean=with_clean)
         for weight_batch in weight_batches:
             arch_batch = next(arch_batches, None)
             if arch_batch is None:
-                arch_batches = self.arch_half.batches(batch_size, arch_gen)
+                arch_batches = self.arch_half.batches(batch_size, arch_gen, with_clean=with_clean)
                 arch_batch = next(arch_batches)
             yield weight_batch, arch_batch
 
-    def seed_epochs(self, seeds: Sequence[int], epoch: int, batch_size: int) -> Iterator[tuple[Batch, Batch]]:
+    def seed_epochs(self, seeds: Sequence[int], epoch: int, batch_size: int,
+                    with_clean: bool = False) -> Iterator[tuple[Batch, Batch]]:
         """Each seed's own ``epoch`` (order, augmentation), the seeds' batches stacked step by step."""
-        for pairs in zip(*(self.epoch(seed, epoch, batch_size) for seed in seeds)):
+        for pairs in zip(*(self.epoch(seed, epoch, batch_size, with_clean) for seed in seeds)):
             weight_batches, arch_batches = zip(*pairs)
             yield Batch.stack(weight_batches), Batch.stack(arch_batches)

@@ -295,7 +295,8 @@ class SeedBatch:
         started = time.time()
         lr = cfg.w_lr
         searcher.begin_epoch(epoch)
-        for step, (weight_batch, arch_batch) in enumerate(data.seed_epochs(seeds, epoch, cfg.batch_size)):
+        batches = data.seed_epochs(seeds, epoch, cfg.batch_size, searcher.wants_clean_images)
+        for step, (weight_batch, arch_batch) in enumerate(batches):
             lr = searcher.set_learning_rate(epoch, step)
             with precision_context(cfg.precision, self.device):
                 step_fn(weight_batch, arch_batch, weight_stats, arch_stats)

@@ -44,7 +44,8 @@ class Darts:
     (deterministic ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
     ``step`` (one architecture step and one weight step), ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
     ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
-    (call ``super().__init__`` first). ``self.options`` is the validated ``Options``.
+    (call ``super().__init__`` first). ``self.options`` is the validated ``Options``; ``self.wants_clean_images``
+    (set in ``__init__``, default False) asks for batches that also carry their images unaugmented (``Batch.clean``).
 
     A searcher runs K seeds at once (``searchers.seeds``; K = 1 for a lone seed): the supernet is a
     ``SeedStack`` (``arch_parameters()``, ``weight_parameters()``, ``forward(images, arch_weights)``), every
@@ -78,6 +79,7 @@ class Darts:
         self.options = self.Options(**options)
         self.epoch = 0
         self.seeds = supernet.seeds
+        self.wants_clean_images = False
         self.device = next(supernet.parameters()).device
         self.generators = [torch.Generator(self.device) for _ in range(self.seeds)]
         self.alphas = list(supernet.arch_parameters())

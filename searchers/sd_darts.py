@@ -11,9 +11,14 @@ Hyper-parameters (Table 1): xi = 25 warm-up epochs of E = 50, lambda = 1.0; K = 
 single-teacher method of Section 3.3), K = 2 for ``sd_darts_voted`` (Table 1's time window). The NB201 search
 otherwise uses DARTS's NB201 settings (Section 4.4: "the same as DARTS").
 
-Interpretations, documented: the stored output of a sample is the student's softmax at the moment it was trained
-on (augmented image, training mode), i.e. "the logits from previous training steps" (Section 4.5); a sample's
-teacher is used only when all K previous epochs stored it. The KL term's reduction is an option
+Interpretations, documented: a sample's teacher is used only when all K previous epochs stored it. Which output
+is stored is an option (``teacher_view``): Section 3.3 stores "the output probability of the supernet at the
+previous time step, i.e., fT(x)" and Section 4.5 says the method only needs "to preserve the logits from previous
+training steps". Default ``augmented``: the student's softmax at the moment it was trained on the sample (the
+augmented view of that epoch, training-mode BN), which costs nothing extra and is what "logits from previous
+training steps" are; ``clean``: the softmax of one extra forward pass (no gradient) on the un-augmented image at
+the same step, closer to fT(x) of the formula, at about a third of a step's cost more (its batch statistics
+also enter the BN running averages, which the search never uses: BN normalises by batch statistics). The KL term's reduction is an option
 (``kl_reduction``): Section 3.3 writes H as a sum over the samples of a batch, next to a cross-entropy that every
 implementation averages over the batch; with the sum, lambda = 1 would weigh the distillation term 64 times the
 cross-entropy at batch 64, which Table 1's single lambda = 1 for every search space and batch size does not
@@ -34,6 +39,7 @@ from searchers.seeds import seed_cross_entropy
 
 KlDirection = Literal["student_teacher", "teacher_student"]
 KlReduction = Literal["batch_mean", "sum"]
+TeacherView = Literal["augmented", "clean"]
 HALVES = ("weight", "arch")
 
 
@@ -61,6 +67,8 @@ class SdDarts(Darts):
         kl_direction: KlDirection = Field("student_teacher", description="H as written (Section 3.3) or reversed")
         kl_reduction: KlReduction = Field("batch_mean", description="H over a batch: mean, or the sum as written "
                                                                     "in Section 3.3")
+        teacher_view: TeacherView = Field("augmented", description="stored output: of the training step (augmented, "
+                                                                   "Section 4.5) or of the clean image (fT(x), 3.3)")
 
     # reduced presets keep the paper's proportion: warm up for half of the epochs
     preset_options = {"quick": {"warmup_epochs": 4}, "smoke": {"warmup_epochs": 1}}
@@ -72,6 +80,7 @@ class SdDarts(Darts):
                                          device=self.device) for half, size in zip(HALVES, self.context.half_sizes)}
         self.seed_rows = torch.arange(self.seeds, device=self.device)[:, None]  # pairs with (K, B) sample indices
         self.previous: list[dict[str, torch.Tensor]] = []  # newest first, at most teacher_epochs entries
+        self.wants_clean_images = self.options.teacher_view == "clean"
 
     def teacher(self, half: str, indices: torch.Tensor) -> torch.Tensor:
         """Mean of the previous K epochs' stored probabilities of these samples (NaN rows: not yet stored)."""
@@ -84,7 +93,12 @@ class SdDarts(Darts):
         logits = self.supernet(batch.images, self.arch_weights())
         loss = seed_cross_entropy(logits, batch.labels)
         stored = self.current[half]
-        stored[self.seed_rows, batch.indices] = F.softmax(logits.detach(), dim=-1).to(stored.dtype)
+        if self.wants_clean_images:
+            with torch.no_grad():
+                output = self.supernet(batch.clean, self.arch_weights())
+        else:
+            output = logits.detach()
+        stored[self.seed_rows, batch.indices] = F.softmax(output, dim=-1).to(stored.dtype)
         if self.distilling():
             teacher = self.teacher(half, batch.indices)
             known = ~torch.isnan(teacher).any(dim=-1)  # (K, B)

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pytest
 import torch
 from torch.func import functional_call
 from torch.nn import functional as F
 
-from benchmarks.data_stream import Batch
+from benchmarks.data_stream import Batch, DeviceImages, epoch_generator
+from benchmarks.images import get_dataset
 from benchmarks.nb201.supernet import NB201Supernet
 from searchers import builtin_searchers, get_searcher
 from searchers.context import EpochStats, OptimConfig, SearchContext
@@ -154,6 +156,32 @@ def test_kl_reduction_sum_is_the_batch_mean_times_the_samples_with_a_teacher():
             searcher.end_epoch(epoch)
         losses[reduction] = (loss[0] - F.cross_entropy(logits[0], b.labels[0])).item()
     assert losses["batch_mean"] > 0 and losses["sum"] == pytest.approx(16 * losses["batch_mean"], rel=1e-9)
+
+
+def test_clean_teacher_view_stores_the_output_on_the_unaugmented_images():
+    augmented, clean = batch(1, size=16), batch(2, size=16).images  # stand-ins for a view and its clean image
+    views = Batch(augmented.images, augmented.labels, augmented.indices, clean)
+    stored = {}
+    for view in ("augmented", "clean"):
+        searcher = make("sd_darts", {"teacher_view": view})
+        assert searcher.wants_clean_images == (view == "clean")
+        searcher.begin_epoch(1)
+        loss, _ = searcher.weight_loss(views)
+        stored[view] = searcher.current["weight"][0].clone()
+    mixing = [F.softmax(searcher.alphas[0], -1)]
+    for view, images in (("augmented", augmented.images), ("clean", clean)):
+        expected = F.softmax(searcher.supernet(images, mixing)[0], 1).detach().float()
+        assert torch.allclose(stored[view], expected, atol=1e-6), view  # one row per sample of the half
+
+
+def test_data_stream_gives_clean_images_only_when_asked():
+    images = np.random.default_rng(0).integers(0, 256, (6, 32, 32, 3), dtype=np.uint8)
+    half = DeviceImages(images, np.arange(6), torch.device("cpu"), get_dataset("cifar10").augmentation)
+    plain = next(half.batches(4, epoch_generator(0, 1, 0)))
+    both = next(half.batches(4, epoch_generator(0, 1, 0), with_clean=True))
+    assert plain.clean is None and torch.equal(plain.images, both.images)
+    unaugmented = next(half.batches(4, epoch_generator(0, 1, 0), augment=False))
+    assert torch.equal(both.clean, unaugmented.images) and not torch.equal(both.clean, both.images)
 
 
 def test_distillation_starts_after_warmup_and_changes_both_losses():
