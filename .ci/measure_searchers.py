@@ -1,6 +1,7 @@
 """Seconds per search step of every searcher at a preset, and the diagnostics' cost, on one device.
 
-Used for the closing notes (CPU) and on a lent GPU.
+Used for the closing notes (CPU) and on a lent GPU; the diagnostics read real held-out images from the data
+directory (``$HARNESS_DATA``).
 Usage: python .ci/measure_searchers.py DEVICE PRESET STEPS [exact,power] [SEEDS]  (SEEDS computed together, default 1)
 """
 import json
@@ -13,7 +14,8 @@ from analysis.diagnostics import epoch_diagnostics
 from harness.bench import _batches, _sync
 from harness.config import configure
 from harness.device import configure_backends
-from harness.runner import build_searcher
+from harness.runner import _device_data, build_searcher
+from foundation.paths import resolve_data_dir
 from searchers import builtin_searchers
 from searchers.context import EpochStats
 
@@ -47,13 +49,17 @@ for name in builtin_searchers():
 experiment = configure("nb201", "darts", preset, [])
 config = experiment.config
 searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size), list(range(seeds)))
-single = [type(b)(b.images[0], b.labels[0], b.indices[0])
-          for b in _batches(experiment, device, -(-config.eval_images // config.batch_size), seeds=1)]
-hessian = single[:-(-config.hessian_images // config.batch_size)]
+# diagnostics on real held-out images (their spectrum sets the Lanczos products; noise images take ~3x more)
+inputs = _device_data(str(resolve_data_dir()), config.dataset, config.batch_size, str(device), config.channels_last,
+                      config.eval_images)
+evaluation = inputs.heldout.fixed_batches(config.eval_images, config.batch_size)
+hessian = inputs.heldout.fixed_batches(config.hessian_images, config.batch_size)
+epoch_s = results["darts"]["s_per_epoch_391_steps"]
 for method in (sys.argv[4] if len(sys.argv) > 4 else "exact,power").split(","):
     _sync(device)
-    diag = epoch_diagnostics(searcher, single, hessian, method, experiment.space.discrete_weights)[0]
+    diag = epoch_diagnostics(searcher, evaluation, hessian, method, experiment.space.discrete_weights)[0]
     results[f"diagnostics_{method}"] = diag.model_dump()
     print(f"diagnostics ({method}, accuracies on {config.eval_images} images, Hessian on {config.hessian_images}): "
-          f"{diag.diagnostics_seconds:.1f} s, eig {diag.hessian_eig_max:.4g}", flush=True)
+          f"{diag.diagnostics_seconds:.1f} s ({100 * diag.diagnostics_seconds / epoch_s:.1f} % of a DARTS epoch), "
+          f"eig {diag.hessian_eig_max:.4g}", flush=True)
 print(json.dumps(results))

@@ -51,7 +51,7 @@ class RunConfig(OptionSet):
         "heldout", description="diagnostics' images: held out from every searcher (default) or the architecture half")
     eval_images: int = Field(1024, ge=1, le=1_000_000, description="diagnostics' accuracies and gap: the first n "
                                                                  "images of the evaluation set, forward passes only")
-    hessian_images: int = Field(128, ge=1, le=1_000_000, description="Hessian eigenvalue: the first n of those")
+    hessian_images: int = Field(64, ge=1, le=1_000_000, description="Hessian eigenvalue: the first n of those")
     precision: Literal["fp32", "tf32", "bf16"] = "fp32"
     cuda_graphs: bool = Field(False, description="GPU: replay full-batch steps of capturable searchers")
     w_lr: float = Field(0.025, gt=0)
@@ -93,7 +93,7 @@ class RunConfig(OptionSet):
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
     # 13 minutes on 2 CPU cores with diagnostics (README: Timings).
-    "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False, "hessian_images": 64},
+    "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False},
     # seconds on CPU: exercises every code path, proves nothing about search quality.
     "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32,
               "eval_images": 64, "hessian_images": 32, "channels_last": False},
