@@ -38,6 +38,23 @@ def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> Non
                 assert ra[key] == rb[key], key
 
 
+def write_tarball(path: Path, folder: str, members: dict[str, bytes]) -> None:
+    """A ``.tar.gz`` holding ``folder/<name>`` for each member, as the official CIFAR tarballs are laid out, with a
+    checksum sidecar: a stand-in for the official file, trusted as written."""
+    import io
+    import tarfile
+
+    from foundation.integrity import write_sidecar
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(path, "w:gz") as tar:
+        for name, payload in members.items():
+            info = tarfile.TarInfo(f"{folder}/{name}")
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    write_sidecar(path)
+
+
 def _data_dir() -> Path:
     env = os.environ.get("HARNESS_DATA")
     return Path(env).expanduser() if env else REPO.parent / "shared" / "data"

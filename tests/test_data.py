@@ -1,20 +1,17 @@
 """Data: directory resolution, the official CIFAR-10 tarball reader, the search split, device augmentation."""
 from __future__ import annotations
 
-import io
 import os
 import pickle
-import tarfile
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from conftest import write_tarball
 
 from benchmarks.data_stream import DeviceImages, SearchData, epoch_generator
 from benchmarks.images import cifar10
 from foundation.errors import UserError
-from foundation.integrity import write_sidecar
 from foundation.paths import resolve_data_dir
 
 AUGMENT = cifar10.DATASET.augmentation
@@ -39,23 +36,13 @@ def _batch_pickle(images_chw: np.ndarray, labels: list[int]) -> bytes:
     return pickle.dumps({b"data": images_chw.reshape(len(labels), -1), b"labels": labels, b"batch_label": b"x"})
 
 
-def _write_tarball(path: Path, members: dict[str, bytes]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(f"cifar-10-batches-py/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    write_sidecar(path)  # a stand-in for the official tarball, trusted as written
-
-
 def test_official_tarball_is_read_in_order_and_preferred(tmp_path, private_cache, capsys):
     rng = np.random.default_rng(0)
     batches = {f"data_batch_{i}": rng.integers(0, 256, (2, 3, 32, 32), dtype=np.uint8) for i in range(1, 6)}
     test = rng.integers(0, 256, (3, 3, 32, 32), dtype=np.uint8)
     members = {name: _batch_pickle(images, [i, i + 1]) for i, (name, images) in enumerate(batches.items())}
     members["test_batch"] = _batch_pickle(test, [7, 8, 9])
-    _write_tarball(tmp_path / cifar10.OFFICIAL_FILE, members)
+    write_tarball(tmp_path / cifar10.OFFICIAL_FILE, "cifar-10-batches-py", members)
     (tmp_path / cifar10.JPEG_FILE).write_bytes(b"not used when the official file exists")
     data = cifar10.load_cifar10(tmp_path)
     assert data.source == "official" and data.x_train.shape == (10, 32, 32, 3)
@@ -76,7 +63,7 @@ def test_tarball_with_foreign_objects_is_refused(tmp_path, private_cache):
 
     members = {f"data_batch_{i}": pickle.dumps(Evil()) for i in range(1, 6)}
     members["test_batch"] = pickle.dumps(Evil())
-    _write_tarball(tmp_path / cifar10.OFFICIAL_FILE, members)
+    write_tarball(tmp_path / cifar10.OFFICIAL_FILE, "cifar-10-batches-py", members)
     with pytest.raises(UserError, match="corrupt data file"):
         cifar10.load_cifar10(tmp_path)
 

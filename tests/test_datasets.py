@@ -3,16 +3,14 @@ formats: the same member names, pickle keys, dtypes and label conventions, a few
 halves of each dataset, and smoke searches on both that look up the searched dataset."""
 from __future__ import annotations
 
-import io
 import json
 import pickle
-import tarfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-from conftest import smoke_args
+from conftest import smoke_args, write_tarball
 
 from benchmarks.images import cifar100, get_dataset, imagenet16, search_images
 from foundation.errors import UserError
@@ -43,14 +41,7 @@ def write_cifar100(data_dir: Path, train: int, test: int, seed: int = 0) -> dict
                                       b"fine_labels": labels.tolist(), b"coarse_labels": (labels // 5).tolist(),
                                       b"data": _planes(images)}, protocol=2)
     members["meta"] = pickle.dumps({b"fine_label_names": [b"c"] * 100, b"coarse_label_names": [b"s"] * 20})
-    path = data_dir / cifar100.OFFICIAL_FILE
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(path, "w:gz") as tar:
-        for name, payload in members.items():
-            info = tarfile.TarInfo(f"cifar-100-python/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    write_sidecar(path)
+    write_tarball(data_dir / cifar100.OFFICIAL_FILE, "cifar-100-python", members)
     return arrays
 
 
@@ -109,16 +100,8 @@ def test_cifar100_problems_are_one_line_errors(tmp_path):
 
 
 def test_cifar100_with_foreign_objects_or_bad_labels_is_refused(tmp_path):
-    path = tmp_path / cifar100.OFFICIAL_FILE
-    path.parent.mkdir(parents=True)
-    bad = {b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [3, 100]}  # 100 is not a CIFAR-100 class
-    with tarfile.open(path, "w:gz") as tar:
-        for name in ("train", "test"):
-            payload = pickle.dumps(bad)
-            info = tarfile.TarInfo(f"cifar-100-python/{name}")
-            info.size = len(payload)
-            tar.addfile(info, io.BytesIO(payload))
-    write_sidecar(path)
+    bad = pickle.dumps({b"data": np.zeros((2, 3072), np.uint8), b"fine_labels": [3, 100]})  # 100: not a class
+    write_tarball(tmp_path / cifar100.OFFICIAL_FILE, "cifar-100-python", {"train": bad, "test": bad})
     with pytest.raises(UserError, match="corrupt data file.*classes 0..99"):
         cifar100.load_cifar100(tmp_path)
 

@@ -9,7 +9,7 @@ import sys
 import tarfile
 import zipfile
 from pathlib import Path
-from typing import IO, Any, Callable
+from typing import IO, Any, Callable, Sequence
 
 import numpy as np
 
@@ -44,6 +44,25 @@ def hwc(flat: Any, size: int) -> np.ndarray:
     """Rows of ``3 * size * size`` bytes (the official layout: the red plane, then green, then blue) as HWC."""
     images = np.asarray(flat, dtype=np.uint8).reshape(-1, 3, size, size).transpose(0, 2, 3, 1)
     return np.ascontiguousarray(images)
+
+
+def tarball_batches(path: Path, folder: str, names: Sequence[str], label_key: bytes,
+                    classes: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Images (HWC) and labels of the pickled batches ``folder/<name>`` of an official CIFAR python tarball, each
+    label checked to be a class 0..classes-1."""
+    parts = []
+    with tarfile.open(path, "r:gz") as tar:
+        for name in names:
+            member = tar.extractfile(f"{folder}/{name}")
+            if member is None:
+                raise KeyError(name)
+            content = load_pickle(member)
+            images, labels = hwc(content[b"data"], 32), np.asarray(content[label_key], dtype=np.int64)
+            if len(images) != len(labels) or (len(labels) and not 0 <= labels.min() <= labels.max() < classes):
+                raise ValueError(f"{name}: {len(images)} images, {len(labels)} labels in "
+                                 f"{labels.min()}..{labels.max()} (expected classes 0..{classes - 1})")
+            parts.append((images, labels))
+    return parts
 
 
 def cached_images(name: str, source: str, path: Path, decode: Callable[[Path], dict[str, np.ndarray]]) -> ImageSet:

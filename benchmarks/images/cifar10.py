@@ -10,13 +10,12 @@ Sources, in order of preference, inside ``<data>/cifar10/``:
 from __future__ import annotations
 
 import io
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.images import Augmentation, Dataset, ImageSet, Part, SearchSplit, read_split_file, seeded_halves
-from benchmarks.images.archive import cached_images, download, hwc, load_pickle
+from benchmarks.images.archive import cached_images, download, tarball_batches
 from foundation.errors import UserError
 
 OFFICIAL_FILE = "cifar10/cifar-10-python.tar.gz"
@@ -53,16 +52,8 @@ def _decode_jpeg(path: Path) -> dict[str, np.ndarray]:
 
 
 def _decode_official(path: Path) -> dict[str, np.ndarray]:
-    with tarfile.open(path, "r:gz") as tar:
-        def batch(name: str) -> tuple[np.ndarray, np.ndarray]:
-            member = tar.extractfile(f"cifar-10-batches-py/{name}")
-            if member is None:
-                raise KeyError(name)
-            content = load_pickle(member)
-            return hwc(content[b"data"], 32), np.asarray(content[b"labels"], dtype=np.uint8)
-
-        train = [batch(f"data_batch_{i}") for i in range(1, 6)]
-        x_test, y_test = batch("test_batch")
+    names = [f"data_batch_{i}" for i in range(1, 6)] + ["test_batch"]
+    *train, (x_test, y_test) = tarball_batches(path, "cifar-10-batches-py", names, b"labels", 10)
     return {"x_train": np.concatenate([x for x, _ in train]), "y_train": np.concatenate([y for _, y in train]),
             "x_test": x_test, "y_test": y_test}
 

@@ -8,13 +8,12 @@ images, architecture on the test set's ``xvalid`` half).
 """
 from __future__ import annotations
 
-import tarfile
 from pathlib import Path
 
 import numpy as np
 
 from benchmarks.images import Augmentation, Dataset, ImageSet, test_split
-from benchmarks.images.archive import cached_images, download, hwc, load_pickle
+from benchmarks.images.archive import cached_images, download, tarball_batches
 from foundation.errors import UserError
 
 OFFICIAL_FILE = "cifar100/cifar-100-python.tar.gz"
@@ -33,20 +32,8 @@ def load_cifar100(data_dir: Path) -> ImageSet:
 
 
 def _decode_official(path: Path) -> dict[str, np.ndarray]:
-    with tarfile.open(path, "r:gz") as tar:
-        def part(name: str) -> tuple[np.ndarray, np.ndarray]:
-            member = tar.extractfile(f"cifar-100-python/{name}")
-            if member is None:
-                raise KeyError(name)
-            content = load_pickle(member)
-            images, labels = hwc(content[b"data"], 32), np.asarray(content[b"fine_labels"], dtype=np.int64)
-            if len(images) != len(labels) or not 0 <= labels.min() <= labels.max() < NUM_CLASSES:
-                raise ValueError(f"{name}: {len(images)} images, {len(labels)} labels in "
-                                 f"{labels.min()}..{labels.max()} (expected classes 0..{NUM_CLASSES - 1})")
-            return images, labels
-
-        x_train, y_train = part("train")
-        x_test, y_test = part("test")
+    (x_train, y_train), (x_test, y_test) = tarball_batches(path, "cifar-100-python", ("train", "test"),
+                                                           b"fine_labels", NUM_CLASSES)
     return {"x_train": x_train, "y_train": y_train, "x_test": x_test, "y_test": y_test}
 
 
