@@ -4,7 +4,9 @@ Layouts (``tables`` in ``published.json``) follow SD-DARTS Table 4 (NB201 search
 looked up on three datasets), TSE Table 3 (NB201, test, each column searched on its own dataset) and TSE Table 4
 (NB101 test in 1shot1 spaces 1-3). Each published method is one row; each of our settings (searcher + config name
 without the dataset, averaged over its *done* seeds) follows the published row of its searcher, with a difference
-row (ours - published, in points). A column holds only our searches on the dataset the table's protocol names for
+row (ours - published, in points) when it was searched under the paper protocol; a configuration of a reduced
+preset is labelled "reduced protocol (<preset>), not comparable to the published numbers" and gets no difference
+row. A column holds only our searches on the dataset the table's protocol names for
 it: in TSE Table 3 the CIFAR-100 column is our CIFAR-100 searches', in SD-DARTS Table 4 our CIFAR-10 searches'. Our configurations without a published row of their searcher are
 listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
 
@@ -84,6 +86,10 @@ class OurConfig:
     def epochs(self) -> int:
         return max(run.epochs for run in self.runs)
 
+    @property
+    def paper_protocol(self) -> bool:
+        return all(run.paper_protocol for run in self.runs)
+
     def row(self, columns: tuple[Column, ...]) -> TableRow:
         cells: dict[Column, tuple[float, float | None] | None] = {}
         for column in columns:
@@ -97,7 +103,10 @@ class OurConfig:
                           for dataset, runs in by_dataset.items())
         devices = sorted({r.device for r in self.runs})
         sources = sorted({r.data_source for r in self.runs})
-        return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs), "; ".join(sources + devices))
+        protocol = [] if self.paper_protocol else [
+            f"reduced protocol ({self.runs[0].config.get('preset')}), not comparable to the published numbers"]
+        return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs),
+                        "; ".join(protocol + sources + devices))
 
 
 def _seed_counts(runs: list[Run]) -> str:
@@ -156,7 +165,7 @@ def build_table(layout: TableLayout, runs: list[Run]) -> list[TableRow]:
         table.append(published)
         for config in attached.get(i, []):
             ours = config.row(layout.columns)
-            table += [ours, _difference(ours, published, layout.columns)]
+            table += [ours, _difference(ours, published, layout.columns)] if config.paper_protocol else [ours]
     table += [config.row(layout.columns) for config in leftovers]
     return table
 

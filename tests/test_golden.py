@@ -1,11 +1,12 @@
-"""The golden trajectory: a smoke DARTS search (seed 0, CPU, fp32) recorded once in ``golden/``; any code change
-that alters what a search computes fails here.
+"""Golden trajectories: a smoke search (seed 0, CPU, fp32) of every built-in searcher on NB201 and of DARTS on a
+1shot1 space, recorded once in ``golden/``; any code change that alters what a searcher computes fails here, with
+the list of every (epoch, field) that moved.
 
-Regenerating is a deliberate act, reviewed like code: ``python tests/test_golden.py --regenerate`` (the diff of
-``tests/golden/smoke_darts_seed0.json`` shows what changed). Floats are compared to 1e-4 (relative and absolute):
-tight enough to catch any change of maths, loose enough for another CPU's summation order. The recording is
-specific to its CIFAR-10 source (the JPEG copy and the official tarball give different images): with another
-source the test is skipped, saying so.
+Regenerating is a deliberate act, reviewed like code: ``python tests/test_golden.py --regenerate [SPACE/SEARCHER
+...]`` (all cases when none is named; the diff of ``tests/golden/*.json`` shows what changed). Floats are compared
+to 1e-4 (relative and absolute): tight enough to catch any change of maths, loose enough for another CPU's
+summation order. A recording is specific to its CIFAR-10 source (the JPEG copy and the official tarball give
+different images): with another source the test is skipped, saying so.
 """
 from __future__ import annotations
 
@@ -15,17 +16,29 @@ from pathlib import Path
 
 import pytest
 
-GOLDEN = Path(__file__).with_name("golden") / "smoke_darts_seed0.json"
+GOLDEN_DIR = Path(__file__).with_name("golden")
 TOLERANCE = 1e-4
 RECORDED = ("epoch", "genotype", "arch_index", "depth", "skip_count", "arch_weights", "train_loss", "train_acc",
             "arch_loss", "arch_acc", "w_lr", "hessian_eig_max", "supernet_acc", "discrete_acc")
 
 
-def trajectory(data_dir: Path, out: Path) -> dict:
+def cases() -> list[tuple[str, str]]:
+    """(space, searcher): every built-in searcher on NB201, and DARTS on 1shot1 space 2."""
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from searchers import builtin_searchers
+
+    return [("nb201", name) for name in builtin_searchers()] + [("1shot1-s2", "darts")]
+
+
+def golden_file(space: str, searcher: str) -> Path:
+    return GOLDEN_DIR / f"smoke_{space}_{searcher}_seed0.json"
+
+
+def trajectory(space: str, searcher: str, data_dir: Path, out: Path) -> dict:
     from foundation.atomic import read_jsonl
     from harness.cli import main
 
-    args = ["run", "--searcher", "darts", "--space", "nb201", "--preset", "smoke", "--seed", "0", "--device", "cpu",
+    args = ["run", "--searcher", searcher, "--space", space, "--preset", "smoke", "--seed", "0", "--device", "cpu",
             "--data-dir", str(data_dir), "--out", str(out)]
     assert main(args) == 0
     folder = next(Path(out).rglob("seed-0"))
@@ -39,35 +52,59 @@ def _flatten(value) -> list:
     return [x for item in value for x in _flatten(item)] if isinstance(value, list) else [value]
 
 
+def differences(now: list[dict], recorded: list[dict]) -> list[str]:
+    """Every (epoch, field) whose value moved beyond the tolerance, as readable lines."""
+    if len(now) != len(recorded):
+        return [f"{len(now)} epochs recorded, {len(recorded)} in the golden file"]
+    moved = []
+    for ours, golden in zip(now, recorded):
+        for key in RECORDED:
+            same = (_flatten(ours[key]) == pytest.approx(_flatten(golden[key]), rel=TOLERANCE, abs=TOLERANCE)
+                    if isinstance(golden[key], (float, list)) else ours[key] == golden[key])
+            if not same:
+                shown = lambda value: json.dumps(value)[:120]  # noqa: E731
+                moved.append(f"epoch {golden['epoch']} {key}: now {shown(ours[key])}, golden {shown(golden[key])}")
+    return moved
+
+
+def test_a_moved_value_is_named_with_its_epoch_and_field():
+    record = {key: 1.0 for key in RECORDED} | {"epoch": 1, "genotype": "g", "arch_weights": [[0.5, 0.5]]}
+    assert differences([record], [dict(record)]) == []
+    moved = differences([record | {"train_loss": 1.01, "genotype": "h"}], [record])
+    assert moved == ['epoch 1 genotype: now "h", golden "g"', "epoch 1 train_loss: now 1.01, golden 1.0"]
+    assert differences([record, record], [record]) == ["2 epochs recorded, 1 in the golden file"]
+
+
 @pytest.mark.slow
 @pytest.mark.data
-def test_smoke_trajectory_is_unchanged(data_dir, nb201_table, tmp_path):
+@pytest.mark.parametrize("space,searcher", cases(), ids=lambda value: value)
+def test_smoke_trajectory_is_unchanged(space, searcher, data_dir, nb201_table, tmp_path):
     if not (data_dir / "cifar10").is_dir():
         pytest.skip(f"CIFAR-10 not found under {data_dir}")
-    golden = json.loads(GOLDEN.read_text())
-    now = trajectory(data_dir, tmp_path)
+    golden = json.loads(golden_file(space, searcher).read_text())
+    now = trajectory(space, searcher, data_dir, tmp_path)
     if now["data_source_sha256"] != golden["data_source_sha256"]:
         pytest.skip("the golden trajectory was recorded with another CIFAR-10 source file")
-    assert len(now["records"]) == len(golden["records"])
-    for ours, recorded in zip(now["records"], golden["records"]):
-        for key in RECORDED:
-            if isinstance(recorded[key], (float, list)):
-                assert _flatten(ours[key]) == pytest.approx(_flatten(recorded[key]), rel=TOLERANCE, abs=TOLERANCE), \
-                    (recorded["epoch"], key)
-            else:
-                assert ours[key] == recorded[key], (recorded["epoch"], key)
+    moved = differences(now["records"], golden["records"])
+    assert not moved, (f"{space}/{searcher} computes something else than its golden trajectory "
+                       f"(regenerate on purpose: python tests/test_golden.py --regenerate {space}/{searcher}):\n"
+                       + "\n".join(moved))
 
 
 if __name__ == "__main__":
-    if sys.argv[1:] != ["--regenerate"]:
-        sys.exit("usage: python tests/test_golden.py --regenerate   (rewrites the golden trajectory; review the diff)")
+    if sys.argv[1:2] != ["--regenerate"]:
+        sys.exit("usage: python tests/test_golden.py --regenerate [SPACE/SEARCHER ...]   (rewrites golden "
+                 "trajectories; review the diff)")
     import tempfile
 
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
     from foundation.paths import resolve_data_dir
 
-    with tempfile.TemporaryDirectory() as tmp:
-        result = trajectory(resolve_data_dir(None), Path(tmp))
-    GOLDEN.parent.mkdir(exist_ok=True)
-    GOLDEN.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
-    print(f"wrote {GOLDEN}")
+    chosen = [tuple(name.split("/", 1)) for name in sys.argv[2:]] or cases()
+    for space, searcher in chosen:
+        with tempfile.TemporaryDirectory() as tmp:
+            result = trajectory(space, searcher, resolve_data_dir(None), Path(tmp))
+        path = golden_file(space, searcher)
+        path.parent.mkdir(exist_ok=True)
+        path.write_text(json.dumps(result, indent=1, sort_keys=True) + "\n")
+        print(f"wrote {path}")

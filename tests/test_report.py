@@ -86,6 +86,10 @@ def test_table_statistics_match_hand_computed_values(results):
     assert rows[rows.index(ours) - 1].method == "DARTS (1st)"  # ours follows its published row
     smoke = _table_row(rows, "sd_darts_voted (smoke)")
     assert rows[rows.index(smoke) - 1].method == "SD-DARTS" and smoke.seeds == "1"
+    # a reduced preset is labelled as such and never differenced against the published numbers
+    assert smoke.notes.startswith("reduced protocol (smoke), not comparable to the published numbers")
+    assert "reduced protocol" not in ours.notes and all(row.source != "difference" or "smoke" not in row.method
+                                                         for row in rows)
 
 
 def test_report_writes_tables_figures_and_index(results, tmp_path):
