@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 HARNESS_DATA ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 export HARNESS_DATA
 
-.PHONY: install demo test test-fast clean
+.PHONY: install demo test test-fast reference-report clean
 
 install: $(VENV)/.installed
 
@@ -39,6 +39,10 @@ test: install
 
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
+
+# The committed report of the reference runs (CI checks that its tables are reproduced exactly).
+reference-report: install
+	$(BIN)/harness report results/reference --out results/reference/report
 
 clean:
 	rm -rf $(VENV) *.egg-info

@@ -228,6 +228,18 @@ def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, caps
     assert "skipping" in capsys.readouterr().out
 
 
+def test_committed_reference_tables_are_reproduced_exactly(tmp_path):
+    """The report is deterministic: regenerating it over the committed reference runs gives the committed tables
+    byte for byte (``make reference-report`` rewrites them after new runs)."""
+    reference = Path(__file__).resolve().parents[1] / "results" / "reference"
+    committed = reference / "report" / "tables"
+    report = build_report([reference], tmp_path, figures=False)
+    made = {path.name: path.read_text() for _, _, files in report.tables for path in files.values()}
+    assert made.keys() == {path.name for path in committed.iterdir()}
+    for name, text in made.items():
+        assert text == (committed / name).read_text(), f"results/reference/report/tables/{name} is out of date"
+
+
 @pytest.mark.data
 def test_check_on_the_reference_results_passes(data_dir, nb201_table, tmp_path, capsys):
     """CI's regression check: the stored GPU reference runs and the look-up layer against the papers."""
