@@ -1,7 +1,8 @@
 """The papers' figures from our runs (matplotlib + seaborn), PNG and PDF, sized for one paper column.
 
 Per search space and dataset searched on (``Run.scope``): the accuracy its ``metrics`` prefer of the derived cell per epoch (mean and a +-1 std band
-over seeds), skip connections per epoch (spaces that have them), cell depth against accuracy (TSE Fig. 2a),
+over seeds), skip connections per epoch (spaces that have them), cell depth per epoch and against accuracy (TSE
+Fig. 2a),
 dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
 (spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
 option run with two or more values. An option that declares the published figure it varies
@@ -221,6 +222,8 @@ def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
         if space_class is not None and space_class.has_skip_connections:
             made.append(_epoch_figure(in_space, out_dir, f"{space}_skips_per_epoch", f"{space}: skip connections",
                                       "skip connections in the cell", lambda r: r.series("skip_count")))
+        made.append(_epoch_figure(in_space, out_dir, f"{space}_depth_per_epoch", f"{space}: cell depth",
+                                  "depth of the derived cell", lambda r: r.series("depth")))
         made.append(_depth_figure(in_space, out_dir, space, key, ylabel))
         made.append(_epoch_figure(in_space, out_dir, f"{space}_hessian_per_epoch",
                                   f"{space}: dominant Hessian eigenvalue", "largest eigenvalue of the Hessian",

@@ -103,8 +103,8 @@ def test_report_writes_tables_figures_and_index(results, tmp_path):
         lines = [r for r in csv.DictReader(handle) if r["method"] == "darts (paper)" and r["key"] == "cifar10_test"]
     assert len(lines) == 1 and float(lines[0]["mean"]) == pytest.approx(57.1)
     figures = {info.name: info for info in report.figures}
-    assert set(figures) == {"nb201_accuracy_per_epoch", "nb201_skips_per_epoch", "nb201_depth_vs_accuracy",
-                            "nb201_hessian_per_epoch"}
+    assert set(figures) == {"nb201_accuracy_per_epoch", "nb201_skips_per_epoch", "nb201_depth_per_epoch",
+                            "nb201_depth_vs_accuracy", "nb201_hessian_per_epoch"}
     assert figures["nb201_accuracy_per_epoch"].ylabel == "CIFAR-10 test accuracy (%)"
     assert figures["nb201_hessian_per_epoch"].xlabel == "epoch"
     for info in figures.values():
@@ -113,7 +113,7 @@ def test_report_writes_tables_figures_and_index(results, tmp_path):
     assert "| incomplete | 7/50 |" in index and "| diverged | 3/50 |" in index
     assert "figures/nb201_skips_per_epoch.png" in index
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 4 and "<table>" in page
+    assert page.count("data:image/png;base64,") == 5 and "<table>" in page
 
 
 def test_ablation_figures_need_two_settings(tmp_path):
