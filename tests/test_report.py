@@ -266,7 +266,7 @@ def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_pat
     assert len(report.runs) == len(searchers) and all(r.status == "done" for r in report.runs)
     table = (tmp_path / "report" / "tables" / "sd_darts_table4.md").read_text()
     assert all(f"| {name} (smoke, epochs=1) | ours | 1 |" in table for name in searchers)
-    assert len(report.figures) == 4
+    assert len(report.figures) == 5
 
 
 def test_check_compares_each_published_column_only_with_searches_on_its_dataset(tmp_path):
