@@ -12,7 +12,7 @@ from pathlib import Path
 
 from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare
-from analysis.runs import Run, load_runs
+from analysis.runs import Run, read_runs
 from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_fields, text_head, to_markdown
 from foundation.atomic import atomic_write
 
@@ -113,7 +113,7 @@ def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = RE
     """Read the runs under ``roots`` and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``.
     With no runs, nothing is written (``Report.runs`` is empty)."""
     skipped: list[Path] = []
-    report = Report(load_runs(roots, warn, skipped), skipped=skipped)
+    report = Report(read_runs(roots, warn, skipped), skipped=skipped)
     if not report.runs:
         return report
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -167,7 +167,7 @@ def _first_resolving(resolve: Callable[[str], Any], specs: tuple[str | None, ...
     return None
 
 
-def load_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
+def read_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
               skipped: list[Path] | None = None) -> list[Run]:
     """Every run folder (a folder holding ``config.json``) under ``roots``, sorted by group and seed. A folder
     with a damaged file is skipped (added to ``skipped``), saying which file and why; a finished run whose records

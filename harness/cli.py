@@ -88,6 +88,10 @@ def build_parser() -> Parser:
                              "when something could not be checked (no or unreadable run folders, no table)")
     report.add_argument("--data-dir", help="for --check: the NB201 table whose look-ups are checked")
 
+    export = sub.add_parser("export", help="every epoch of every run as one table (CSV, or Parquet with pyarrow)")
+    export.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
+    export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
+
     sweep = sub.add_parser("sweep", help="a grid of runs from a YAML file, on a local pool or a Ray cluster")
     sweep.add_argument("file")
     sweep.add_argument("--backend", default="local", help="local (default: a process pool) or ray")
@@ -290,6 +294,17 @@ def cmd_sweep(args: argparse.Namespace) -> int:
                  args.max_parallel, args.gpus_per_run, args.address, seed_batch=args.seed_batch)
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from analysis.frame import load_runs, write_frame
+
+    if Path(args.out).suffix not in (".csv", ".parquet"):
+        raise UserError(f"bad value --out {args.out}: name a .csv or .parquet file")
+    frame = load_runs(args.results, warn=lambda message: print(f"harness: {message}", file=sys.stderr))
+    path = write_frame(frame, Path(args.out))
+    print(f"{len(frame)} epochs of {frame['folder'].nunique() if len(frame) else 0} runs: {path}")
+    return 0
+
+
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import REPORT_FORMATS, build_report
 
@@ -342,7 +357,7 @@ def _check(report, data_dir_arg: str | None) -> int:
 
 
 COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "report": cmd_report, "list": cmd_list,
-            "data": cmd_data}
+            "data": cmd_data, "export": cmd_export}
 
 
 def main(argv: Sequence[str] | None = None) -> int:

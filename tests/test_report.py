@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from analysis.report import build_report
-from analysis.runs import load_runs
+from analysis.runs import read_runs
 from analysis.tables import LAYOUTS, build_table
 from harness.cli import main
 from harness.config import configure
@@ -72,7 +72,7 @@ def _table_row(rows, method):
 
 
 def test_table_statistics_match_hand_computed_values(results):
-    runs = load_runs([results])
+    runs = read_runs([results])
     assert [r.status for r in runs if r.searcher == "darts"] == ["done", "done", "done", "incomplete", "diverged"]
     layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
     rows = build_table(layout, runs)
@@ -128,7 +128,7 @@ def test_ablation_figures_need_two_settings(tmp_path):
     titles = {info.name: info.title for info in report.figures}
     assert titles["nb201_sd_darts_warmup_epochs_ablation"] == "nb201 analogue of SD-DARTS Fig. 5: sd_darts vs warmup_epochs"
     assert not any("teacher_epochs" in name or "distill_weight" in name for name in names)  # one setting each
-    runs = load_runs([root])
+    runs = read_runs([root])
     assert {r.label for r in runs} == {"sd_darts (smoke)", "sd_darts (smoke, warmup_epochs=0)",
                                        "sd_darts (smoke, warmup_epochs=3)"}  # 1 is the smoke preset's own (half of 2 epochs)
 
@@ -140,7 +140,7 @@ def test_labels_come_from_config_json_and_survive_a_preset_change(tmp_path, monk
     make_run(root, "sd_darts", 0, nb201_finals(80), preset="smoke", sets=("warmup_epochs=0",))
     make_run(root, "darts", 0, nb201_finals(80), preset="smoke", format_1=True)
     monkeypatch.setitem(PRESETS, "smoke", {**PRESETS["smoke"], "batch_size": 16})
-    labels = {run.searcher: run.label for run in load_runs([root])}
+    labels = {run.searcher: run.label for run in read_runs([root])}
     assert labels["sd_darts"] == "sd_darts (smoke, warmup_epochs=0)"  # as stored when the run was made
     assert labels["darts"] == "darts (smoke, batch_size=32)"  # format 1 stored nothing: today's preset decides
 
@@ -214,7 +214,7 @@ def test_records_that_end_before_the_summary_make_the_run_incomplete(results, ca
     seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
     lines = (seed0 / "epochs.jsonl").read_text().splitlines(keepends=True)
     (seed0 / "epochs.jsonl").write_text("".join(lines[:-1]))  # the final record lost
-    runs = load_runs([results], warn=print)
+    runs = read_runs([results], warn=print)
     assert "epochs.jsonl ends at epoch 49 but summary.json says 50 epochs were done" in capsys.readouterr().out
     run = next(r for r in runs if r.folder == seed0.resolve())
     assert run.status == "incomplete" and run.final is None  # its epoch-49 look-up is not its result
@@ -224,7 +224,7 @@ def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, caps
     broken = results / "nb201" / "darts" / "paper" / "seed-9"
     broken.mkdir()
     (broken / "config.json").write_text("{not json")
-    assert len(load_runs([results], warn=print)) == 6
+    assert len(read_runs([results], warn=print)) == 6
     assert "skipping" in capsys.readouterr().out
 
 
@@ -278,14 +278,14 @@ def test_check_compares_each_published_column_only_with_searches_on_its_dataset(
     root = tmp_path / "results"
     for seed in range(2):  # CIFAR-10 searches whose CIFAR-100/IN16 look-ups are far from TSE's per-dataset values
         make_run(root, "tse_darts", seed, nb201_finals(92.66))
-    comparisons = compare(load_runs([root]))
+    comparisons = compare(read_runs([root]))
     assert {(c.published.table, c.key, c.dataset) for c in comparisons} == {("Table 1", "cifar10_test", "cifar10"),
                                                                           ("Table 3", "cifar10_test", "cifar10")}
     assert all(c.ok for c in comparisons)
     for seed in range(2):  # the same setting searched on CIFAR-100, off by 5 points in that column only
         make_run(root, "tse_darts", seed, {**nb201_finals(50.0), "cifar100_test": 68.13 + 5 + seed},
                  sets=("dataset=cifar100",))
-    runs = load_runs([root])
+    runs = read_runs([root])
     assert {run.config_name for run in runs} == {"paper", "paper-cifar100"} and {run.setting for run in runs} == {"paper"}
     comparisons = compare(runs)
     on_cifar100 = [c for c in comparisons if c.dataset == "cifar100"]
