@@ -126,55 +126,26 @@ def build_parser() -> Parser:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from foundation.paths import resolve_data_dir
-    from foundation.run_config import MAX_SEED, MAX_SEEDS
-    from harness.config import configure
-    from harness.device import resolve_device
-    from harness.runner import SeedBatch, default_seed_batch
+    from foundation.run_config import MAX_SEEDS
+    from harness.api import run_search
 
     if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
         raise UserError(f"bad value --seeds {args.seeds}: must be in 1..{MAX_SEEDS}")
-    if any(not 0 <= s <= MAX_SEED for s in args.seed):
-        raise UserError(f"bad value --seed {next(s for s in args.seed if not 0 <= s <= MAX_SEED)}: seeds are in "
-                        f"0..{MAX_SEED}")
-    if args.epochs is not None and args.epochs < 1:
-        raise UserError(f"bad value --epochs {args.epochs}: must be >= 1")
-    if args.seed_batch is not None and not 1 <= args.seed_batch <= MAX_SEEDS:
-        raise UserError(f"bad value --seed-batch {args.seed_batch}: must be in 1..{MAX_SEEDS}")
-    _folder_argument("--out", args.out)
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
-    experiment = configure(*_names(args), args.preset, args.assignments, args.epochs)
-    device = resolve_device(args.device)
-    data_dir = resolve_data_dir(args.data_dir)
-    size = args.seed_batch or default_seed_batch(device)
-    statuses = []
-    for start in range(0, len(seeds), size):
-        batch = SeedBatch(experiment, seeds[start:start + size], Path(args.out), data_dir, device,
-                          progress=sys.stderr.isatty(), wait_for_lock=args.wait, repair=args.repair)
-        for folder, summary in zip(batch.folders, batch.execute()):
-            statuses.append(summary.status)
-            print(f"{folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
-    return 0 if all(status == "done" for status in statuses) else 1
-
-
-def _folder_argument(flag: str, value: str) -> None:
-    if Path(value).exists() and not Path(value).is_dir():
-        raise UserError(f"bad value {flag} {value}: a file, where a folder is expected")
-
-
-def _names(args: argparse.Namespace) -> tuple[str, str]:
-    """``--space`` and ``--searcher``, defaulting to the space that declares itself the default and DARTS."""
-    from benchmarks import default_space
-    from searchers.darts import Darts
-
-    return args.space or default_space(), getattr(args, "searcher", None) or Darts.name
+    results = run_search(args.searcher, args.space, args.preset, seeds, args.epochs, args.assignments, args.device,
+                         args.out, args.data_dir, args.seed_batch, args.wait, args.repair, sys.stderr.isatty())
+    for folder, summary in results:
+        print(f"{folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
+    return 0 if all(summary.status == "done" for _, summary in results) else 1
 
 
 def cmd_lookup(args: argparse.Namespace, extra: list[str]) -> int:
     from benchmarks import get_space
     from foundation.paths import resolve_data_dir
 
-    space_name, _ = _names(args)
+    from harness.api import names
+
+    space_name, _ = names(args.space, None)
     space = get_space(space_name)
     parser = Parser(prog=f"harness lookup --space {space_name}")
     space.add_lookup_arguments(parser)
@@ -249,6 +220,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from harness.api import names
     from harness.bench import run_bench
     from harness.config import configure
     from harness.device import resolve_device
@@ -256,7 +228,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     if args.steps < 1 or args.rounds < 1 or args.seeds < 1:
         raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds} / --seeds {args.seeds}: "
                         "must be >= 1")
-    experiment = configure(*_names(args), args.preset, args.assignments)
+    experiment = configure(*names(args.space, args.searcher), args.preset, args.assignments)
     config = experiment.config
     result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
                        Path(args.out), args.seeds)
@@ -284,14 +256,10 @@ def cmd_bench(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from foundation.paths import resolve_data_dir
-    from harness.device import resolve_device
-    from harness.sweep import sweep
+    from harness.api import run_sweep
 
-    _folder_argument("--out", args.out)
-    device = str(resolve_device(args.device))
-    return sweep(Path(args.file), args.backend, Path(args.out), resolve_data_dir(args.data_dir), device,
-                 args.max_parallel, args.gpus_per_run, args.address, seed_batch=args.seed_batch)
+    return run_sweep(args.file, args.backend, args.out, args.data_dir, args.device, args.max_parallel,
+                     args.gpus_per_run, args.address, args.seed_batch)
 
 
 def cmd_export(args: argparse.Namespace) -> int:
@@ -307,13 +275,14 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     from analysis.report import REPORT_FORMATS, build_report
+    from harness.api import check_folder
 
     formats = tuple(f.strip() for f in args.format.split(",") if f.strip())
     unknown = sorted(set(formats) - set(REPORT_FORMATS))
     if unknown or not formats:
         raise UserError(f"bad value --format {args.format!r} (known: {', '.join(REPORT_FORMATS)})")
     roots = [Path(r) for r in args.results]
-    _folder_argument("--out", args.out)
+    check_folder("--out", args.out)
     out_dir = Path(args.out)
     report = build_report(roots, out_dir, formats, not args.no_figures,
                           warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr))

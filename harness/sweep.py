@@ -64,10 +64,10 @@ def seed_batches(cells: list[Cell], size: int) -> list[list[Cell]]:
     return [group[start:start + size] for group in groups.values() for start in range(0, len(group), size)]
 
 
-def _values(value: Any) -> str:
+def set_text(value: Any) -> str:
     """A YAML value as ``--set`` text, so that sweep files go through the one validation of the command line."""
     if isinstance(value, list):
-        return ",".join(map(_values, value))
+        return ",".join(map(set_text, value))
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
@@ -101,12 +101,12 @@ def load_sweep(path: Path, log: Callable[[str], None] = print) -> list[Cell]:
     epochs = spec.get("epochs")
     if epochs is not None and not (_is_int(epochs) and epochs >= 1):
         raise UserError(f"bad sweep file {path}: epochs={epochs!r} must be an integer >= 1")
-    common = [f"{k}={_values(v)}" for k, v in _mapping(spec, "set", path).items()]
+    common = [f"{k}={set_text(v)}" for k, v in _mapping(spec, "set", path).items()]
     grid = _mapping(spec, "grid", path)
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise UserError(f"bad sweep file {path}: grid {key}={values!r} must be a non-empty list")
-    combos = [tuple(f"{k}={_values(v)}" for k, v in zip(grid, combo))
+    combos = [tuple(f"{k}={set_text(v)}" for k, v in zip(grid, combo))
               for combo in itertools.product(*grid.values())] or [()]
     preset = str(spec.get("preset", "paper"))
     cells: dict[tuple, Cell] = {}

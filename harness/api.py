@@ -1,0 +1,83 @@
+"""The Python API: a search or a sweep started from Python with the command line's arguments; the ``harness run``
+and ``harness sweep`` commands are thin layers over it. Bad arguments raise ``UserError`` (one line).
+
+    from harness.api import run_search
+    results = run_search(searcher="sd_darts", preset="quick", seeds=[0, 1], settings={"warmup_epochs": 2})
+    for folder, summary in results:
+        print(folder, summary.status, summary.final["lookup"]["cifar10_test"])
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+from foundation.errors import UserError
+from foundation.records import Summary
+
+Log = Callable[[str], None]
+
+
+def run_search(searcher: str | None = None, space: str | None = None, preset: str = "paper",
+               seeds: Iterable[int] = (0,), epochs: int | None = None,
+               settings: Mapping[str, Any] | Iterable[str] = (), device: str = "auto", out: str | Path = "results",
+               data_dir: str | Path | None = None, seed_batch: int | None = None, wait: bool = False,
+               repair: bool = False, progress: bool = False, log: Log | None = None) -> list[tuple[Path, Summary]]:
+    """Run (or resume, or skip when finished) the searches of one configuration, one per seed, ``seed_batch`` seeds
+    computed together (default per device); ``settings`` are ``--set`` values, a mapping or ``key=value`` texts
+    (validated exactly as on the command line). Returns each seed's run folder and summary, in seed order."""
+    from foundation.paths import resolve_data_dir
+    from foundation.run_config import MAX_SEED, MAX_SEEDS
+    from harness.config import configure
+    from harness.device import resolve_device
+    from harness.runner import SeedBatch, default_seed_batch, stderr_log
+    from harness.sweep import set_text
+
+    seeds = sorted(set(seeds))
+    if not 1 <= len(seeds) <= MAX_SEEDS:
+        raise UserError(f"bad value seeds: between 1 and {MAX_SEEDS} seeds, got {len(seeds)}")
+    if any(not 0 <= seed <= MAX_SEED for seed in seeds):
+        raise UserError(f"bad value --seed {next(s for s in seeds if not 0 <= s <= MAX_SEED)}: seeds are in "
+                        f"0..{MAX_SEED}")
+    if epochs is not None and epochs < 1:
+        raise UserError(f"bad value --epochs {epochs}: must be >= 1")
+    if seed_batch is not None and not 1 <= seed_batch <= MAX_SEEDS:
+        raise UserError(f"bad value --seed-batch {seed_batch}: must be in 1..{MAX_SEEDS}")
+    check_folder("--out", out)
+    assignments = [f"{key}={set_text(value)}" for key, value in settings.items()] \
+        if isinstance(settings, Mapping) else list(settings)
+    experiment = configure(*names(space, searcher), preset, assignments, epochs)
+    resolved = resolve_device(device)
+    size = seed_batch or default_seed_batch(resolved)
+    results: list[tuple[Path, Summary]] = []
+    for start in range(0, len(seeds), size):
+        batch = SeedBatch(experiment, seeds[start:start + size], Path(out), resolve_data_dir(data_dir), resolved,
+                          log=log or stderr_log, progress=progress, wait_for_lock=wait, repair=repair)
+        results += list(zip(batch.folders, batch.execute()))
+    return results
+
+
+def run_sweep(file: str | Path, backend: str = "local", out: str | Path = "results", data_dir: str | Path | None = None,
+              device: str = "auto", max_parallel: int | None = None, gpus_per_run: float = 1.0,
+              address: str | None = None, seed_batch: int | None = None, log: Log = print) -> int:
+    """Every cell of a sweep file (``harness.sweep``); 0 when every run finished, 1 otherwise."""
+    from foundation.paths import resolve_data_dir
+    from harness.device import resolve_device
+    from harness.sweep import sweep
+
+    check_folder("--out", out)
+    return sweep(Path(file), backend, Path(out), resolve_data_dir(data_dir), str(resolve_device(device)),
+                 max_parallel, gpus_per_run, address, log=log, seed_batch=seed_batch)
+
+
+def check_folder(flag: str, value: str | Path) -> None:
+    if Path(value).exists() and not Path(value).is_dir():
+        raise UserError(f"bad value {flag} {value}: a file, where a folder is expected")
+
+
+def names(space: str | None, searcher: str | None) -> tuple[str, str]:
+    """The space and the searcher, defaulting to the space that declares itself the default and DARTS."""
+    from benchmarks import default_space
+    from searchers.darts import Darts
+
+    return space or default_space(), searcher or Darts.name
+
