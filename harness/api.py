@@ -21,10 +21,12 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
                seeds: Iterable[int] = (0,), epochs: int | None = None,
                settings: Mapping[str, Any] | Iterable[str] = (), device: str = "auto", out: str | Path = "results",
                data_dir: str | Path | None = None, seed_batch: int | None = None, wait: bool = False,
-               repair: bool = False, progress: bool = False, log: Log | None = None) -> list[tuple[Path, Summary]]:
+               repair: bool = False, progress: bool = False, tracking: Iterable[str] = (),
+               log: Log | None = None) -> list[tuple[Path, Summary]]:
     """Run (or resume, or skip when finished) the searches of one configuration, one per seed, ``seed_batch`` seeds
     computed together (default per device); ``settings`` are ``--set`` values, a mapping or ``key=value`` texts
-    (validated exactly as on the command line). Returns each seed's run folder and summary, in seed order."""
+    (validated exactly as on the command line); ``tracking``: ``tensorboard`` and/or ``wandb`` (``harness.tracking``).
+    Returns each seed's run folder and summary, in seed order."""
     from foundation.paths import resolve_data_dir
     from foundation.run_config import MAX_SEED, MAX_SEEDS
     from harness.config import configure
@@ -51,7 +53,8 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
     results: list[tuple[Path, Summary]] = []
     for start in range(0, len(seeds), size):
         batch = SeedBatch(experiment, seeds[start:start + size], Path(out), resolve_data_dir(data_dir), resolved,
-                          log=log or stderr_log, progress=progress, wait_for_lock=wait, repair=repair)
+                          log=log or stderr_log, progress=progress, wait_for_lock=wait, repair=repair,
+                          tracking=tuple(tracking))
         results += list(zip(batch.folders, batch.execute()))
     return results
 

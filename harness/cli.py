@@ -52,6 +52,9 @@ def build_parser() -> Parser:
     run.add_argument("--data-dir")
     run.add_argument("--wait", action="store_true",
                      help="if another process is writing a run folder, wait for it instead of refusing")
+    run.add_argument("--log", dest="tracking", action="append", default=[], metavar="BACKEND",
+                     help="live tracking after every epoch: tensorboard (<run>/tensorboard/) and/or wandb (offline "
+                          "unless W&B is configured); repeatable")
     run.add_argument("--repair", action="store_true",
                      help="rebuild a damaged run folder's files from the command and its checkpoints (epochs that "
                           "cannot be recovered are re-run)")
@@ -133,7 +136,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         raise UserError(f"bad value --seeds {args.seeds}: must be in 1..{MAX_SEEDS}")
     seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
     results = run_search(args.searcher, args.space, args.preset, seeds, args.epochs, args.assignments, args.device,
-                         args.out, args.data_dir, args.seed_batch, args.wait, args.repair, sys.stderr.isatty())
+                         args.out, args.data_dir, args.seed_batch, args.wait, args.repair, sys.stderr.isatty(),
+                         tracking=args.tracking)
     for folder, summary in results:
         print(f"{folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
     return 0 if all(summary.status == "done" for _, summary in results) else 1

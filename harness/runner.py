@@ -16,7 +16,7 @@ import sys
 import time
 from collections import Counter
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -38,6 +38,7 @@ from harness.graphed import StepFn, search_step
 from harness.memory import check_fits, is_out_of_memory, out_of_memory
 from harness.progress import EpochBar, RunClock
 from harness.run_folder import RunFolder
+from harness.tracking import BACKENDS, Tracker, open_trackers
 from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.darts import Darts
 from searchers.seeds import SeedStack, select_seed, stack_seeds
@@ -127,6 +128,11 @@ class SeedState:
     state: dict[str, Any] | None
     records: list[EpochRecord]
     status: str = "running"
+    trackers: list[Tracker] = field(default_factory=list)
+
+    def track(self, record: EpochRecord) -> None:
+        for tracker in self.trackers:
+            tracker.log(record)
 
 
 class SeedBatch:
@@ -139,8 +145,12 @@ class SeedBatch:
 
     def __init__(self, experiment: Experiment, seeds: Sequence[int], out_root: Path, data_dir: Path,
                  device: torch.device, log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
-                 repair: bool = False) -> None:
+                 repair: bool = False, tracking: Sequence[str] = ()) -> None:
+        unknown = sorted(set(tracking) - set(BACKENDS))
+        if unknown:
+            raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")
         self.experiment, self.config, self.seeds, self.device = experiment, experiment.config, list(seeds), device
+        self.tracking = tuple(tracking)
         self.progress, self.wait_for_lock, self.log = progress, wait_for_lock, log
         self.data_dir = Path(data_dir)
         self.space = experiment.space(self.data_dir)  # its table first: a missing one is said before anything starts
@@ -206,6 +216,17 @@ class SeedBatch:
             searcher.supernet.load_seed_state_dicts([seed.state["supernet"] for seed in batch])
             searcher.load_state_dict(stack_seeds([seed.state["searcher"] for seed in batch]))
         step = search_step(searcher, self.device, cfg.cuda_graphs)  # after the restore: it adapts the optimisers
+        with ExitStack() as closing:
+            for seed in batch:
+                seed.trackers = open_trackers(self.tracking, seed.folder.path, seed.folder.tag, cfg.to_dict(),
+                                              seed.records)
+                for tracker in seed.trackers:
+                    closing.callback(tracker.close)
+            return self._epochs(searcher, step, batch)
+
+    def _epochs(self, searcher: Darts, step: StepFn, batch: list[SeedState]) -> dict[int, Summary]:
+        """The remaining epochs of the batch, each seed's record saved, appended and tracked; the summaries."""
+        cfg, steps = self.config, self.inputs.data.steps_per_epoch(self.config.batch_size)
         started = time.time()
         epochs = list(range(len(batch[0].records) + 1, cfg.epochs + 1))
         names = ", ".join(str(seed.seed) for seed in batch)
@@ -229,6 +250,7 @@ class SeedBatch:
                 seed.records.append(record)
                 if record.status == "diverged":
                     seed.folder.append(record)
+                    seed.track(record)
                     seed.status = "diverged"
                     seed.folder.log(f"diverged in epoch {epoch}: non-finite loss or parameters; stopping, last good "
                                     "checkpoint kept" + ("; the other seeds go on" if len(batch) > 1 else ""))
@@ -236,6 +258,7 @@ class SeedBatch:
                 seed.folder.save_checkpoint(epoch, record, searcher.supernet.seed_state_dict(index),
                                             select_seed(searcher.state_dict(), index))
                 seed.folder.append(record)
+                seed.track(record)
                 self._log_epoch(seed.folder.log, record, eta)
             if all(seed.status != "running" for seed in batch):
                 break
