@@ -10,7 +10,8 @@ option run with two or more values. An option that declares the published figure
 "<space> analogue of <figure>": the papers' figures are of other search spaces (SD-DARTS: retrained DARTS-space
 accuracies), so ours are analogues, not reproductions.
 
-A curve is the mean over the seeds that reached each epoch. Seeds that did not finish (incomplete or diverged)
+A curve is the mean over the seeds that reached each epoch, drawn by seaborn with a band of +-1 population std
+(ddof=0, as the tables). Seeds that did not finish (incomplete or diverged)
 form their own dashed curve labelled as such, never mixed into a finished configuration's mean.
 """
 from __future__ import annotations
@@ -25,6 +26,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 import seaborn as sns  # noqa: E402
 
@@ -83,26 +85,24 @@ def _new_axes(title: str, xlabel: str, ylabel: str):
     return fig, ax
 
 
+def _population_sd(values: pd.Series) -> tuple[float, float]:
+    """The band of a curve: mean +- the population std over seeds (ddof=0, as the tables' std)."""
+    return values.mean() - values.std(ddof=0), values.mean() + values.std(ddof=0)
+
+
 def _per_epoch(ax, runs: list[Run], value: Callable[[Run], list[tuple[int, float]]]) -> bool:
-    """Mean +- std band per curve; returns whether anything was drawn."""
+    """One seaborn line per curve (the mean over its seeds) with a +-1 std band; returns whether anything was
+    drawn."""
     curves = _curves(runs)
     colours = _palette(list(curves))
     drawn = False
     for label, group in curves.items():
-        by_epoch: dict[int, list[float]] = {}
-        for run in group:
-            for epoch, y in value(run):
-                by_epoch.setdefault(epoch, []).append(y)
-        if not by_epoch:
+        points = pd.DataFrame([(epoch, y) for run in group for epoch, y in value(run)], columns=["epoch", "value"])
+        if points.empty:
             continue
-        epochs = sorted(by_epoch)
-        mean = np.array([np.mean(by_epoch[e]) for e in epochs])
-        std = np.array([np.std(by_epoch[e]) for e in epochs])
-        style = "-" if "[" not in label else "--"
-        ax.plot(epochs, mean, style, marker="o", markersize=2.5, linewidth=1.2, color=colours[label],
-                label=f"{label} (n={len(group)})")
-        if len(group) > 1:
-            ax.fill_between(epochs, mean - std, mean + std, color=colours[label], alpha=0.2, linewidth=0)
+        sns.lineplot(data=points, x="epoch", y="value", errorbar=_population_sd, ax=ax, color=colours[label],
+                     linestyle="-" if "[" not in label else "--", marker="o", markersize=2.5, linewidth=1.2,
+                     markeredgewidth=0, label=f"{label} (n={len(group)})", err_kws={"alpha": 0.2, "linewidth": 0})
         drawn = True
     if drawn:
         ax.legend(fontsize=5, loc="best", frameon=False)

@@ -10,10 +10,12 @@ import html
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import pandas as pd
+
 from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare
 from analysis.runs import Run, read_runs
-from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_fields, text_head, to_markdown
+from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_frame, to_markdown
 from foundation.atomic import atomic_write
 
 REPORT_FORMATS = tuple(FORMATS)
@@ -48,11 +50,13 @@ def _run_line(run: Run) -> list[str]:
 RUN_HEAD = ["configuration", "seed", "status", "epochs", "last genotype", "last look-up", "data", "device"]
 
 
-def _md_table(head: list[str], rows: list[list[str]]) -> str:
-    escape = lambda text: text.replace("|", "\\|")  # noqa: E731 - NB201 genotypes are full of pipes
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(escape(cell) for cell in row) + " |" for row in rows]
-    return "\n".join(lines) + "\n"
+def _runs_frame(runs: list[Run]) -> pd.DataFrame:
+    return pd.DataFrame([_run_line(run) for run in runs], columns=RUN_HEAD)
+
+
+def _md_table(frame: pd.DataFrame) -> str:
+    """A pipe table (pandas + tabulate); pipes in cells (NB201 genotypes are full of them) escaped."""
+    return frame.map(lambda text: text.replace("|", "\\|")).to_markdown(index=False, disable_numparse=True) + "\n"
 
 
 def _check_lines(comparisons: list[Comparison]) -> list[str]:
@@ -66,7 +70,7 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
              f"{len(report.runs)} run(s): " + ", ".join(f"{sum(r.status == s for r in report.runs)} {s}"
                                                           for s in ("done", "diverged", "incomplete")) + ".",
              "Tables average only finished seeds (`done`); incomplete and diverged seeds are counted apart.", "",
-             "## Runs", "", _md_table(RUN_HEAD, [_run_line(run) for run in report.runs]), "## Tables", ""]
+             "## Runs", "", _md_table(_runs_frame(report.runs)), "## Tables", ""]
     for layout, rows, files in report.tables:
         links = " · ".join(f"[{fmt}]({path.relative_to(out_dir)})" for fmt, path in files.items())
         parts += [to_markdown(layout, rows), links, ""]
@@ -80,10 +84,8 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
     return "\n".join(parts)
 
 
-def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
+def _html_table(frame: pd.DataFrame) -> str:
+    return frame.to_html(index=False, border=0)
 
 
 def _html(report: Report, roots: list[Path]) -> str:
@@ -93,10 +95,10 @@ def _html(report: Report, roots: list[Path]) -> str:
              f"<style>{style}</style></head><body><h1>dNAS harness report</h1>",
              f"<p>Results read from {html.escape(', '.join(map(str, roots)))}. Tables average only finished "
              "seeds; incomplete and diverged seeds are counted apart.</p><h2>Runs</h2>",
-             _html_table(RUN_HEAD, [_run_line(run) for run in report.runs]), "<h2>Tables</h2>"]
+             _html_table(_runs_frame(report.runs)), "<h2>Tables</h2>"]
     for layout, rows, _ in report.tables:
         parts += [f"<h3>{html.escape(layout.title)}</h3>",
-                  _html_table(text_head(layout), [text_fields(layout, row) for row in rows])]
+                  _html_table(text_frame(layout, rows))]
     parts.append("<h2>Figures</h2>")
     for info in report.figures:
         encoded = base64.b64encode(info.files[0].read_bytes()).decode()

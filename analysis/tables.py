@@ -15,12 +15,11 @@ look-up, in %. A choice: neither paper says which std it reports.
 """
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from typing import Iterable
 
 import numpy as np
+import pandas as pd
 
 from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.runs import Run
@@ -186,60 +185,46 @@ def text_head(layout: TableLayout) -> list[str]:
     return [*HEAD, *(c.header for c in layout.columns), "Data; device"]
 
 
-def text_fields(layout: TableLayout, row: TableRow) -> list[str]:
-    """One row's fields as the text renderings show them."""
-    cells = [_cell_text(row.cells.get(c), row.source == "difference", " ± ") for c in layout.columns]
-    return [row.method, row.source, row.seeds, row.epochs, *cells, row.notes]
+def text_frame(layout: TableLayout, rows: list[TableRow], pm: str = " ± ") -> pd.DataFrame:
+    """The table as the text renderings show it: one string per cell (difference rows signed, without std)."""
+    return pd.DataFrame([[row.method, row.source, row.seeds, row.epochs,
+                          *(_cell_text(row.cells.get(c), row.source == "difference", pm) for c in layout.columns),
+                          row.notes] for row in rows], columns=text_head(layout))
 
 
 def to_markdown(layout: TableLayout, rows: list[TableRow]) -> str:
-    head = text_head(layout)
-    lines = [f"**{layout.title}**", "", "| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for row in rows:
-        method, *rest = text_fields(layout, row)
-        method = f"*{method}*" if row.source == "difference" else method
-        lines.append("| " + " | ".join([method, *rest]) + " |")
-    return "\n".join(lines) + "\n"
-
-
-_TEX_SPECIALS = str.maketrans({"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#",
-                               "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}"})
-
-
-def _tex_escape(text: str) -> str:
-    return text.translate(_TEX_SPECIALS)
+    """A pipe table (pandas + tabulate); difference rows' method in italics."""
+    frame = text_frame(layout, rows)
+    frame["Method"] = [f"*{method}*" if row.source == "difference" else method for method, row in zip(frame.Method, rows)]
+    table = frame.map(lambda text: text.replace("|", "\\|")).to_markdown(index=False, disable_numparse=True)
+    return f"**{layout.title}**\n\n{table}\n"
 
 
 def to_latex(layout: TableLayout, rows: list[TableRow]) -> str:
-    """A booktabs table; difference rows in italics, a rule before each published method."""
-    spec = "ll" + "r" * (2 + len(layout.columns))
-    lines = [r"\begin{table}[t]", r"\centering", r"\small", rf"\caption{{{_tex_escape(layout.title)}}}",
-             rf"\begin{{tabular}}{{{spec}}}", r"\toprule",
-             " & ".join([*HEAD, *(_tex_escape(c.header) for c in layout.columns)]) + r" \\", r"\midrule"]
-    for i, row in enumerate(rows):
-        if row.source == "published" and i:
-            lines.append(r"\midrule")
-        cells = [_cell_text(row.cells.get(c), row.source == "difference", r"$\pm$") for c in layout.columns]
-        fields = [_tex_escape(row.method), row.source, _tex_escape(row.seeds), row.epochs, *cells]
-        if row.source == "difference":
-            fields = [rf"\textit{{{f}}}" if f else f for f in fields]
-        lines.append(" & ".join(fields) + r" \\")
-    lines += [r"\bottomrule", r"\end{tabular}", r"\end{table}"]
-    return "\n".join(lines) + "\n"
+    """A booktabs table (pandas' Styler, LaTeX-escaped); difference rows in italics."""
+    frame = text_frame(layout, rows, pm=" +- ").drop(columns="Data; device")
+    italic = [row.source == "difference" for row in rows]
+    styler = (frame.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
+              .apply(lambda line: ["font-style: italic" if italic[line.name] else ""] * len(line), axis=1))
+    body = styler.to_latex(hrules=True, convert_css=True, caption=layout.title.translate(_TEX_SPECIALS),
+                           column_format="ll" + "r" * (2 + len(layout.columns)), position="t", position_float="centering")
+    return body.replace(" +- ", r"$\pm$")
 
 
 def to_csv(layout: TableLayout, rows: list[TableRow]) -> str:
     """Long format: one line per (row, column), numbers unrounded."""
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(["table", "method", "source", "seeds", "epochs", "space", "key", "mean", "std", "notes"])
+    lines = []
     for row in rows:
         for column in layout.columns:
-            value = row.cells.get(column)
-            mean, std = value if value else (None, None)
-            writer.writerow([layout.name, row.method, row.source, row.seeds, row.epochs, column.space, column.key,
-                             "" if mean is None else repr(mean), "" if std is None else repr(std), row.notes])
-    return out.getvalue()
+            mean, std = row.cells.get(column) or (None, None)
+            lines.append({"table": layout.name, "method": row.method, "source": row.source, "seeds": row.seeds,
+                          "epochs": row.epochs, "space": column.space, "key": column.key, "mean": mean, "std": std,
+                          "notes": row.notes})
+    return pd.DataFrame(lines).to_csv(index=False, lineterminator="\n", float_format=lambda value: repr(float(value)))
+
+
+_TEX_SPECIALS = str.maketrans({"\\": r"\textbackslash{}", "_": r"\_", "&": r"\&", "%": r"\%", "#": r"\#",
+                               "$": r"\$", "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}"})
 
 
 FORMATS = {"md": to_markdown, "tex": to_latex, "csv": to_csv}

@@ -38,6 +38,16 @@ def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> Non
                 assert ra[key] == rb[key], key
 
 
+def md_rows(text: str) -> list[list[str]]:
+    """The rows of the pipe tables in Markdown ``text``, each a list of its cells' texts (separator lines left
+    out): tests compare contents, not layout."""
+    rows = []
+    for line in text.splitlines():
+        if line.startswith("|") and not set(line) <= set("|-: "):
+            rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
+    return rows
+
+
 def write_tarball(path: Path, folder: str, members: dict[str, bytes]) -> None:
     """A ``.tar.gz`` holding ``folder/<name>`` for each member, as the official CIFAR tarballs are laid out, with a
     checksum sidecar: a stand-in for the official file, trusted as written."""
