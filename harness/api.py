@@ -61,7 +61,8 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
 
 def run_sweep(file: str | Path, backend: str = "local", out: str | Path = "results", data_dir: str | Path | None = None,
               device: str = "auto", max_parallel: int | None = None, gpus_per_run: float = 1.0,
-              address: str | None = None, seed_batch: int | None = None, log: Log = print) -> int:
+              address: str | None = None, seed_batch: int | None = None, tracking: Iterable[str] = (),
+              log: Log = print) -> int:
     """Every cell of a sweep file (``harness.sweep``); 0 when every run finished, 1 otherwise."""
     from foundation.paths import resolve_data_dir
     from harness.device import resolve_device
@@ -69,7 +70,7 @@ def run_sweep(file: str | Path, backend: str = "local", out: str | Path = "resul
 
     check_folder("--out", out)
     return sweep(Path(file), backend, Path(out), resolve_data_dir(data_dir), str(resolve_device(device)),
-                 max_parallel, gpus_per_run, address, log=log, seed_batch=seed_batch)
+                 max_parallel, gpus_per_run, address, log=log, seed_batch=seed_batch, tracking=tuple(tracking))
 
 
 def check_folder(flag: str, value: str | Path) -> None:

@@ -105,6 +105,8 @@ def build_parser() -> Parser:
     sweep.add_argument("--out", default="results", help="results root (default: results/)")
     sweep.add_argument("--seed-batch", type=int, metavar="K",
                        help="seeds of one configuration computed together per task (default per device, as run)")
+    sweep.add_argument("--log", dest="tracking", action="append", default=[], metavar="BACKEND",
+                       help="live tracking of every run, as for run")
     sweep.add_argument("--data-dir")
 
     data = sub.add_parser("data", help="import or download benchmark data")
@@ -263,7 +265,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from harness.api import run_sweep
 
     return run_sweep(args.file, args.backend, args.out, args.data_dir, args.device, args.max_parallel,
-                     args.gpus_per_run, args.address, args.seed_batch)
+                     args.gpus_per_run, args.address, args.seed_batch, tracking=args.tracking)
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -25,12 +25,13 @@ import os
 import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Any, Callable
 
 from foundation.errors import UserError
+from harness.tracking import BACKENDS
 
 PR_SET_PDEATHSIG = 1
 SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid"}
@@ -46,7 +47,7 @@ class Cell:
     assignments: tuple[str, ...]
     epochs: int | None
     seed: int
-
+    tracking: tuple[str, ...] = ()  # live tracking backends (``harness.tracking``): how the run is watched
     @property
     def name(self) -> str:
         return " ".join([f"{self.space}/{self.searcher}", *self.assignments, f"seed {self.seed}"])
@@ -158,12 +159,13 @@ def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str,
 
     if threads:
         torch.set_num_threads(threads)
-    specs = [Cell(**{**cell, "assignments": tuple(cell["assignments"])}) for cell in cells]
+    specs = [Cell(**{**cell, "assignments": tuple(cell["assignments"]), "tracking": tuple(cell["tracking"])})
+             for cell in cells]
     first = specs[0]
     try:
         experiment = configure(first.space, first.searcher, first.preset, list(first.assignments), first.epochs)
         batch = SeedBatch(experiment, [spec.seed for spec in specs], Path(out), Path(data_dir), resolve_device(device),
-                          log=lambda m: None)
+                          log=lambda m: None, tracking=first.tracking)
         return [{"cell": spec.name, "folder": str(folder), "status": summary.status,
                  "epochs_done": summary.epochs_done, "reason": None}
                 for spec, folder, summary in zip(specs, batch.folders, batch.execute())]
@@ -289,7 +291,7 @@ def summarize(results: list[dict[str, Any]], seconds: float, log: Callable[[str]
 
 def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, parallel: int | None,
           gpus_per_run: float, address: str | None, log: Callable[[str], None] = print,
-          seed_batch: int | None = None) -> int:
+          seed_batch: int | None = None, tracking: tuple[str, ...] = ()) -> int:
     if backend not in ("local", "ray"):
         raise UserError(f"unknown backend {backend!r} (local or ray)")
     if not 0 < gpus_per_run <= 1:
@@ -298,7 +300,10 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
         raise UserError(f"bad value --max-parallel {parallel}: must be >= 1")
     if seed_batch is not None and seed_batch < 1:
         raise UserError(f"bad value --seed-batch {seed_batch}: must be >= 1")
-    cells = load_sweep(path, log)
+    unknown = sorted(set(tracking) - set(BACKENDS))
+    if unknown:
+        raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")
+    cells = [replace(cell, tracking=tuple(tracking)) for cell in load_sweep(path, log)]
     tasks = seed_batches(cells, seed_batch or default_seed_batch(device))
     parallel = min(parallel or default_parallel(device, gpus_per_run), len(tasks))
     log(f"sweep {path}: {len(cells)} runs in {len(tasks)} task(s) of seeds computed together, {parallel} at a time "

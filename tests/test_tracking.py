@@ -87,3 +87,20 @@ def test_tensorboard_and_wandb_hold_each_epoch_once_across_a_resume(search_data,
 def test_an_unknown_backend_is_one_line(search_data, tmp_path, capsys):
     assert main(smoke_args(search_data, tmp_path, "--log", "mlflow")) == 2
     assert "bad value --log mlflow: known: tensorboard, wandb" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_sweep_tracks_every_run(search_data, tmp_path):
+    pytest.importorskip("tensorboard")
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    sweep_file = tmp_path / "sweep.yaml"
+    sweep_file.write_text("preset: smoke\nspaces: [nb201]\nsearchers: [darts]\nseeds: 2\nepochs: 1\n")
+    out = tmp_path / "out"
+    assert main(["sweep", str(sweep_file), "--out", str(out), "--device", "cpu", "--max-parallel", "1",
+                 "--data-dir", str(search_data), "--log", "tensorboard"]) == 0
+    folders = sorted(out.rglob("seed-*"))
+    assert len(folders) == 2
+    for folder in folders:
+        events = EventAccumulator(str(folder / "tensorboard")).Reload()
+        assert [event.step for event in events.Scalars("lookup/cifar10_test")] == [1]
