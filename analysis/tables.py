@@ -10,18 +10,19 @@ row. A column holds only our searches on the dataset the table's protocol names 
 it: in TSE Table 3 the CIFAR-100 column is our CIFAR-100 searches', in SD-DARTS Table 4 our CIFAR-10 searches'. Our configurations without a published row of their searcher are
 listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
 
-Statistics: mean and population standard deviation (ddof=0, numpy's default) over seeds of the final epoch's
-look-up, in %. A choice: neither paper says which std it reports.
+Statistics: mean and population standard deviation (ddof=0) over seeds of the final epoch's look-up, in %,
+aggregated from the runs' DataFrame (``analysis.frame``: the final record of every done run); rendered by pandas
+(tabulate Markdown, Styler booktabs LaTeX, CSV). A choice: neither paper says which std it reports.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Iterable
 
-import numpy as np
 import pandas as pd
 
 from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
+from analysis.frame import runs_frame
 from analysis.runs import Run
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
@@ -55,13 +56,24 @@ LAYOUTS = tuple(TableLayout(t["name"], t["paper"], t["table"], t["title"], t["se
                 for t in table_layouts())
 
 
+def final_epochs(runs: Iterable[Run]) -> pd.DataFrame:
+    """The final record of every done run as a DataFrame (``analysis.frame``'s columns), one row per run."""
+    frame = runs_frame([run for run in runs if run.status == "done"])
+    return frame[frame.epoch == frame.groupby("folder").epoch.transform("max")] if len(frame) else frame
+
+
+def column_stats(finals: pd.DataFrame, key: str) -> Stat | None:
+    """Mean, population std and count over the final records that have a value for look-up ``key``."""
+    column = f"lookup.{key}"
+    values = finals[column].dropna() if column in finals else pd.Series(dtype=float)
+    if values.empty:
+        return None
+    return float(values.mean()), float(values.std(ddof=0)), int(values.count())
+
+
 def seed_stats(runs: Iterable[Run], key: str) -> Stat | None:
     """Mean and std over the done runs that have a final value for ``key``."""
-    values = [run.final["lookup"][key] for run in runs
-              if run.final and (run.final.get("lookup") or {}).get(key) is not None]
-    if not values:
-        return None
-    return float(np.mean(values)), float(np.std(values)), len(values)
+    return column_stats(final_epochs(runs), key)
 
 
 @dataclass
@@ -91,9 +103,10 @@ class OurConfig:
 
     def row(self, columns: tuple[Column, ...]) -> TableRow:
         cells: dict[Column, tuple[float, float | None] | None] = {}
+        finals = final_epochs(self.runs)
         for column in columns:
-            stat = seed_stats([r for r in self.runs if r.space == column.space and r.dataset == column.dataset],
-                              column.key)
+            stat = column_stats(finals[(finals.space == column.space) & (finals.dataset == column.dataset)]
+                                if len(finals) else finals, column.key)
             cells[column] = stat[:2] if stat else None
         by_dataset: dict[str, list[Run]] = {}
         for run in self.runs:
