@@ -53,3 +53,16 @@ def test_export_writes_csv_and_refuses_other_suffixes(results, tmp_path, capsys)
     assert main(["export", str(results), "--out", str(tmp_path / "runs.xlsx")]) == 2
     assert "name a .csv or .parquet file" in capsys.readouterr().err
     assert main(["export", str(tmp_path / "missing"), "--out", str(out)]) == 2
+
+
+def test_parquet_export_needs_pyarrow_and_round_trips(results, tmp_path, capsys):
+    out = tmp_path / "runs.parquet"
+    try:
+        import pyarrow  # noqa: F401
+    except ImportError:
+        assert main(["export", str(results), "--out", str(out)]) == 2
+        assert "needs pyarrow" in capsys.readouterr().err and not out.exists()
+        return
+    assert main(["export", str(results), "--out", str(out)]) == 0
+    back = pd.read_parquet(out)
+    assert len(back) == 7 and back["lookup.cifar10_test"].max() == pytest.approx(80.0)
