@@ -178,10 +178,10 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
             title = (f"{space} analogue of {figure}: {searcher} vs {option}" if figure
                      else f"{space}: {searcher}, final accuracy vs {option}")
             fig, ax = _new_axes(title, option, f"final {ylabel}")
-            for label, by_value in sorted(series.items()):
-                xs = sorted(by_value)
-                ax.errorbar(xs, [np.mean(by_value[x]) for x in xs], yerr=[np.std(by_value[x]) for x in xs],
-                            marker="o", markersize=3, capsize=2, linewidth=1.2, label=label)
+            points = pd.DataFrame([(label, x, y) for label, by_value in sorted(series.items())
+                                   for x, finals in by_value.items() for y in finals], columns=["setting", option, "final"])
+            sns.lineplot(data=points, x=option, y="final", hue="setting", errorbar=_population_sd, err_style="bars",
+                         marker="o", markersize=3, linewidth=1.2, err_kws={"capsize": 2}, ax=ax)
             ax.legend(fontsize=5, frameon=False)
             name = f"{space}_{searcher}_{option}_ablation"
             made.append(_save(fig, ax, FigureInfo(name, title, "", "", [str(r.folder) for r in used]), out_dir))

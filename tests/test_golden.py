@@ -3,9 +3,12 @@
 the list of every (epoch, field) that moved.
 
 Regenerating is a deliberate act, reviewed like code: ``python tests/test_golden.py --regenerate [SPACE/SEARCHER
-...]`` (all cases when none is named; the diff of ``tests/golden/*.json`` shows what changed). Floats are compared
-to 1e-4 (relative and absolute): tight enough to catch any change of maths, loose enough for another CPU's
-summation order. A recording is specific to its CIFAR-10 source (the JPEG copy and the official tarball give
+...]`` (all cases when none is named; the diff of ``tests/golden/*.json`` shows what changed). Searches run on
+``THREADS`` CPU threads (as recorded: the thread count changes the summation order). The trajectory's floats are
+compared to 1e-4 (relative and absolute): tight enough to catch any change of maths. The diagnostics are looser:
+the Hessian eigenvalue to 5 % (Lanczos stops on a residual, and at smoke scale, a near-random supernet with close
+top eigenvalues, a rounding-level change of the products moves its stopping point by up to 3 %, measured between 1
+and 2 threads) and the accuracies on the 64 evaluation images to 2 points (one image is 1.6). A recording is specific to its CIFAR-10 source (the JPEG copy and the official tarball give
 different images): with another source the test is skipped, saying so.
 """
 from __future__ import annotations
@@ -18,6 +21,8 @@ import pytest
 
 GOLDEN_DIR = Path(__file__).with_name("golden")
 TOLERANCE = 1e-4
+DIAGNOSTIC_TOLERANCE = {"hessian_eig_max": {"rel": 0.05}, "supernet_acc": {"abs": 2.0}, "discrete_acc": {"abs": 2.0}}
+THREADS = 2
 RECORDED = ("epoch", "genotype", "arch_index", "depth", "skip_count", "arch_weights", "train_loss", "train_acc",
             "arch_loss", "arch_acc", "w_lr", "hessian_eig_max", "supernet_acc", "discrete_acc")
 
@@ -35,12 +40,19 @@ def golden_file(space: str, searcher: str) -> Path:
 
 
 def trajectory(space: str, searcher: str, data_dir: Path, out: Path) -> dict:
+    import torch
+
     from foundation.atomic import read_jsonl
     from harness.cli import main
 
+    threads = torch.get_num_threads()
+    torch.set_num_threads(THREADS)
     args = ["run", "--searcher", searcher, "--space", space, "--preset", "smoke", "--seed", "0", "--device", "cpu",
             "--data-dir", str(data_dir), "--out", str(out)]
-    assert main(args) == 0
+    try:
+        assert main(args) == 0
+    finally:
+        torch.set_num_threads(threads)
     folder = next(Path(out).rglob("seed-0"))
     meta = json.loads((folder / "config.json").read_text())
     records = [{key: record[key] for key in RECORDED} for record in read_jsonl(folder / "epochs.jsonl")]
@@ -59,7 +71,8 @@ def differences(now: list[dict], recorded: list[dict]) -> list[str]:
     moved = []
     for ours, golden in zip(now, recorded):
         for key in RECORDED:
-            same = (_flatten(ours[key]) == pytest.approx(_flatten(golden[key]), rel=TOLERANCE, abs=TOLERANCE)
+            tolerance = DIAGNOSTIC_TOLERANCE.get(key, {"rel": TOLERANCE, "abs": TOLERANCE})
+            same = (_flatten(ours[key]) == pytest.approx(_flatten(golden[key]), **tolerance)
                     if isinstance(golden[key], (float, list)) else ours[key] == golden[key])
             if not same:
                 shown = lambda value: json.dumps(value)[:120]  # noqa: E731
