@@ -40,7 +40,8 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-# The committed report of the reference runs (CI checks that its tables are reproduced exactly).
+# The committed report of the reference runs (CI checks that its tables are reproduced exactly; report.html, the
+# same with the figures embedded, is not versioned).
 reference-report: install
 	$(BIN)/harness report results/reference --out results/reference/report
 
