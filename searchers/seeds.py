@@ -24,12 +24,22 @@ from torch.func import functional_call, stack_module_state
 from torch.nn import functional as F
 
 
+class SampledWeights(list):
+    """Mixing weights of a sampled forward (GDAS): a list of (K, ...) tensors as any ``arch_weights``, and
+    ``active``, 0/1 masks of the same shapes: the supernet adds an inactive op's weight itself, not weight x
+    output, to its edge (``forward(..., active)`` of a supernet that supports it)."""
+
+    def __init__(self, weights: list[torch.Tensor], active: list[torch.Tensor]) -> None:
+        super().__init__(weights)
+        self.active = active
+
+
 class SeedStack(nn.Module):
     """K copies of a supernet with the same structure (and their own values), computed together.
 
     ``forward(images, arch_weights)``: images (K, B, C, H, W), one batch per seed, or (B, C, H, W) shared by all
-    seeds (the fixed evaluation batches); arch_weights a list of (K, ...) tensors. Returns logits (K, B, classes).
-    ``arch_parameters()`` / ``weight_parameters()`` are the supernet's, stacked."""
+    seeds (the fixed evaluation batches); arch_weights a list of (K, ...) tensors (or ``SampledWeights``).
+    Returns logits (K, B, classes). ``arch_parameters()`` / ``weight_parameters()`` are the supernet's, stacked."""
 
     def __init__(self, supernets: Sequence[nn.Module], channels_last: bool = False) -> None:
         super().__init__()
@@ -58,17 +68,20 @@ class SeedStack(nn.Module):
 
     def forward(self, images: torch.Tensor, arch_weights: list[torch.Tensor]) -> torch.Tensor:
         state = {**dict(self.net.named_parameters()), **dict(self.net.named_buffers())}
+        extra = (list(arch_weights.active),) if isinstance(arch_weights, SampledWeights) else ()
+        arch_weights = list(arch_weights)  # a plain list: vmap's pytrees do not know subclasses
 
         def one_seed(seed_state: dict[str, torch.Tensor], seed_images: torch.Tensor,
-                     seed_weights: list[torch.Tensor]) -> torch.Tensor:
-            return functional_call(self.net, seed_state, (seed_images, seed_weights))
+                     seed_weights: list[torch.Tensor], *seed_active: list[torch.Tensor]) -> torch.Tensor:
+            return functional_call(self.net, seed_state, (seed_images, seed_weights, *seed_active))
 
         shared_images = images.dim() == 4
         if self.seeds == 1:  # one seed: its slices, without vmap's dispatch (10 % of a CPU step at paper size)
             seed_images = images if shared_images else images[0]
             return one_seed({name: value[0] for name, value in state.items()}, seed_images,
-                            [weights[0] for weights in arch_weights])[None]
-        return torch.vmap(one_seed, in_dims=(0, None if shared_images else 0, 0))(state, images, arch_weights)
+                            *[[tensor[0] for tensor in tensors] for tensors in (arch_weights, *extra)])[None]
+        return torch.vmap(one_seed, in_dims=(0, None if shared_images else 0, 0, *[0] * len(extra)))(
+            state, images, arch_weights, *extra)
 
     def seed_state_dict(self, seed: int) -> dict[str, torch.Tensor]:
         """Seed ``seed``'s supernet state dictionary, as the single supernet's ``state_dict()``."""

@@ -9,8 +9,10 @@ from benchmarks.nb201.space import EDGES, NUM_NODES, OPS
 from benchmarks.nb201.supernet import NB201Supernet, ResidualReduction, SearchCell
 
 
-def straightforward_cell(cell: SearchCell, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
-    """Every op of every edge, evaluated separately and summed with its weight; ``none`` multiplies by zero."""
+def straightforward_cell(cell: SearchCell, x: torch.Tensor, weights: torch.Tensor,
+                         active: torch.Tensor | None = None) -> torch.Tensor:
+    """Every op of every edge, evaluated separately and summed with its weight; ``none`` multiplies by zero. With
+    ``active`` (one-hot rows): the NB201 reference's ``forward_gdas``, ``w[k] * op(h) if k == sampled else w[k]``."""
     def op(name: str, edge: int, h: torch.Tensor) -> torch.Tensor:
         if name == "none":
             return h.mul(0.0)
@@ -24,15 +26,17 @@ def straightforward_cell(cell: SearchCell, x: torch.Tensor, weights: torch.Tenso
 
     nodes = [x]
     for dst in range(1, NUM_NODES):
-        nodes.append(sum(sum(weights[e, k] * op(name, e, nodes[src]) for k, name in enumerate(OPS))
+        nodes.append(sum(sum(weights[e, k] * op(name, e, nodes[src])
+                             if active is None or active[e, k] else weights[e, k] for k, name in enumerate(OPS))
                          for e, (src, d) in enumerate(EDGES) if d == dst))
     return nodes[-1]
 
 
-def straightforward_forward(net: NB201Supernet, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+def straightforward_forward(net: NB201Supernet, x: torch.Tensor, weights: torch.Tensor,
+                            active: torch.Tensor | None = None) -> torch.Tensor:
     x = net.stem(x)
     for layer in net.layers:
-        x = straightforward_cell(layer, x, weights) if isinstance(layer, SearchCell) else layer(x)
+        x = straightforward_cell(layer, x, weights, active) if isinstance(layer, SearchCell) else layer(x)
     return net.classifier(net.head(x).mean(dim=(2, 3)))
 
 
@@ -53,6 +57,33 @@ def test_fast_forward_and_gradients_match_straightforward(channels_last):
         results.append((loss.detach(), grads))
     (loss_fast, grads_fast), (loss_ref, grads_ref) = results
     assert torch.allclose(loss_fast, loss_ref, atol=1e-10)
+    for g_fast, g_ref in zip(grads_fast, grads_ref):
+        assert torch.allclose(g_fast, g_ref, atol=1e-9, rtol=1e-7)
+
+
+def test_sampled_forward_matches_the_reference_forward_gdas():
+    """Active masks (GDAS): the forward value is the sampled ops' network, and each inactive op's weight gets the
+    summed gradient of its edge's output, as the reference's ``w[k] * op(h) if k == sampled else w[k]``."""
+    torch.manual_seed(0)
+    net = NB201Supernet(channels=4, cells_per_stage=2).double()
+    x = torch.randn(8, 3, 16, 16, dtype=torch.float64)
+    labels = torch.randint(0, 10, (8,))
+    active = F.one_hot(torch.tensor([0, 1, 2, 3, 4, 3]), 5).double()
+    results = []
+    for forward in (lambda w: net(x, [w], [active]), lambda w: straightforward_forward(net, x, w, active)):
+        probs = F.softmax(net.alphas * 100, dim=-1)
+        weights = active - probs.detach() + probs  # straight-through: one-hot in value
+        loss = F.cross_entropy(forward(weights), labels)
+        params = [net.alphas, *net.weight_parameters()]
+        grads = torch.autograd.grad(loss, params, allow_unused=True)  # the reference leaves unsampled ops out
+        results.append((loss.detach(), [torch.zeros_like(p) if g is None else g for p, g in zip(params, grads)]))
+    (loss_fast, grads_fast), (loss_ref, grads_ref) = results
+    one_path = torch.zeros_like(active)
+    one_path[[0, 2, 5], OPS.index("skip_connect")] = 1  # not the sampled network: a different loss
+    assert torch.allclose(loss_fast, loss_ref, atol=1e-10)
+    assert not torch.allclose(loss_fast, F.cross_entropy(net(x, [one_path]), labels))
+    assert torch.allclose(loss_fast, F.cross_entropy(net(x, [active]), labels), atol=1e-10)
+    assert grads_fast[0].abs().min() > 0  # every architecture parameter has a gradient
     for g_fast, g_ref in zip(grads_fast, grads_ref):
         assert torch.allclose(g_fast, g_ref, atol=1e-9, rtol=1e-7)
 

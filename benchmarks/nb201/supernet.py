@@ -5,7 +5,10 @@ a reduction block to 4C, N cells; BN + ReLU, global average pooling, linear clas
 BN with ``affine=False`` (the reference's search setting); the stem and reduction blocks keep affine BN.
 
 Each edge mixes the five ops with weights supplied by the searcher (softmax for DARTS, a Dirichlet sample for
-DrNAS, a one-hot row for the discrete network). The forward pass computes the same function as the reference
+DrNAS, a one-hot row for the discrete network). A sampled forward (GDAS) also passes ``active``, a 0/1 mask per
+weight: an inactive op adds its weight itself, not weight x output, to the edge (the reference's ``forward_gdas``
+computes only the sampled op and adds the others' weights, which are zero in value, so that every architecture
+parameter keeps a gradient). The forward pass computes the same function as the reference
 with less work: ``none`` outputs zero and is left out of the sum, and each node's ReLU (shared by the 1x1 and
 3x3 convolutions of all its outgoing edges) and average pool (parameter-free at equal channels) are computed
 once per node rather than once per edge.
@@ -48,7 +51,7 @@ class SearchCell(nn.Module):
         self.conv3 = nn.ModuleList(conv_bn(channels, channels, 3, 1, False, track) for _ in EDGES)
         self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
         nodes, relus, pools = [x], [], []
         for dst in range(1, NUM_NODES):
             relus.append(torch.relu(nodes[-1]))
@@ -60,6 +63,8 @@ class SearchCell(nn.Module):
                 w = weights[e]
                 out = (w[SKIP] * nodes[src] + w[POOL] * pools[src]
                        + w[CONV1] * self.conv1[e](relus[src]) + w[CONV3] * self.conv3[e](relus[src]))
+                if offsets is not None:
+                    out = out + offsets[e]
                 total = out if total is None else total + out
             nodes.append(total)
         return nodes[-1]
@@ -89,10 +94,15 @@ class NB201Supernet(nn.Module):
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if name != "alphas"]
 
-    def forward(self, x: torch.Tensor, arch_weights: list[torch.Tensor]) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, arch_weights: list[torch.Tensor],
+                active: list[torch.Tensor] | None = None) -> torch.Tensor:
         (edge_weights,) = arch_weights
+        offsets = None
+        if active is not None:  # inactive ops: their weight, summed per edge, instead of weight x output
+            (mask,) = active
+            offsets, edge_weights = ((1 - mask) * edge_weights).sum(dim=-1), mask * edge_weights
         x = self.stem(x)
         for layer in self.layers:
-            x = layer(x, edge_weights) if isinstance(layer, SearchCell) else layer(x)
+            x = layer(x, edge_weights, offsets) if isinstance(layer, SearchCell) else layer(x)
         x = self.head(x).mean(dim=(2, 3))
         return self.classifier(x)

@@ -1,0 +1,82 @@
+"""``gdas``: one op per edge sampled by hard Gumbel-softmax at every forward pass (Dong & Yang, CVPR 2019).
+
+GDAS (Section 3.2, Eq. 5-7): the sample is ``h = one_hot(argmax((log_softmax(alpha) + g) / tau))``, g Gumbel noise,
+used as is in the forward pass; in the backward pass h's gradient goes to the softmax ``(log_softmax(alpha) + g) /
+tau`` (straight-through: ``h = one_hot - probs.detach() + probs``). As in the NB201 reference (``forward_gdas`` of
+``xautodl/models/cell_searchs/search_model_gdas.py``), only the sampled op is computed and the other ops of an edge
+add their weight itself (zero in value): each of them passes the sum of the edge output's gradient to its
+weight, the sampled one the gradient dotted with its output (our supernets compute the same sum through the
+``active`` masks of ``SampledWeights``). One sample per forward pass, shared by all cells; Gumbel draws with an
+infinite value are drawn again, as there. The temperature falls linearly per epoch from ``tau_max`` to
+``tau_min``: ``tau_max - (tau_max - tau_min) * (epoch - 1) / (epochs - 1)`` (the reference's ``set_tau`` with
+0-based epochs). The genotype is the argmax of alpha.
+
+NB201 settings (``configs/nas-benchmark/algos/GDAS.config`` and the ``GDAS.py`` search script of AutoDL-Projects):
+250 epochs, tau 10 -> 0.1; otherwise DARTS's (SGD 0.025 -> 0.001 cosine, Nesterov momentum 0.9, weight decay
+5e-4, batch 64, clip 5; Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3). Interpretation, documented: the
+architecture step comes before the weight step, as for every searcher here (DARTS, Alg. 1); the reference script
+takes the weight step first, which pairs each architecture step with the next weight batch instead.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field, model_validator
+from torch.nn import functional as F
+
+from foundation.options import OptionSet
+from searchers.darts import Darts
+from searchers.seeds import SampledWeights
+
+
+def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Standard Gumbel noise ``-log(E)``, E ~ Exp(1), drawn again while any value is infinite (E = 0)."""
+    while True:
+        noise = -torch.empty_like(like).exponential_(generator=generator).log()
+        if bool(torch.isfinite(noise).all()):
+            return noise
+
+
+def hard_gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Straight-through one-hot sample of each row of ``alpha`` and the one-hot itself (the active ops)."""
+    probs = F.softmax((F.log_softmax(alpha, dim=-1) + gumbel_noise(alpha, generator)) / tau, dim=-1)
+    one_hot = torch.zeros_like(probs).scatter_(-1, probs.argmax(dim=-1, keepdim=True), 1.0)
+    return one_hot - probs.detach() + probs, one_hot
+
+
+class Gdas(Darts):
+    name = "gdas"
+    summary = "GDAS: one op per edge by hard Gumbel-softmax, tau 10 -> 0.1 (Dong & Yang, CVPR 2019)"
+    paper_overrides = {"epochs": 250}  # GDAS.config of the NB201 reference; the rest equals DARTS.config
+
+    class Options(OptionSet):
+        tau_max: float = Field(10.0, gt=0, description="temperature of the first epoch (GDAS.py --tau_max)")
+        tau_min: float = Field(0.1, gt=0, description="temperature of the last epoch (GDAS.py --tau_min)")
+
+        @model_validator(mode="after")
+        def _falls(self) -> "Gdas.Options":
+            if self.tau_min > self.tau_max:
+                raise ValueError(f"tau_min={self.tau_min} must be <= tau_max={self.tau_max}")
+            return self
+
+    graph_capturable = False  # redraws infinite Gumbel noise: a host-side check per sample
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.tau = self.options.tau_max
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        fraction = (epoch - 1) / max(self.optim.epochs - 1, 1)
+        self.tau = self.options.tau_max - (self.options.tau_max - self.options.tau_min) * fraction
+
+    def arch_weights(self) -> SampledWeights:
+        """One sample per forward pass, seed k's from seed k's stream."""
+        weights, active = [], []
+        for alpha in self.alphas:
+            samples = [hard_gumbel_softmax(alpha[seed], self.tau, generator)
+                       for seed, generator in enumerate(self.generators)]
+            weights.append(torch.stack([hard for hard, _ in samples]))
+            active.append(torch.stack([one_hot for _, one_hot in samples]))
+        return SampledWeights(weights, active)
