@@ -82,6 +82,8 @@ def probe_seconds(searcher: Any, eval_batches: list[Batch], hessian_batches: lis
             supernet(batches[0].images, searcher.expected_arch_weights())
         sync()
         forward = time.perf_counter() - started
+        if not searcher.hessian_defined:
+            return 2 * len(eval_batches) * forward
         started = time.perf_counter()
         loss = seed_cross_entropy(supernet(batches[0].images, searcher.expected_arch_weights()), batches[0].labels)
         gradient = torch.autograd.grad(loss.sum(), searcher.alphas, create_graph=True)
@@ -118,7 +120,8 @@ def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_batches: list
             batch = hessian_batches[b]
             return seed_cross_entropy(supernet(batch.images, searcher.expected_arch_weights()), batch.labels)
 
-        eigenvalues = dominant_eigenvalues(loss, searcher.alphas, len(hessian_batches), hessian_method)
+        eigenvalues = (dominant_eigenvalues(loss, searcher.alphas, len(hessian_batches), hessian_method)
+                       if searcher.hessian_defined else [None] * searcher.seeds)
     seconds = round(time.time() - started, 3)
     return [Diagnostics(hessian_eig_max=eigenvalue, supernet_acc=mixed_acc, discrete_acc=derived_acc,
                         discretization_gap=mixed_acc - derived_acc, diagnostics_seconds=seconds)

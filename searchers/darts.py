@@ -37,8 +37,9 @@ class Darts:
     ``Options`` (an ``OptionSet`` of the searcher's own hyper-parameters, each with type, range and default:
     settable by ``--set`` and sweep files), ``paper_overrides`` (run fields whose published value differs from
     DARTS's), ``preset_options`` (per reduced preset: option values that fit it), ``uses_validation_set`` (False:
-    the architecture half is training data) and ``graph_capturable`` (the step is a fixed sequence of device ops
-    that ``harness.graphed`` may capture).
+    the architecture half is training data), ``graph_capturable`` (the step is a fixed sequence of device ops
+    that ``harness.graphed`` may capture) and ``hessian_defined`` (False: the architecture parameters do not
+    shape the loss at ``expected_arch_weights``, so diagnostics record no Hessian eigenvalue).
 
     Hooks: ``arch_weights`` (mixing weights fed to the supernet in search), ``expected_arch_weights``
     (deterministic ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
@@ -63,6 +64,7 @@ class Darts:
     preset_options: ClassVar[dict[str, dict[str, Any]]] = {}
     uses_validation_set: ClassVar[bool] = True
     graph_capturable: ClassVar[bool] = True
+    hessian_defined: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

@@ -55,7 +55,43 @@ def test_gdas_forward_is_the_sampled_network_and_draws_afresh_each_time():
     searcher.step(batch(1), batch(2), stats(), stats())
 
 
+# --- SPOS / RSPS ---------------------------------------------------------------------------------------------
+def test_spos_trains_the_weights_on_uniform_single_paths_and_never_the_alphas():
+    searcher = make("spos", {"candidates": 3})
+    cells = torch.cat([searcher.uniform_cells()[0][0] for _ in range(2000)])
+    assert torch.equal(cells.sum(-1), torch.ones(len(cells), dtype=torch.float64))
+    assert torch.allclose(cells.mean(0), torch.full((5,), 0.2, dtype=torch.float64), atol=0.02)
+    alphas = searcher.alphas[0].detach().clone()
+    weights = [w.detach().clone() for w in searcher.weights]
+    searcher.step(batch(1), batch(2), stats(), stats())
+    assert torch.equal(searcher.alphas[0], alphas)
+    assert any(not torch.equal(w, v) for w, v in zip(searcher.weights, weights))
+
+
+def test_spos_returns_the_candidate_with_the_best_accuracy_on_its_batch():
+    searcher = make("spos", {"candidates": 6})
+    kept = [batch(seed, size=16) for seed in (3, 4, 5)]
+    for arch_batch in kept:
+        searcher.step(batch(1), arch_batch, stats(), stats())
+    searcher.reseed([11])
+    searcher.end_epoch(1)
+    selected = searcher.derivation_weights()[0]
+    searcher.reseed([11])  # the same draws again, scored by hand
+    searcher.supernet.eval()
+    with torch.no_grad():
+        scored = []
+        for index in range(6):
+            cell = searcher.uniform_cells()
+            b = kept[index % 3]
+            scored.append(((searcher.supernet(b.images, cell).argmax(-1) == b.labels).double().mean().item(), cell[0]))
+    best = max(score for score, _ in scored)
+    assert torch.equal(selected, next(cell for score, cell in scored if score == best))
+    assert len({score for score, _ in scored}) > 1  # the choice is not a tie
+    assert searcher.extra_state()["selected"][0] is selected
+
+
 def test_baseline_paper_settings():
     gdas = build_config("nb201", "gdas", "paper", [])
     assert (gdas.epochs, gdas.w_lr, gdas.w_weight_decay, gdas.a_lr) == (250, 0.025, 5e-4, 3e-4)
     assert (gdas.searcher_options["tau_max"], gdas.searcher_options["tau_min"]) == (10.0, 0.1)
+    assert build_config("nb201", "spos", "paper", []).epochs == 250
