@@ -90,6 +90,60 @@ def test_spos_returns_the_candidate_with_the_best_accuracy_on_its_batch():
     assert searcher.extra_state()["selected"][0] is selected
 
 
+# --- SNAS / DSNAS --------------------------------------------------------------------------------------------
+def test_snas_relaxed_sample_and_linear_temperature():
+    searcher = make("snas")  # 10 epochs
+    taus = []
+    for epoch in range(1, 11):
+        searcher.begin_epoch(epoch)
+        taus.append(searcher.tau)
+    assert taus == pytest.approx([1 - 0.97 * e / 10 for e in range(1, 11)])
+    assert make("snas", {"anneal_epochs": 150}).options.anneal_epochs == 150
+    searcher.begin_epoch(1)
+    sample = searcher.arch_weights()[0]
+    assert torch.allclose(sample.sum(-1), torch.ones(1, 6, dtype=torch.float64))
+    assert ((sample > 0) & (sample < 1)).all()  # relaxed: no one-hot, no straight-through
+
+
+def test_snas_updates_weights_and_alphas_from_the_same_training_loss():
+    searcher = make("snas")
+    searcher.reseed([5])
+    weight_grads, alpha_grads, loss, _ = searcher.gradients(batch(1))
+    searcher.reseed([5])  # the same Gumbel sample, by hand
+    relaxed = F.softmax((searcher.alphas[0][0] + -torch.empty(6, 5, dtype=torch.float64).exponential_(
+        generator=torch.Generator().manual_seed(5)).log()) / searcher.tau, dim=-1)
+    by_hand = F.cross_entropy(searcher.supernet(batch(1).images, [relaxed[None]])[0], batch(1).labels[0])
+    assert loss.item() == pytest.approx(by_hand.item())
+    assert torch.allclose(alpha_grads[0], torch.autograd.grad(by_hand, searcher.alphas)[0])
+    alphas, weights = searcher.alphas[0].detach().clone(), searcher.weights[0].detach().clone()
+    searcher.step(batch(1), batch(2), stats(), stats())
+    assert not torch.equal(searcher.alphas[0], alphas) and not torch.equal(searcher.weights[0], weights)
+
+
+def test_dsnas_samples_categorically_and_scales_grad_log_p_by_the_sampled_ops_gradient():
+    searcher = make("dsnas")
+    with torch.no_grad():
+        searcher.alphas[0].copy_(torch.tensor([[[1.0, 0.0, -1.0, 0.5, 2.0]] * 6], dtype=torch.float64))
+    counts = sum(searcher.arch_weights()[0][0].detach().sum(0) for _ in range(800))
+    assert torch.allclose(counts / 4800, F.softmax(searcher.alphas[0][0, 0].detach(), -1), atol=0.03)
+    searcher.reseed([3])
+    _, alpha_grads, _, _ = searcher.gradients(batch(1))
+    searcher.reseed([3])
+    z = searcher.arch_weights()[0].detach()
+    b = batch(1)
+
+    def loss(scale: float, edge: int) -> float:
+        zz = z.clone()
+        zz[0, edge] *= scale  # the sampled op's weight 1 -> scale
+        return F.cross_entropy(searcher.supernet(b.images, [zz])[0], b.labels[0]).item()
+
+    probs = F.softmax(searcher.alphas[0].detach(), dim=-1)
+    for edge in range(6):
+        reward = (loss(1 + 1e-6, edge) - loss(1 - 1e-6, edge)) / 2e-6  # dL/dZ_sampled, by finite difference
+        assert torch.allclose(alpha_grads[0][0, edge], reward * (z[0, edge] - probs[0, edge]), atol=1e-7)
+    assert alpha_grads[0].abs().sum() > 0
+
+
 def test_baseline_paper_settings():
     gdas = build_config("nb201", "gdas", "paper", [])
     assert (gdas.epochs, gdas.w_lr, gdas.w_weight_decay, gdas.a_lr) == (250, 0.025, 5e-4, 3e-4)
