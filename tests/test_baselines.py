@@ -7,6 +7,7 @@ import torch
 from torch.nn import functional as F
 from test_searchers import batch, make, stats
 
+from benchmarks.nb201.supernet import NB201Supernet
 from harness.config import build_config
 from searchers.gdas import hard_gumbel_softmax
 from searchers.seeds import SampledWeights
@@ -149,3 +150,39 @@ def test_baseline_paper_settings():
     assert (gdas.epochs, gdas.w_lr, gdas.w_weight_decay, gdas.a_lr) == (250, 0.025, 5e-4, 3e-4)
     assert (gdas.searcher_options["tau_max"], gdas.searcher_options["tau_min"]) == (10.0, 0.1)
     assert build_config("nb201", "spos", "paper", []).epochs == 250
+
+
+# --- DARTS- --------------------------------------------------------------------------------------------------
+def test_darts_minus_adds_a_decaying_identity_path_outside_the_softmax():
+    searcher = make("darts_minus")  # 10 epochs
+    betas = []
+    for epoch in range(1, 11):
+        searcher.begin_epoch(epoch)
+        betas.append(searcher.beta)
+    assert betas == pytest.approx([1 - e / 10 for e in range(10)])
+    net = NB201Supernet(channels=2, cells_per_stage=1).double()
+    cell, x, beta = net.layers[0], torch.randn(1, 2, 8, 8, dtype=torch.float64), 0.7
+    (only_skip,) = net.with_identity([torch.zeros(6, 5, dtype=torch.float64)], beta)
+    n1 = beta * x  # every op's weight 0: each edge passes beta * x alone
+    n2 = beta * x + beta * n1
+    assert torch.allclose(cell(x, only_skip), beta * x + beta * n1 + beta * n2)
+    plain = F.softmax(searcher.alphas[0][0], dim=-1)
+    (mixed,) = net.with_identity([plain], beta)
+    assert torch.allclose(mixed - plain, beta * F.one_hot(torch.tensor(1), 5).double().expand(6, 5))  # skip_connect
+    searcher.begin_epoch(4)
+    assert torch.allclose(searcher.arch_weights()[0], net.with_identity([plain[None]], 0.7)[0])
+    assert torch.equal(searcher.derivation_weights()[0], F.softmax(searcher.alphas[0], dim=-1).detach())
+
+
+def test_darts_minus_needs_an_identity_op():
+    from benchmarks.oneshot1.space import DEFINITIONS
+    from benchmarks.oneshot1.supernet import OneShot1Supernet
+    from foundation.errors import UserError
+    from searchers import get_searcher
+    from searchers.context import SearchContext
+    from searchers.seeds import SeedStack
+    from test_searchers import OPTIM
+
+    stack = SeedStack([OneShot1Supernet(DEFINITIONS[2], channels=2, cells_per_stage=1)])
+    with pytest.raises(UserError, match="identity op"):
+        get_searcher("darts_minus")(stack, OPTIM, SearchContext(4, (16, 16), 10), {})

@@ -94,6 +94,14 @@ class NB201Supernet(nn.Module):
     def weight_parameters(self) -> list[nn.Parameter]:
         return [p for name, p in self.named_parameters() if name != "alphas"]
 
+    @staticmethod
+    def with_identity(arch_weights: list[torch.Tensor], coefficient: float) -> list[torch.Tensor]:
+        """Mixing weights whose edges also pass ``coefficient * x`` (DARTS-'s auxiliary skip, outside the
+        softmax): every NB201 search edge's ``skip_connect`` is the identity (stride 1, equal channels), so this is
+        ``coefficient`` added to its weight. Works on any leading (seed) dimensions."""
+        (edge_weights,) = arch_weights
+        return [edge_weights + coefficient * nn.functional.one_hot(torch.tensor(SKIP), len(OPS)).to(edge_weights)]
+
     def forward(self, x: torch.Tensor, arch_weights: list[torch.Tensor],
                 active: list[torch.Tensor] | None = None) -> torch.Tensor:
         (edge_weights,) = arch_weights

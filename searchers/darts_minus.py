@@ -1,0 +1,46 @@
+"""``darts_minus``: DARTS with an auxiliary skip connection whose weight decays to zero (Chu et al., ICLR 2021).
+
+DARTS- (Section 3.2, Eq. 5; ``MixedOp.forward`` of the reference ``Meituan-AutoML/DARTS-``): every edge outputs
+``sum_k softmax(alpha)_k o_k(x) + beta * x``, the auxiliary skip outside the softmax, so that the residual path
+no longer has to be won by the skip op's alpha; beta decays linearly per epoch, ``beta = beta_init * (1 - (epoch
+- 1) / epochs)`` (``DecayScheduler`` with ``--skip_beta 1 --decay linear``, T_max = T_stop = the epochs, stepped
+at each epoch's start with 0-based epochs: 1 in the first epoch, 1/epochs in the last, never 0 inside the
+run). The genotype is the argmax of alpha; diagnostics evaluate the supernet without the auxiliary skip (the
+network whose cell the search derives). The supernet adds the skip through its ``with_identity`` (NB201: the
+coefficient added to ``skip_connect``'s weight; a space without an identity op cannot run DARTS-).
+
+Settings, an interpretation: DARTS's NB201 protocol (50 epochs, DARTS.config); the reference repository has
+code for the DARTS spaces only, whose search uses the same optimiser settings apart from weight decay (3e-4).
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from pydantic import Field
+
+from foundation.errors import UserError
+from foundation.options import OptionSet
+from searchers.darts import Darts
+
+
+class DartsMinus(Darts):
+    name = "darts_minus"
+    summary = "DARTS-: auxiliary skip connection, beta decayed 1 -> 0 linearly (Chu et al., ICLR 2021)"
+
+    class Options(OptionSet):
+        beta_init: float = Field(1.0, ge=0, description="auxiliary skip weight of the first epoch (--skip_beta)")
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if not hasattr(self.supernet.net, "with_identity"):
+            raise UserError(f"darts_minus needs a supernet whose edges have an identity op to add the auxiliary "
+                            f"skip to; {type(self.supernet.net).__name__} has none")
+        self.beta = self.options.beta_init
+
+    def begin_epoch(self, epoch: int) -> None:
+        super().begin_epoch(epoch)
+        self.beta = self.options.beta_init * (1 - (epoch - 1) / self.optim.epochs)
+
+    def arch_weights(self) -> list[torch.Tensor]:
+        return self.supernet.net.with_identity(super().arch_weights(), self.beta)
