@@ -46,8 +46,10 @@ class SearchSpace:
         self.data_dir = Path(data_dir)
 
     @classmethod
-    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool,
-                       num_classes: int) -> nn.Module:
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool, num_classes: int,
+                       **features: Any) -> nn.Module:
+        """The supernet; ``features`` are what a searcher asks of it (``Darts.supernet_features``, e.g. PC-DARTS's
+        ``partial_channels``): a space that lacks one fails with a ``TypeError``, said as a bad setting."""
         raise NotImplementedError
 
     @classmethod

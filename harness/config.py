@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
+import torch
 from torch import nn
 
 from benchmarks import get_space
 from benchmarks.images import Dataset, get_dataset
 from benchmarks.search_space import SearchSpace
 from foundation import run_config
+from foundation.errors import UserError
 from foundation.plugins import qualified_name
 from foundation.run_config import RunConfig
 from searchers import get_searcher
@@ -47,8 +49,15 @@ class Experiment:
     def build_supernet(self) -> nn.Module:
         """The space's supernet at the configured size, its classifier sized for the dataset searched on."""
         config = self.config
-        return self.space.build_supernet(config.channels, config.cells_per_stage, config.track_running_stats,
-                                         self.dataset.num_classes)
+        features = self.searcher.supernet_features(self.searcher.Options(**config.searcher_options))
+        try:
+            return self.space.build_supernet(config.channels, config.cells_per_stage, config.track_running_stats,
+                                             self.dataset.num_classes, **features)
+        except TypeError as exc:
+            if not features:
+                raise
+            raise UserError(f"searcher {config.searcher!r} needs supernet features {features} that space "
+                            f"{config.space!r} does not have ({exc})") from None
 
     def classes(self) -> dict[str, str]:
         return {"space_class": qualified_name(self.space), "searcher_class": qualified_name(self.searcher)}
@@ -57,7 +66,10 @@ class Experiment:
 def configure(space: str, searcher: str, preset: str, assignments: list[str], epochs: int | None = None) -> Experiment:
     space_cls, searcher_cls = get_space(space), get_searcher(searcher)
     config = run_config.build_config(space_cls, searcher_cls, preset, assignments, epochs)
-    return Experiment(config, space_cls, searcher_cls)
+    experiment = Experiment(config, space_cls, searcher_cls)
+    with torch.device("meta"):  # a supernet the space cannot build (a searcher's feature, a size) is said now
+        experiment.build_supernet()
+    return experiment
 
 
 def build_config(space: str, searcher: str, preset: str, assignments: list[str], epochs: int | None = None) -> RunConfig:

@@ -25,7 +25,7 @@ from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entropy
 
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
-HOOKS = frozenset({"__init__", "arch_weights", "expected_arch_weights", "arch_loss", "weight_loss", "arch_gradient",
+HOOKS = frozenset({"__init__", "supernet_features", "arch_weights", "expected_arch_weights", "arch_loss", "weight_loss", "arch_gradient",
                    "step", "begin_epoch", "end_epoch", "extra_state", "load_extra_state"})
 
 
@@ -41,7 +41,9 @@ class Darts:
     that ``harness.graphed`` may capture) and ``hessian_defined`` (False: the architecture parameters do not
     shape the loss at ``expected_arch_weights``, so diagnostics record no Hessian eigenvalue).
 
-    Hooks: ``arch_weights`` (mixing weights fed to the supernet in search), ``expected_arch_weights``
+    Hooks: ``supernet_features`` (a class method: what the searcher needs its supernet built with, e.g. PC-DARTS's
+    partial channels; the space's ``build_supernet`` takes them), ``arch_weights`` (mixing weights fed to the
+    supernet in search), ``expected_arch_weights``
     (deterministic ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
     ``step`` (one architecture step and one weight step), ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
     ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
@@ -92,6 +94,11 @@ class Darts:
                                       weight_decay=optim.a_weight_decay)
 
     # --- what subclasses override -------------------------------------------------------------------------
+    @classmethod
+    def supernet_features(cls, options: OptionSet) -> dict[str, Any]:
+        """Keyword arguments for the space's ``build_supernet`` (DARTS: none)."""
+        return {}
+
     def arch_weights(self) -> list[torch.Tensor]:
         """Mixing weights fed to the supernet during search: a softmax over each row of alphas."""
         return [F.softmax(alpha, dim=-1) for alpha in self.alphas]

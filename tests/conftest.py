@@ -23,6 +23,11 @@ def comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in NONDETERMINISTIC} for r in records]
 
 
+def flat(value: object) -> list:
+    """Nested lists (mixing weights of any shapes) as one list of numbers."""
+    return [x for item in value for x in flat(item)] if isinstance(value, list) else [value]
+
+
 def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> None:
     assert [r["epoch"] for r in a] == [r["epoch"] for r in b]
     for ra, rb in zip(comparable(a), comparable(b)):
@@ -31,9 +36,7 @@ def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> Non
             if isinstance(ra[key], float):
                 assert ra[key] == pytest.approx(rb[key], abs=tol, rel=tol), key
             elif key == "arch_weights":
-                flat_a = [x for m in ra[key] for row in m for x in row]
-                flat_b = [x for m in rb[key] for row in m for x in row]
-                assert flat_a == pytest.approx(flat_b, abs=tol)
+                assert flat(ra[key]) == pytest.approx(flat(rb[key]), abs=tol)
             else:
                 assert ra[key] == rb[key], key
 

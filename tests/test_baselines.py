@@ -186,3 +186,75 @@ def test_darts_minus_needs_an_identity_op():
     stack = SeedStack([OneShot1Supernet(DEFINITIONS[2], channels=2, cells_per_stage=1)])
     with pytest.raises(UserError, match="identity op"):
         get_searcher("darts_minus")(stack, OPTIM, SearchContext(4, (16, 16), 10), {})
+
+
+# --- PC-DARTS ------------------------------------------------------------------------------------------------
+def test_channel_shuffle_is_the_reference_view_transpose():
+    from benchmarks.nb201.supernet import channel_shuffle
+
+    x = torch.arange(2 * 8 * 2 * 2, dtype=torch.float64).view(2, 8, 2, 2)
+    batch_size, channels, height, width = x.shape
+    reference = x.view(batch_size, 4, channels // 4, height, width).transpose(1, 2).contiguous().view(
+        batch_size, channels, height, width)  # PC-DARTS model_search.py: channel_shuffle(x, groups=4)
+    assert torch.equal(channel_shuffle(x, 4), reference)
+    assert (channel_shuffle(x, 4)[0, :, 0, 0] / 4).tolist() == [0, 2, 4, 6, 1, 3, 5, 7]
+    assert torch.equal(channel_shuffle(x, 1), x)
+
+
+def test_partial_channel_edges_mix_a_quarter_of_the_channels_and_scale_whole_edges():
+    from benchmarks.nb201.space import EDGES
+    from benchmarks.nb201.supernet import channel_shuffle
+
+    torch.manual_seed(0)
+    net = NB201Supernet(channels=8, cells_per_stage=1, partial_channels=4, edge_normalisation=True).double()
+    cell, x = net.layers[0], torch.randn(2, 8, 6, 6, dtype=torch.float64)
+    assert cell.conv3[0][0].weight.shape == (2, 2, 3, 3)  # the ops see C/K channels
+    weights = F.softmax(torch.randn(6, 5, dtype=torch.float64), dim=-1)
+    scales = net.normalised_edges(net.betas.detach() * 100)
+    assert torch.allclose(scales[1:3].sum(), torch.tensor(1.0, dtype=torch.float64))  # node 2's two inputs
+    assert torch.allclose(scales[3:].sum(), torch.tensor(1.0, dtype=torch.float64)) and scales[0] == 1
+    nodes = [x]
+    for dst in range(1, 4):
+        total = 0
+        for e, (src, d) in enumerate(EDGES):
+            if d == dst:
+                h, rest = nodes[src][:, :2], nodes[src][:, 2:]
+                w = weights[e]
+                mixed = (w[1] * h + w[2] * cell.conv1[e](F.relu(h)) + w[3] * cell.conv3[e](F.relu(h))
+                         + w[4] * F.avg_pool2d(h, 3, 1, 1, count_include_pad=False))
+                total = total + scales[e] * channel_shuffle(torch.cat([mixed, rest], 1), 4)
+        nodes.append(total)
+    assert torch.allclose(cell(x, weights, None, scales), nodes[-1])
+    assert net.arch_parameters()[1] is net.betas and all(p is not net.betas for p in net.weight_parameters())
+
+
+def test_pc_darts_warm_up_trains_only_the_weights_then_alpha_and_beta():
+    from searchers import get_searcher
+    from searchers.context import SearchContext
+    from searchers.seeds import SeedStack
+    from test_searchers import OPTIM
+
+    torch.manual_seed(0)
+    net = NB201Supernet(channels=4, cells_per_stage=1, track_running_stats=False, partial_channels=2,
+                        edge_normalisation=True).double()
+    searcher = get_searcher("pc_darts")(SeedStack([net]), OPTIM, SearchContext(4, (16, 16), 10),
+                                        {"partial_channels": 2, "warmup_epochs": 1})
+    arch = [a.detach().clone() for a in searcher.alphas]
+    searcher.begin_epoch(1)
+    searcher.step(batch(1), batch(2), stats(), stats())
+    assert all(torch.equal(a, b) for a, b in zip(searcher.alphas, arch))
+    searcher.begin_epoch(2)
+    searcher.step(batch(1), batch(2), stats(), stats())
+    assert all(not torch.equal(a, b) for a, b in zip(searcher.alphas, arch))  # alpha and beta both trained
+    weights = searcher.derivation_weights()
+    assert len(weights) == 2 and torch.allclose(weights[1][0, 1:3].sum(), torch.tensor(1.0, dtype=torch.float64))
+
+
+def test_a_searcher_asking_a_supernet_feature_the_space_lacks_is_a_bad_setting():
+    from foundation.errors import UserError
+    from harness.config import configure
+
+    with pytest.raises(UserError, match="partial_channels"):
+        configure("1shot1-s2", "pc_darts", "smoke", [])
+    with pytest.raises(UserError, match="must divide"):
+        configure("nb201", "pc_darts", "smoke", ["partial_channels=3"])

@@ -17,7 +17,7 @@ import json
 import numpy as np
 import pytest
 import torch
-from conftest import assert_records_close, smoke_args
+from conftest import assert_records_close, flat, smoke_args
 
 from benchmarks.data_stream import Batch, DeviceImages, SearchData
 from benchmarks.images.cifar10 import DATASET
@@ -206,8 +206,7 @@ def _assert_same_search(a: list[dict], b: list[dict]) -> None:
         assert ours[key] == theirs[key], key
     for key in ("train_loss", "arch_loss"):
         assert ours[key] == pytest.approx(theirs[key], rel=1e-4), key
-    flat = [[x for m in record["arch_weights"] for row in m for x in row] for record in (ours, theirs)]
-    assert flat[0] == pytest.approx(flat[1], abs=1e-6)
+    assert flat(ours["arch_weights"]) == pytest.approx(flat(theirs["arch_weights"]), abs=1e-6)
 
 
 def _records(out, seed: int) -> list[dict]:

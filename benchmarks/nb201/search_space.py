@@ -29,9 +29,11 @@ class NB201Space(SearchSpace):
         self.table: NB201Table = load_table(data_dir)
 
     @classmethod
-    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool,
-                       num_classes: int) -> NB201Supernet:
-        return NB201Supernet(channels, cells_per_stage, num_classes, track_running_stats)
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool, num_classes: int,
+                       partial_channels: int = 1, edge_normalisation: bool = False) -> NB201Supernet:
+        """PC-DARTS's features, when a searcher asks for them: ``NB201Supernet``."""
+        return NB201Supernet(channels, cells_per_stage, num_classes, track_running_stats, partial_channels,
+                             edge_normalisation)
 
     @classmethod
     def lookup_dataset(cls, key: str) -> str:
@@ -45,14 +47,17 @@ class NB201Space(SearchSpace):
 
     @staticmethod
     def derive(derivation_weights: list[torch.Tensor]) -> space.Genotype:
-        """Argmax over all five ops of each edge, ``none`` included (the NB201 reference's ``genotype()``)."""
-        (edge_weights,) = derivation_weights
+        """Argmax over all five ops of each edge, ``none`` included (the NB201 reference's ``genotype()``); edge
+        scales (PC-DARTS) do not matter: every edge is kept."""
+        edge_weights = derivation_weights[0]
         return tuple(space.OPS[i] for i in edge_weights.argmax(dim=-1).tolist())
 
     @staticmethod
     def discrete_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
-        """Mixing weights of the derived cell: one-hot at each edge's argmax."""
-        return [torch.nn.functional.one_hot(w.argmax(dim=-1), w.shape[-1]).to(w.dtype) for w in weights]
+        """Mixing weights of the derived cell: one-hot at each edge's argmax, every edge at scale 1."""
+        edge_weights, *edge_scales = weights
+        one_hot = torch.nn.functional.one_hot(edge_weights.argmax(dim=-1), edge_weights.shape[-1])
+        return [one_hot.to(edge_weights.dtype), *[torch.ones_like(scales) for scales in edge_scales]]
 
     def describe(self, genotype: space.Genotype) -> CellDescription:
         """String, table index, look-ups with their rank among all 15,625 cells and regret, depth, skips."""

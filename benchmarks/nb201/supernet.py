@@ -8,7 +8,14 @@ Each edge mixes the five ops with weights supplied by the searcher (softmax for 
 DrNAS, a one-hot row for the discrete network). A sampled forward (GDAS) also passes ``active``, a 0/1 mask per
 weight: an inactive op adds its weight itself, not weight x output, to the edge (the reference's ``forward_gdas``
 computes only the sampled op and adds the others' weights, which are zero in value, so that every architecture
-parameter keeps a gradient). The forward pass computes the same function as the reference
+parameter keeps a gradient).
+
+PC-DARTS features (Xu et al., ICLR 2020, Section 3.1-3.2; ``MixedOp`` and ``Cell`` of the reference): with
+``partial_channels`` K > 1 each edge runs its ops on the first 1/K of its input's channels, concatenates the
+untouched rest and shuffles the channels in K groups; with ``edge_normalisation`` the supernet holds one more
+architecture parameter, beta (one per edge, 1e-3 N(0, 1)), and ``arch_weights`` carries a second tensor, each
+edge's scale (``normalised_edges``: a softmax over the edges entering the same node), multiplying the edge's
+whole output. The forward pass computes the same function as the reference
 with less work: ``none`` outputs zero and is left out of the sum, and each node's ReLU (shared by the 1x1 and
 3x3 convolutions of all its outgoing edges) and average pool (parameter-free at equal channels) are computed
 once per node rather than once per edge.
@@ -19,6 +26,7 @@ import torch
 from torch import nn
 
 from benchmarks.nb201.space import EDGES, NUM_NODES, OPS
+from foundation.errors import UserError
 
 SKIP, CONV1, CONV3, POOL = (OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
 
@@ -42,29 +50,43 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(torch.relu(self.conv_a(torch.relu(x))))
 
 
+def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
+    """PC-DARTS's ``channel_shuffle``: channels as (groups, C / groups), transposed, flattened."""
+    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
+
+
 class SearchCell(nn.Module):
     """Four nodes; node j is the weighted sum over i < j of the mixed op on edge (i, j)."""
 
-    def __init__(self, channels: int, track: bool) -> None:
+    def __init__(self, channels: int, track: bool, partial_channels: int = 1) -> None:
         super().__init__()
-        self.conv1 = nn.ModuleList(conv_bn(channels, channels, 1, 1, False, track) for _ in EDGES)
-        self.conv3 = nn.ModuleList(conv_bn(channels, channels, 3, 1, False, track) for _ in EDGES)
+        self.partial_channels = partial_channels
+        part = channels // partial_channels
+        self.conv1 = nn.ModuleList(conv_bn(part, part, 1, 1, False, track) for _ in EDGES)
+        self.conv3 = nn.ModuleList(conv_bn(part, part, 3, 1, False, track) for _ in EDGES)
         self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
 
-    def forward(self, x: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor | None = None,
+                edge_scales: torch.Tensor | None = None) -> torch.Tensor:
+        part = x.shape[1] // self.partial_channels
         nodes, relus, pools = [x], [], []
         for dst in range(1, NUM_NODES):
-            relus.append(torch.relu(nodes[-1]))
-            pools.append(self.pool(nodes[-1]))
+            mixed_in = nodes[-1][:, :part]
+            relus.append(torch.relu(mixed_in))
+            pools.append(self.pool(mixed_in))
             total = None
             for e, (src, d) in enumerate(EDGES):
                 if d != dst:
                     continue
                 w = weights[e]
-                out = (w[SKIP] * nodes[src] + w[POOL] * pools[src]
+                out = (w[SKIP] * nodes[src][:, :part] + w[POOL] * pools[src]
                        + w[CONV1] * self.conv1[e](relus[src]) + w[CONV3] * self.conv3[e](relus[src]))
                 if offsets is not None:
                     out = out + offsets[e]
+                if self.partial_channels > 1:
+                    out = channel_shuffle(torch.cat([out, nodes[src][:, part:]], dim=1), self.partial_channels)
+                if edge_scales is not None:
+                    out = edge_scales[e] * out
                 total = out if total is None else total + out
             nodes.append(total)
         return nodes[-1]
@@ -72,8 +94,10 @@ class SearchCell(nn.Module):
 
 class NB201Supernet(nn.Module):
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
-                 track_running_stats: bool = True) -> None:
+                 track_running_stats: bool = True, partial_channels: int = 1, edge_normalisation: bool = False) -> None:
         super().__init__()
+        if channels % partial_channels:
+            raise UserError(f"bad value partial_channels={partial_channels}: it must divide channels={channels}")
         self.stem = nn.Sequential(nn.Conv2d(3, channels, 3, padding=1, bias=False), nn.BatchNorm2d(channels))
         layers: list[nn.Module] = []
         c = channels
@@ -81,36 +105,48 @@ class NB201Supernet(nn.Module):
             if stage > 0:
                 layers.append(ResidualReduction(c, 2 * c, track_running_stats))
                 c *= 2
-            layers.extend(SearchCell(c, track_running_stats) for _ in range(cells_per_stage))
+            layers.extend(SearchCell(c, track_running_stats, partial_channels) for _ in range(cells_per_stage))
         self.layers = nn.ModuleList(layers)
         self.head = nn.Sequential(nn.BatchNorm2d(c), nn.ReLU())
         self.classifier = nn.Linear(c, num_classes)
         # The reference initialises the architecture parameters as 1e-3 * N(0, 1), one row per edge.
         self.alphas = nn.Parameter(1e-3 * torch.randn(len(EDGES), len(OPS)))
+        self.betas = nn.Parameter(1e-3 * torch.randn(len(EDGES))) if edge_normalisation else None
 
     def arch_parameters(self) -> list[nn.Parameter]:
-        return [self.alphas]
+        return [self.alphas] if self.betas is None else [self.alphas, self.betas]
 
     def weight_parameters(self) -> list[nn.Parameter]:
-        return [p for name, p in self.named_parameters() if name != "alphas"]
+        return [p for name, p in self.named_parameters() if name not in ("alphas", "betas")]
+
+    @staticmethod
+    def normalised_edges(betas: torch.Tensor) -> torch.Tensor:
+        """Edge scales: a softmax of beta over the edges entering each node (any leading dimensions)."""
+        scales = torch.empty_like(betas)
+        for dst in range(1, NUM_NODES):
+            entering = [e for e, (_, d) in enumerate(EDGES) if d == dst]
+            scales[..., entering] = torch.softmax(betas[..., entering], dim=-1)
+        return scales
 
     @staticmethod
     def with_identity(arch_weights: list[torch.Tensor], coefficient: float) -> list[torch.Tensor]:
         """Mixing weights whose edges also pass ``coefficient * x`` (DARTS-'s auxiliary skip, outside the
         softmax): every NB201 search edge's ``skip_connect`` is the identity (stride 1, equal channels), so this is
         ``coefficient`` added to its weight. Works on any leading (seed) dimensions."""
-        (edge_weights,) = arch_weights
-        return [edge_weights + coefficient * nn.functional.one_hot(torch.tensor(SKIP), len(OPS)).to(edge_weights)]
+        edge_weights, *edge_scales = arch_weights
+        identity = nn.functional.one_hot(torch.tensor(SKIP), len(OPS)).to(edge_weights)
+        return [edge_weights + coefficient * identity, *edge_scales]
 
     def forward(self, x: torch.Tensor, arch_weights: list[torch.Tensor],
                 active: list[torch.Tensor] | None = None) -> torch.Tensor:
-        (edge_weights,) = arch_weights
+        edge_weights, *edge_scales = arch_weights  # edge scales: with edge normalisation
+        edge_scales = edge_scales[0] if edge_scales else None
         offsets = None
         if active is not None:  # inactive ops: their weight, summed per edge, instead of weight x output
-            (mask,) = active
+            mask = active[0]
             offsets, edge_weights = ((1 - mask) * edge_weights).sum(dim=-1), mask * edge_weights
         x = self.stem(x)
         for layer in self.layers:
-            x = layer(x, edge_weights, offsets) if isinstance(layer, SearchCell) else layer(x)
+            x = layer(x, edge_weights, offsets, edge_scales) if isinstance(layer, SearchCell) else layer(x)
         x = self.head(x).mean(dim=(2, 3))
         return self.classifier(x)
