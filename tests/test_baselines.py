@@ -150,6 +150,14 @@ def test_baseline_paper_settings():
     assert (gdas.epochs, gdas.w_lr, gdas.w_weight_decay, gdas.a_lr) == (250, 0.025, 5e-4, 3e-4)
     assert (gdas.searcher_options["tau_max"], gdas.searcher_options["tau_min"]) == (10.0, 0.1)
     assert build_config("nb201", "spos", "paper", []).epochs == 250
+    pc = build_config("nb201", "pc_darts", "paper", [])
+    assert (pc.batch_size, pc.w_lr, pc.a_lr, pc.epochs) == (256, 0.1, 6e-4, 50)
+    assert pc.searcher_options == {"partial_channels": 4, "edge_normalisation": True, "warmup_epochs": 15}
+    idarts = build_config("nb201", "idarts", "paper", [])
+    assert (idarts.w_lr, idarts.epochs, idarts.searcher_options["neumann_terms"]) == (0.01, 30, 2)
+    snas = build_config("nb201", "snas", "paper", []).searcher_options
+    assert (snas["tau_init"], snas["tau_min"]) == (1.0, 0.03)
+    assert build_config("nb201", "darts_minus", "paper", []).searcher_options["beta_init"] == 1.0
 
 
 # --- DARTS- --------------------------------------------------------------------------------------------------
@@ -258,3 +266,44 @@ def test_a_searcher_asking_a_supernet_feature_the_space_lacks_is_a_bad_setting()
         configure("1shot1-s2", "pc_darts", "smoke", [])
     with pytest.raises(UserError, match="must divide"):
         configure("nb201", "pc_darts", "smoke", ["partial_channels=3"])
+
+
+# --- iDARTS --------------------------------------------------------------------------------------------------
+def test_idarts_neumann_series_and_hypergradient_match_finite_differences():
+    searcher = make("idarts", {"neumann_terms": 2, "fd_radius": 1e-6})  # an accurate mixed finite difference
+    lr = searcher.w_opt.param_groups[0]["lr"]
+    train, val = batch(1), batch(2)
+    weights = searcher.weights
+
+    def grads_at(shift: list[torch.Tensor], of: list[torch.Tensor], b) -> list[torch.Tensor]:
+        saved = [w.detach().clone() for w in weights]
+        with torch.no_grad():
+            for w, s in zip(weights, shift):
+                w.add_(s)
+        loss, _ = searcher.weight_loss(b)
+        result = torch.autograd.grad(loss.sum(), of, allow_unused=True)
+        with torch.no_grad():
+            for w, s in zip(weights, saved):
+                w.copy_(s)
+        return [torch.zeros_like(t) if g is None else g for t, g in zip(of, result)]
+
+    def directional(p: list[torch.Tensor], of: list[torch.Tensor]) -> list[torch.Tensor]:
+        eps = 1e-6 / max(float(x.abs().max()) for x in p)  # a step that stays off the ReLU kinks
+        plus = grads_at([eps * x for x in p], of, train)
+        minus = grads_at([-eps * x for x in p], of, train)
+        return [(a - b) / (2 * eps) for a, b in zip(plus, minus)]
+
+    val_loss, _ = searcher.arch_loss(val)
+    vector = list(torch.autograd.grad(val_loss.sum(), weights))
+    term, expected = vector, list(vector)
+    for _ in range(2):  # (I - lr H)^j v with H p by finite differences of the training gradient
+        term = [t - lr * h for t, h in zip(term, directional(term, weights))]
+        expected = [s + t for s, t in zip(expected, term)]
+    series = searcher.neumann_series(vector, train, lr)
+    for ours, theirs in zip(series, expected):
+        assert torch.allclose(ours, theirs, atol=1e-6, rtol=1e-4)
+    alpha_val = torch.autograd.grad(searcher.arch_loss(val)[0].sum(), searcher.alphas)[0]
+    hypergradient = alpha_val - lr * directional(expected, searcher.alphas)[0]
+    grads, _, _ = searcher.arch_gradient(train, val)
+    assert torch.allclose(grads[0], hypergradient, atol=1e-6, rtol=1e-3)
+    assert not torch.allclose(grads[0], alpha_val)  # the implicit term matters
