@@ -9,7 +9,12 @@ weight, the sampled one the gradient dotted with its output (our supernets compu
 ``active`` masks of ``SampledWeights``). One sample per forward pass, shared by all cells; Gumbel draws with an
 infinite value are drawn again, as there. The temperature falls linearly per epoch from ``tau_max`` to
 ``tau_min``: ``tau_max - (tau_max - tau_min) * (epoch - 1) / (epochs - 1)`` (the reference's ``set_tau`` with
-0-based epochs). The genotype is the argmax of alpha.
+0-based epochs). The genotype is the argmax of alpha. Architecture parameters that mix a node's inputs rather
+than choose its op (``op_choice_parameters`` of the supernet; NAS-Bench-1shot1's parent and output mixtures) get
+the relaxed sample ``softmax((alpha + g) / tau)``, as the nasbench-1shot1 reference's GDAS does (its comment: hard
+samples there "very quickly gave exploding gradients"); its ``MixedOpGDAS`` leaves the unsampled ops out
+altogether, which its supernet's ``active`` masks reproduce. Its schedule ends at tau 1 (``--tau_min 1``; set
+``tau_min=1`` to follow it).
 
 NB201 settings (``configs/nas-benchmark/algos/GDAS.config`` and the ``GDAS.py`` search script of AutoDL-Projects):
 250 epochs, tau 10 -> 0.1; otherwise DARTS's (SGD 0.025 -> 0.001 cosine, Nesterov momentum 0.9, weight decay
@@ -72,11 +77,16 @@ class Gdas(Darts):
         self.tau = self.options.tau_max - (self.options.tau_max - self.options.tau_min) * fraction
 
     def arch_weights(self) -> SampledWeights:
-        """One sample per forward pass, seed k's from seed k's stream."""
+        """One sample per forward pass, seed k's from seed k's stream: hard for op choices, relaxed otherwise."""
         weights, active = [], []
-        for alpha in self.alphas:
-            samples = [hard_gumbel_softmax(alpha[seed], self.tau, generator)
-                       for seed, generator in enumerate(self.generators)]
-            weights.append(torch.stack([hard for hard, _ in samples]))
-            active.append(torch.stack([one_hot for _, one_hot in samples]))
+        for index, alpha in enumerate(self.alphas):
+            if index in self.supernet.net.op_choice_parameters:
+                samples = [hard_gumbel_softmax(alpha[seed], self.tau, generator)
+                           for seed, generator in enumerate(self.generators)]
+            else:
+                samples = [(relaxed := F.softmax((alpha[seed] + gumbel_noise(alpha[seed], generator)) / self.tau,
+                                                 dim=-1), torch.ones_like(relaxed))
+                           for seed, generator in enumerate(self.generators)]
+            weights.append(torch.stack([sample for sample, _ in samples]))
+            active.append(torch.stack([mask for _, mask in samples]))
         return SampledWeights(weights, active)

@@ -45,7 +45,10 @@ class PcDarts(Darts):
 
     @classmethod
     def supernet_features(cls, options: OptionSet) -> dict[str, Any]:
-        return {"partial_channels": options.partial_channels, "edge_normalisation": options.edge_normalisation}
+        """Partial channels; edge normalisation only when on (NAS-Bench-1shot1's supernet has none: its PC-DARTS
+        runs with ``edge_normalisation=false``)."""
+        return {"partial_channels": options.partial_channels,
+                **({"edge_normalisation": True} if options.edge_normalisation else {})}
 
     def expected_arch_weights(self) -> list[torch.Tensor]:
         """DARTS's softmaxes and, with edge normalisation, the edge scales from beta (the supernet's last

@@ -198,7 +198,7 @@ def test_darts_minus_needs_an_identity_op():
 
 # --- PC-DARTS ------------------------------------------------------------------------------------------------
 def test_channel_shuffle_is_the_reference_view_transpose():
-    from benchmarks.nb201.supernet import channel_shuffle
+    from benchmarks.partial_channels import channel_shuffle
 
     x = torch.arange(2 * 8 * 2 * 2, dtype=torch.float64).view(2, 8, 2, 2)
     batch_size, channels, height, width = x.shape
@@ -211,7 +211,7 @@ def test_channel_shuffle_is_the_reference_view_transpose():
 
 def test_partial_channel_edges_mix_a_quarter_of_the_channels_and_scale_whole_edges():
     from benchmarks.nb201.space import EDGES
-    from benchmarks.nb201.supernet import channel_shuffle
+    from benchmarks.partial_channels import channel_shuffle
 
     torch.manual_seed(0)
     net = NB201Supernet(channels=8, cells_per_stage=1, partial_channels=4, edge_normalisation=True).double()
@@ -307,3 +307,44 @@ def test_idarts_neumann_series_and_hypergradient_match_finite_differences():
     grads, _, _ = searcher.arch_gradient(train, val)
     assert torch.allclose(grads[0], hypergradient, atol=1e-6, rtol=1e-3)
     assert not torch.allclose(grads[0], alpha_val)  # the implicit term matters
+
+
+# --- the NAS-Bench-1shot1 supernet's features (GDAS, PC-DARTS ran there in Zela et al.) -----------------------
+def _oneshot1_searcher(name: str, options: dict | None = None, **features):
+    from benchmarks.oneshot1.space import DEFINITIONS
+    from benchmarks.oneshot1.supernet import OneShot1Supernet
+    from searchers import get_searcher
+    from searchers.context import SearchContext
+    from searchers.seeds import SeedStack
+    from test_searchers import OPTIM
+
+    torch.manual_seed(0)
+    net = OneShot1Supernet(DEFINITIONS[2], channels=4, cells_per_stage=1, **features).double()
+    return get_searcher(name)(SeedStack([net]), OPTIM, SearchContext(4, (16, 16), 10), options or {})
+
+
+def test_oneshot1_gdas_samples_ops_hard_and_parents_relaxed_and_leaves_unsampled_ops_out():
+    searcher = _oneshot1_searcher("gdas")
+    weights = searcher.arch_weights()
+    ops, *mixtures = weights
+    assert torch.equal(ops.detach(), weights.active[0]) and torch.equal(ops.detach().sum(-1), torch.ones(1, 4,
+                                                                                                         dtype=ops.dtype))
+    assert all(((m > 0) & (m < 1)).all() and torch.equal(mask, torch.ones_like(mask))
+               for m, mask in zip(mixtures, weights.active[1:]))
+    b = batch(1)
+    loss = F.cross_entropy(searcher.supernet(b.images, weights)[0], b.labels[0])
+    (op_grad,) = torch.autograd.grad(loss, [ops])
+    assert torch.equal(op_grad[weights.active[0] == 0], torch.zeros_like(op_grad[weights.active[0] == 0]))
+    assert (op_grad[weights.active[0] == 1] != 0).all()  # only the sampled ops pass a gradient
+
+
+def test_oneshot1_partial_channels_and_pc_darts_without_edge_normalisation():
+    searcher = _oneshot1_searcher("pc_darts", {"partial_channels": 2, "edge_normalisation": False,
+                                               "warmup_epochs": 0}, partial_channels=2)
+    cell = searcher.supernet.net.cells[0]
+    assert cell.conv3[0][0].weight.shape[-4:] == (2, 2, 3, 3)  # C/K of the node's 4 channels
+    assert len(searcher.derivation_weights()) == len(searcher.alphas)  # DARTS's softmaxes, no edge scales
+    alphas = [a.detach().clone() for a in searcher.alphas]
+    searcher.begin_epoch(1)
+    searcher.step(batch(1), batch(2), stats(), stats())
+    assert any(not torch.equal(a, b) for a, b in zip(searcher.alphas, alphas))

@@ -36,7 +36,8 @@ SEEDS = [3, 1, 4]
 STEPS_PER_EPOCH = 3
 EPOCHS = 2
 BATCH = 8
-CASES = [("nb201", name) for name in sorted(builtin_searchers())] + [("1shot1-s2", "darts"), ("1shot1-s2", "drnas")]
+CASES = [("nb201", name) for name in sorted(builtin_searchers())] + [("1shot1-s2", "darts"), ("1shot1-s2", "drnas"),
+                                                                     ("1shot1-s2", "gdas")]
 # TSE's step is a whole outer step (2T weight updates and an Adam update) once per T batches: locking before it
 # leaves the updates inside free-running, so its lock-step check compares the losses only (float64 checks all).
 UPDATES_INSIDE_A_STEP = {"tse_darts", "tse_drnas"}

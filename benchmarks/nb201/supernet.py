@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from benchmarks.nb201.space import EDGES, NUM_NODES, OPS
+from benchmarks.partial_channels import rejoin
 from foundation.errors import UserError
 
 SKIP, CONV1, CONV3, POOL = (OPS.index(op) for op in ("skip_connect", "nor_conv_1x1", "nor_conv_3x3", "avg_pool_3x3"))
@@ -48,11 +49,6 @@ class ResidualReduction(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.shortcut(x) + self.conv_b(torch.relu(self.conv_a(torch.relu(x))))
-
-
-def channel_shuffle(x: torch.Tensor, groups: int) -> torch.Tensor:
-    """PC-DARTS's ``channel_shuffle``: channels as (groups, C / groups), transposed, flattened."""
-    return x.unflatten(1, (groups, -1)).transpose(1, 2).flatten(1, 2)
 
 
 class SearchCell(nn.Module):
@@ -83,8 +79,7 @@ class SearchCell(nn.Module):
                        + w[CONV1] * self.conv1[e](relus[src]) + w[CONV3] * self.conv3[e](relus[src]))
                 if offsets is not None:
                     out = out + offsets[e]
-                if self.partial_channels > 1:
-                    out = channel_shuffle(torch.cat([out, nodes[src][:, part:]], dim=1), self.partial_channels)
+                out = rejoin(out, nodes[src][:, part:], self.partial_channels)
                 if edge_scales is not None:
                     out = edge_scales[e] * out
                 total = out if total is None else total + out
@@ -93,6 +88,8 @@ class SearchCell(nn.Module):
 
 
 class NB201Supernet(nn.Module):
+    op_choice_parameters = (0,)  # which of ``arch_parameters()`` choose ops (GDAS samples them hard)
+
     def __init__(self, channels: int = 16, cells_per_stage: int = 5, num_classes: int = 10,
                  track_running_stats: bool = True, partial_channels: int = 1, edge_normalisation: bool = False) -> None:
         super().__init__()

@@ -54,9 +54,10 @@ class OneShot1Space(SearchSpace):
         return {"kind": self.table.kind, "files": self.table.files}
 
     @classmethod
-    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool,
-                       num_classes: int) -> OneShot1Supernet:
-        return OneShot1Supernet(cls.definition, channels, cells_per_stage, num_classes)
+    def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool, num_classes: int,
+                       partial_channels: int = 1) -> OneShot1Supernet:
+        """PC-DARTS's partial channels, when a searcher asks for them (no edge normalisation: ``OneShot1Supernet``)."""
+        return OneShot1Supernet(cls.definition, channels, cells_per_stage, num_classes, partial_channels)
 
     @classmethod
     def _parent_choices(cls, weights: list[torch.Tensor]) -> list[tuple[int, ...]]:
