@@ -21,6 +21,9 @@ NB201 settings (``configs/nas-benchmark/algos/GDAS.config`` and the ``GDAS.py`` 
 5e-4, batch 64, clip 5; Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3). Interpretation, documented: the
 architecture step comes before the weight step, as for every searcher here (DARTS, Alg. 1); the reference script
 takes the weight step first, which pairs each architecture step with the next weight batch instead.
+
+TSE Tables 1 and 3 reprint NATS-Bench's GDAS runs instead (``weight-sharing.config``: 100 epochs, no gradient
+clipping; ``sweeps/tse_table3_nats.yaml`` runs them at 100 epochs).
 """
 from __future__ import annotations
 

@@ -16,6 +16,10 @@ drawn get zero gradients and still take SGD's weight decay and momentum (the ref
 ops; with ``zero_grad`` keeping zero gradients, PyTorch < 2.0, it updates them the same way); the Hessian of the
 architecture loss is not recorded (the architecture parameters do not shape the loss). The random selection is
 the RSPS of NB201 and TSE's tables; SPOS's evolutionary search (its Section 3.4) is not implemented.
+
+TSE Tables 1 and 3 reprint NATS-Bench's RSPS as "SPOS" (``weight-sharing.config``: 100 epochs, no gradient
+clipping, cells drawn until every node has an input that is not ``none``; ``sweeps/tse_table3_nats.yaml`` runs
+ours at 100 epochs).
 """
 from __future__ import annotations
 
