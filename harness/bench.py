@@ -58,10 +58,12 @@ def _batches(experiment: Experiment, device: torch.device, count: int, seeds: in
 
 
 def our_step(experiment: Experiment, device: torch.device, seeds: int = 1) -> Callable[[Batch, Batch], None]:
-    """The run's step function over ``seeds`` seeds computed together."""
+    """The run's step function over ``seeds`` seeds computed together, as in the last epoch (past warm-ups that
+    skip architecture steps, e.g. PC-DARTS's)."""
     config = experiment.config
     searcher = build_searcher(experiment, device, steps_per_epoch(experiment), (config.batch_size, config.batch_size),
                               list(range(seeds)))
+    searcher.begin_epoch(config.epochs)
     weight_stats, arch_stats = EpochStats(device, seeds), EpochStats(device, seeds)
     step_fn = search_step(searcher, device, config.cuda_graphs)
 
