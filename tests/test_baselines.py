@@ -13,6 +13,15 @@ from searchers.gdas import hard_gumbel_softmax
 from searchers.seeds import SampledWeights
 
 
+def schedule(searcher, attribute: str) -> list[float]:
+    """A per-epoch value (temperature, auxiliary skip weight) over the 10 epochs of ``make``'s optimiser."""
+    values = []
+    for epoch in range(1, 11):
+        searcher.begin_epoch(epoch)
+        values.append(getattr(searcher, attribute))
+    return values
+
+
 # --- GDAS ----------------------------------------------------------------------------------------------------
 def test_gdas_sample_is_one_hot_with_the_gumbel_max_frequencies_and_a_straight_through_gradient():
     alpha = torch.tensor([[0.5, -1.0, 2.0, 0.0, 1.0]], dtype=torch.float64, requires_grad=True)
@@ -35,11 +44,7 @@ def test_gdas_sample_is_one_hot_with_the_gumbel_max_frequencies_and_a_straight_t
 
 
 def test_gdas_temperature_falls_linearly_from_tau_max_to_tau_min_over_the_epochs():
-    searcher = make("gdas")  # 10 epochs
-    taus = []
-    for epoch in range(1, 11):
-        searcher.begin_epoch(epoch)
-        taus.append(searcher.tau)
+    taus = schedule(make("gdas"), "tau")
     assert taus == pytest.approx([10 - 9.9 * e / 9 for e in range(10)]) and taus[-1] == pytest.approx(0.1)
 
 
@@ -93,12 +98,8 @@ def test_spos_returns_the_candidate_with_the_best_accuracy_on_its_batch():
 
 # --- SNAS / DSNAS --------------------------------------------------------------------------------------------
 def test_snas_relaxed_sample_and_linear_temperature():
-    searcher = make("snas")  # 10 epochs
-    taus = []
-    for epoch in range(1, 11):
-        searcher.begin_epoch(epoch)
-        taus.append(searcher.tau)
-    assert taus == pytest.approx([1 - 0.97 * e / 10 for e in range(1, 11)])
+    searcher = make("snas")
+    assert schedule(searcher, "tau") == pytest.approx([1 - 0.97 * e / 10 for e in range(1, 11)])
     assert make("snas", {"anneal_epochs": 150}).options.anneal_epochs == 150
     searcher.begin_epoch(1)
     sample = searcher.arch_weights()[0]
@@ -162,12 +163,8 @@ def test_baseline_paper_settings():
 
 # --- DARTS- --------------------------------------------------------------------------------------------------
 def test_darts_minus_adds_a_decaying_identity_path_outside_the_softmax():
-    searcher = make("darts_minus")  # 10 epochs
-    betas = []
-    for epoch in range(1, 11):
-        searcher.begin_epoch(epoch)
-        betas.append(searcher.beta)
-    assert betas == pytest.approx([1 - e / 10 for e in range(10)])
+    searcher = make("darts_minus")
+    assert schedule(searcher, "beta") == pytest.approx([1 - e / 10 for e in range(10)])
     net = NB201Supernet(channels=2, cells_per_stage=1).double()
     cell, x, beta = net.layers[0], torch.randn(1, 2, 8, 8, dtype=torch.float64), 0.7
     (only_skip,) = net.with_identity([torch.zeros(6, 5, dtype=torch.float64)], beta)
