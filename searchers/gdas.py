@@ -46,9 +46,14 @@ def gumbel_noise(like: torch.Tensor, generator: torch.Generator) -> torch.Tensor
             return noise
 
 
+def relaxed_gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Generator) -> torch.Tensor:
+    """``softmax((logits + g) / tau)`` over each row, g Gumbel noise (the relaxed sample of SNAS and GDAS)."""
+    return F.softmax((logits + gumbel_noise(logits, generator)) / tau, dim=-1)
+
+
 def hard_gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Straight-through one-hot sample of each row of ``alpha`` and the one-hot itself (the active ops)."""
-    probs = F.softmax((F.log_softmax(alpha, dim=-1) + gumbel_noise(alpha, generator)) / tau, dim=-1)
+    probs = relaxed_gumbel_softmax(F.log_softmax(alpha, dim=-1), tau, generator)
     one_hot = torch.zeros_like(probs).scatter_(-1, probs.argmax(dim=-1, keepdim=True), 1.0)
     return one_hot - probs.detach() + probs, one_hot
 
@@ -83,13 +88,15 @@ class Gdas(Darts):
         """One sample per forward pass, seed k's from seed k's stream: hard for op choices, relaxed otherwise."""
         weights, active = [], []
         for index, alpha in enumerate(self.alphas):
-            if index in self.supernet.net.op_choice_parameters:
-                samples = [hard_gumbel_softmax(alpha[seed], self.tau, generator)
-                           for seed, generator in enumerate(self.generators)]
-            else:
-                samples = [(relaxed := F.softmax((alpha[seed] + gumbel_noise(alpha[seed], generator)) / self.tau,
-                                                 dim=-1), torch.ones_like(relaxed))
-                           for seed, generator in enumerate(self.generators)]
-            weights.append(torch.stack([sample for sample, _ in samples]))
-            active.append(torch.stack([mask for _, mask in samples]))
+            samples, masks = [], []
+            for seed, generator in enumerate(self.generators):
+                if index in self.supernet.net.op_choice_parameters:
+                    sample, mask = hard_gumbel_softmax(alpha[seed], self.tau, generator)
+                else:
+                    sample = relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
+                    mask = torch.ones_like(sample)
+                samples.append(sample)
+                masks.append(mask)
+            weights.append(torch.stack(samples))
+            active.append(torch.stack(masks))
         return SampledWeights(weights, active)

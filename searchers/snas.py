@@ -37,7 +37,7 @@ from benchmarks.data_stream import Batch
 from foundation.options import OptionSet
 from searchers.context import EpochStats
 from searchers.darts import Darts
-from searchers.gdas import gumbel_noise
+from searchers.gdas import relaxed_gumbel_softmax
 from searchers.seeds import clip_grad_norm_per_seed, seed_cross_entropy
 
 ALPHA_GRAD_CLIP = 10.0  # SNAS train_search.py: clip_grad_norm_(model.arch_parameters(), 10.)
@@ -85,7 +85,7 @@ class Snas(Darts):
 
     def arch_weights(self) -> list[torch.Tensor]:
         """A relaxed sample per forward pass, seed k's from seed k's stream."""
-        return [torch.stack([F.softmax((alpha[seed] + gumbel_noise(alpha[seed], generator)) / self.tau, dim=-1)
+        return [torch.stack([relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
                              for seed, generator in enumerate(self.generators)]) for alpha in self.alphas]
 
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
