@@ -5,20 +5,21 @@ a reduction block to 4C, N cells; BN + ReLU, global average pooling, linear clas
 BN with ``affine=False`` (the reference's search setting); the stem and reduction blocks keep affine BN.
 
 Each edge mixes the five ops with weights supplied by the searcher (softmax for DARTS, a Dirichlet sample for
-DrNAS, a one-hot row for the discrete network). A sampled forward (GDAS) also passes ``active``, a 0/1 mask per
-weight: an inactive op adds its weight itself, not weight x output, to the edge (the reference's ``forward_gdas``
-computes only the sampled op and adds the others' weights, which are zero in value, so that every architecture
-parameter keeps a gradient).
+DrNAS, a one-hot row for the discrete network). The forward pass computes the same function as the reference
+with less work: ``none`` outputs zero and is left out of the sum, and each node's ReLU (shared by the 1x1 and
+3x3 convolutions of all its outgoing edges) and average pool (parameter-free at equal channels) are computed
+once per node rather than once per edge.
+
+A sampled forward (GDAS) also passes ``active``, a 0/1 mask per weight: an inactive op adds its weight itself,
+not weight x output, to the edge (the reference's ``forward_gdas`` computes only the sampled op and adds the
+others' weights, which are zero in value, so that every architecture parameter keeps a gradient).
 
 PC-DARTS features (Xu et al., ICLR 2020, Section 3.1-3.2; ``MixedOp`` and ``Cell`` of the reference): with
 ``partial_channels`` K > 1 each edge runs its ops on the first 1/K of its input's channels, concatenates the
 untouched rest and shuffles the channels in K groups; with ``edge_normalisation`` the supernet holds one more
 architecture parameter, beta (one per edge, 1e-3 N(0, 1)), and ``arch_weights`` carries a second tensor, each
 edge's scale (``normalised_edges``: a softmax over the edges entering the same node), multiplying the edge's
-whole output. The forward pass computes the same function as the reference
-with less work: ``none`` outputs zero and is left out of the sum, and each node's ReLU (shared by the 1x1 and
-3x3 convolutions of all its outgoing edges) and average pool (parameter-free at equal channels) are computed
-once per node rather than once per edge.
+whole output.
 """
 from __future__ import annotations
 
