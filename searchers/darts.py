@@ -25,8 +25,9 @@ from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entropy
 
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
-HOOKS = frozenset({"__init__", "supernet_features", "arch_weights", "expected_arch_weights", "arch_loss", "weight_loss", "arch_gradient",
-                   "step", "begin_epoch", "end_epoch", "extra_state", "load_extra_state"})
+HOOKS = frozenset({"__init__", "supernet_features", "arch_weights", "expected_arch_weights", "arch_loss",
+                   "weight_loss", "arch_gradient", "step", "begin_epoch", "end_epoch", "extra_state",
+                   "load_extra_state"})
 
 
 class Darts:
@@ -43,8 +44,8 @@ class Darts:
 
     Hooks: ``supernet_features`` (a class method: what the searcher needs its supernet built with, e.g. PC-DARTS's
     partial channels; the space's ``build_supernet`` takes them), ``arch_weights`` (mixing weights fed to the
-    supernet in search), ``expected_arch_weights``
-    (deterministic ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
+    supernet in search; ``SampledWeights`` for a sampled forward), ``expected_arch_weights`` (deterministic
+    ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
     ``step`` (one architecture step and one weight step), ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
     ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
     (call ``super().__init__`` first). ``self.options`` is the validated ``Options``; ``self.wants_clean_images``
