@@ -31,6 +31,8 @@ class DartsMinus(Darts):
     class Options(OptionSet):
         beta_init: float = Field(1.0, ge=0, description="auxiliary skip weight of the first epoch (--skip_beta)")
 
+    graph_capturable = False  # beta, a host number changing per epoch, would be frozen into a captured step
+
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         if not hasattr(self.supernet.net, "with_identity"):

@@ -42,6 +42,7 @@ class PcDarts(Darts):
 
     # reduced presets: K must divide the channels (smoke: C=2); warm up for the paper's 30 % of the epochs
     preset_options = {"quick": {"warmup_epochs": 2}, "smoke": {"partial_channels": 2, "warmup_epochs": 1}}
+    graph_capturable = False  # the step branches on the epoch (warm-up)
 
     @classmethod
     def supernet_features(cls, options: OptionSet) -> dict[str, Any]:
