@@ -15,7 +15,9 @@ Interpretations, documented: a drawn cell is run as the supernet with one-hot mi
 drawn get zero gradients and still take SGD's weight decay and momentum (the reference computes only the drawn
 ops; with ``zero_grad`` keeping zero gradients, PyTorch < 2.0, it updates them the same way); the Hessian of the
 architecture loss is not recorded (the architecture parameters do not shape the loss). The random selection is
-the RSPS of NB201 and TSE's tables; SPOS's evolutionary search (its Section 3.4) is not implemented.
+the RSPS of NB201 and TSE's tables; SPOS's evolutionary search (its Section 3.4) is not implemented. Spaces whose
+architecture parameters also mix a node's inputs (NAS-Bench-1shot1, whose Random-WS draws k parents of n) are
+refused: a uniform one-hot row there would train cells the space's derivation never returns.
 
 TSE Tables 1 and 3 reprint NATS-Bench's RSPS as "SPOS" (``weight-sharing.config``: 100 epochs, no gradient
 clipping, cells drawn until every node has an input that is not ``none``; ``sweeps/tse_table3_nats.yaml`` runs
@@ -30,6 +32,7 @@ from pydantic import Field
 from torch.nn import functional as F
 
 from benchmarks.data_stream import Batch
+from foundation.errors import UserError
 from foundation.options import OptionSet
 from searchers.context import EpochStats
 from searchers.darts import Darts
@@ -50,6 +53,9 @@ class Spos(Darts):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        if len(self.alphas) != len(self.supernet.net.op_choice_parameters):
+            raise UserError(f"spos draws one op per edge: {type(self.supernet.net).__name__} also has architecture "
+                            "parameters that mix a node's inputs (drawing k of n parents is not implemented)")
         self.selected = [torch.zeros_like(alpha) for alpha in self.alphas]  # one-hot; all zero before epoch 1
         self.scoring_batches: list[Batch] = []
 

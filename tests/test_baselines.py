@@ -345,3 +345,10 @@ def test_oneshot1_partial_channels_and_pc_darts_without_edge_normalisation():
     searcher.begin_epoch(1)
     searcher.step(batch(1), batch(2), stats(), stats())
     assert any(not torch.equal(a, b) for a, b in zip(searcher.alphas, alphas))
+
+
+def test_spos_refuses_a_space_whose_parameters_also_mix_inputs():
+    from foundation.errors import UserError
+
+    with pytest.raises(UserError, match="k of n parents"):
+        _oneshot1_searcher("spos")
