@@ -101,8 +101,9 @@ class Darts:
         return {}
 
     def arch_weights(self) -> list[torch.Tensor]:
-        """Mixing weights fed to the supernet during search: a softmax over each row of alphas."""
-        return [F.softmax(alpha, dim=-1) for alpha in self.alphas]
+        """Mixing weights fed to the supernet during search: DARTS feeds its deterministic ones (a softmax over
+        each row of alphas); sampling searchers draw here."""
+        return self.expected_arch_weights()
 
     def expected_arch_weights(self) -> list[torch.Tensor]:
         """Deterministic mixing weights (differentiable): those whose row-wise argmax is the genotype and at

@@ -59,9 +59,6 @@ class PcDarts(Darts):
         *alphas, betas = self.alphas
         return [*(F.softmax(alpha, dim=-1) for alpha in alphas), self.supernet.net.normalised_edges(betas)]
 
-    def arch_weights(self) -> list[torch.Tensor]:
-        return self.expected_arch_weights()
-
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
         if self.epoch > self.options.warmup_epochs:
             self.arch_step(weight_batch, arch_batch, arch_stats)
