@@ -18,10 +18,22 @@ def resolve_device(name: str | None) -> torch.device:
     return torch.device(name)
 
 
+def cpu_model() -> str:
+    """The processor's model name (Linux ``/proc/cpuinfo``), else the architecture: wall times on two machines
+    of one architecture differ severalfold (the quick preset's DARTS step: 3x between a Xeon with AVX512 and an
+    EPYC with AVX2), so a run names the model and the vector instructions torch used."""
+    try:
+        with open("/proc/cpuinfo") as cpuinfo:
+            names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]
+    except OSError:
+        names = []
+    return names[0] if names else platform.processor() or platform.machine()
+
+
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({platform.processor() or platform.machine()}, {torch.get_num_threads()} threads)"
+    return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
 
 
 def precision_context(precision: str, device: torch.device):

@@ -10,6 +10,7 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 from conftest import REPO, assert_records_close, smoke_args
 
 from benchmarks.nb201 import space
@@ -53,6 +54,8 @@ def test_smoke_search_writes_complete_records(data_dir, search_data, nb201_table
     assert "held out" in diagnostics["eval_set"] and config["data"]["halves"]["heldout"] == "test"
     assert config["table"]["sha256"] == nb201_table.provenance["sha256"] and config["config"]["dataset"] == "cifar10"
     assert {bn["affine"] for bn in config["batch_norm"]} == {True, False}  # stem/classifier BN affine, cells not
+    # the machine, as wall times need it: the processor model and the vector instructions torch used
+    assert config["device"].startswith("cpu (") and torch.backends.cpu.get_cpu_capability() in config["device"]
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "done" and summary["epochs_done"] == 2
     assert summary["final"]["genotype"] == records[-1]["genotype"]
