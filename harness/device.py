@@ -33,7 +33,8 @@ def cpu_model() -> str:
 def device_description(device: torch.device) -> str:
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
-    return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} threads)"
+    threads = torch.get_num_threads()
+    return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {threads} thread{'s' * (threads > 1)})"
 
 
 def precision_context(precision: str, device: torch.device):
