@@ -1,18 +1,19 @@
-"""The papers' figures from our runs (matplotlib + seaborn), PNG and PDF, sized for one paper column.
+"""The papers' figures from our runs (matplotlib + seaborn), PNG and PDF, sized for a paper's column or text width.
 
-Per search space and dataset searched on (``Run.scope``): the accuracy its ``metrics`` prefer of the derived cell per epoch (mean and a +-1 std band
-over seeds), skip connections per epoch (spaces that have them), cell depth per epoch and against accuracy (TSE
-Fig. 2a),
-dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
+Per search space and dataset searched on (``Run.scope``): the accuracy its ``metrics`` prefer of the derived cell
+per epoch, skip connections per epoch (spaces that have them), cell depth per epoch and against accuracy (TSE
+Fig. 2a), dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
 (spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
 option run with two or more values. An option that declares the published figure it varies
 (``json_schema_extra={"figure": ...}``: SD-DARTS's warm-up, Fig. 5, and time window K, Fig. 6) titles its ablation
 "<space> analogue of <figure>": the papers' figures are of other search spaces (SD-DARTS: retrained DARTS-space
 accuracies), so ours are analogues, not reproductions.
 
-A curve is the mean over the seeds that reached each epoch, drawn by seaborn with a band of +-1 population std
-(ddof=0, as the tables). Seeds that did not finish (incomplete or diverged)
-form their own dashed curve labelled as such, never mixed into a finished configuration's mean.
+A per-epoch figure has one panel per configuration (small multiples sharing the y axis; each has its epochs: ten overlapping bands on one
+axes hide what a reader looks for, which seed collapsed when): every seed as a thin line, and their mean over the
+seeds that reached each epoch in bold with a band of +-1 population std (ddof=0, as the tables). Seeds that did
+not finish (incomplete or diverged) form their own dashed panel labelled as such, never mixed into a finished
+configuration's mean.
 """
 from __future__ import annotations
 
@@ -35,6 +36,8 @@ from foundation.atomic import atomic_write  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 FIGSIZE = (COLUMN_WIDTH_IN, 2.5)
+PANELS_PER_ROW = 4  # four panels of PANEL_SIZE span a two-column paper's text width
+PANEL_SIZE = (1.75, 1.45)
 REGRET_FLOOR = 1e-3  # zero regret (the best cell) is drawn at this value on the log axis
 FORMATS = ("png", "pdf")
 
@@ -80,7 +83,7 @@ def _new_axes(title: str, xlabel: str, ylabel: str):
     ax.set_title(title, fontsize=8)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
-    if xlabel == "epoch" or xlabel.startswith("cell depth"):
+    if xlabel.startswith("cell depth"):
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     return fig, ax
 
@@ -90,27 +93,22 @@ def _population_sd(values: pd.Series) -> tuple[float, float]:
     return values.mean() - values.std(ddof=0), values.mean() + values.std(ddof=0)
 
 
-def _per_epoch(ax, runs: list[Run], value: Callable[[Run], list[tuple[int, float]]]) -> bool:
-    """One seaborn line per curve (the mean over its seeds) with a +-1 std band; returns whether anything was
-    drawn."""
-    curves = _curves(runs)
-    colours = _palette(list(curves))
-    drawn = False
-    for label, group in curves.items():
-        points = pd.DataFrame([(epoch, y) for run in group for epoch, y in value(run)], columns=["epoch", "value"])
-        if points.empty:
-            continue
-        sns.lineplot(data=points, x="epoch", y="value", errorbar=_population_sd, ax=ax, color=colours[label],
-                     linestyle="-" if "[" not in label else "--", marker="o", markersize=2.5, linewidth=1.2,
-                     markeredgewidth=0, label=f"{label} (n={len(group)})", err_kws={"alpha": 0.2, "linewidth": 0})
-        drawn = True
-    if drawn:
-        ax.legend(fontsize=5, loc="best", frameon=False)
-    return drawn
+def _panel(ax, label: str, group: list[Run], value: Callable[[Run], list[tuple[int, float]]], colour: tuple) -> None:
+    """One configuration: each seed a thin line, the mean over seeds in bold with a +-1 std band (seaborn)."""
+    linestyle = "-" if "[" not in label else "--"
+    points = pd.DataFrame([(index, epoch, y) for index, run in enumerate(group) for epoch, y in value(run)],
+                          columns=["run", "epoch", "value"])
+    for _, seed_points in points.groupby("run"):
+        ax.plot(seed_points["epoch"], seed_points["value"], color=colour, linestyle=linestyle, linewidth=0.6, alpha=0.5)
+    sns.lineplot(data=points, x="epoch", y="value", errorbar=_population_sd, ax=ax, color=colour, linestyle=linestyle,
+                 marker="o", markersize=2.5, linewidth=1.4, markeredgewidth=0, err_kws={"alpha": 0.15, "linewidth": 0})
+    ax.set_title(f"{label} (n={len(group)})", fontsize=6)
+    ax.set_xlabel("")
+    ax.set_ylabel("")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
 
 
-def _save(fig, ax, info: FigureInfo, out_dir: Path) -> FigureInfo:
-    info.xlabel, info.ylabel = ax.get_xlabel(), ax.get_ylabel()
+def _save(fig, info: FigureInfo, out_dir: Path) -> FigureInfo:
     for fmt in FORMATS:
         path = out_dir / f"{info.name}.{fmt}"
         atomic_write(path, lambda handle, fmt=fmt: fig.savefig(handle, format=fmt, dpi=200))
@@ -124,11 +122,23 @@ def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel:
     used = [run for run in runs if value(run)]
     if not used:
         return None
-    fig, ax = _new_axes(title, "epoch", ylabel)
-    _per_epoch(ax, used, value)
-    if log_y:
-        ax.set_yscale("log")
-    return _save(fig, ax, FigureInfo(name, title, "", "", [str(r.folder) for r in used]), out_dir)
+    curves = _curves(used)
+    colours = _palette(list(curves))
+    columns = min(len(curves), PANELS_PER_ROW)
+    rows = -(-len(curves) // columns)
+    size = FIGSIZE if len(curves) == 1 else (PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.5)
+    fig, axes = plt.subplots(rows, columns, figsize=size, sharey=True, squeeze=False,
+                             constrained_layout=True)
+    for ax, (label, group) in zip(axes.flat, curves.items()):
+        _panel(ax, label, group, value, colours[label])
+        if log_y:
+            ax.set_yscale("log")
+    for ax in axes.flat[len(curves):]:
+        ax.set_visible(False)
+    fig.suptitle(title, fontsize=8)
+    fig.supxlabel("epoch", fontsize=7)
+    fig.supylabel(ylabel, fontsize=7)
+    return _save(fig, FigureInfo(name, title, "epoch", ylabel, [str(r.folder) for r in used]), out_dir)
 
 
 def _depth_figure(runs: list[Run], out_dir: Path, space: str, key: str, ylabel: str) -> FigureInfo | None:
@@ -149,8 +159,8 @@ def _depth_figure(runs: list[Run], out_dir: Path, space: str, key: str, ylabel: 
         ax.scatter(depth + jitter.uniform(-0.15, 0.15, len(depth)), accuracy, s=6, alpha=0.6, color=colours[label],
                    label=label)
     ax.legend(fontsize=5, frameon=False)
-    return _save(fig, ax, FigureInfo(f"{space}_depth_vs_accuracy", title, "", "", [str(r.folder) for r in runs]),
-                 out_dir)
+    return _save(fig, FigureInfo(f"{space}_depth_vs_accuracy", title, ax.get_xlabel(), ax.get_ylabel(),
+                                 [str(r.folder) for r in runs]), out_dir)
 
 
 def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
@@ -184,7 +194,8 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
                          marker="o", markersize=3, linewidth=1.2, err_kws={"capsize": 2}, ax=ax)
             ax.legend(fontsize=5, frameon=False)
             name = f"{space}_{searcher}_{option}_ablation"
-            made.append(_save(fig, ax, FigureInfo(name, title, "", "", [str(r.folder) for r in used]), out_dir))
+            made.append(_save(fig, FigureInfo(name, title, option, f"final {ylabel}", [str(r.folder) for r in used]),
+                              out_dir))
     return made
 
 
