@@ -42,12 +42,14 @@ def _run_line(run: Run) -> list[str]:
     key, _ = accuracy_key([run])
     last = run.records[-1] if run.records else {}
     value = (last.get("lookup") or {}).get(key)
+    batched = f" ({run.seeds_batched} seeds batched)" if run.seeds_batched > 1 else ""
     return [f"{run.scope}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",
             str(last.get("genotype") or "-"), "-" if value is None else f"{value:.2f} ({key})",
-            run.data_source, run.device]
+            run.data_source, run.device, f"{run.wall_seconds / 60:.1f} min{batched}"]
 
 
-RUN_HEAD = ["configuration", "seed", "status", "epochs", "last genotype", "last look-up", "data", "device"]
+RUN_HEAD = ["configuration", "seed", "status", "epochs", "last genotype", "last look-up", "data", "device",
+            "wall time"]
 
 
 def _runs_frame(runs: list[Run]) -> pd.DataFrame:

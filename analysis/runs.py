@@ -104,6 +104,17 @@ class Run:
     def device(self) -> str:
         return self.meta.get("device", "unknown")
 
+    @property
+    def wall_seconds(self) -> float:
+        """Search and diagnostics time of the recorded epochs, as the runner measured them. Seeds computed
+        together share their epochs' time: each seed of a batch records the whole batch's."""
+        return sum((r.get("epoch_seconds") or 0.0) + (r.get("diagnostics_seconds") or 0.0) for r in self.records)
+
+    @property
+    def seeds_batched(self) -> int:
+        """How many seeds were computed together with this one (itself included)."""
+        return len(self.meta.get("seed_batch") or [self.seed])
+
     @cached_property
     def overrides(self) -> dict[str, Any]:
         """Run fields and searcher options that differ from the run's preset (``--epochs``, ``--set``), as stored

@@ -43,7 +43,8 @@ def make_run(root: Path, searcher: str, seed: int, finals: dict[str, float], spa
         lookup = {k: v - (epochs - epoch) for k, v in finals.items()}
         records.append({"epoch": epoch, "status": "ok", "genotype": ALL_SKIP, "lookup": lookup,
                         "regret": {k: 100 - v for k, v in lookup.items()}, "depth": 1 + epoch % 3,
-                        "skip_count": min(epoch, 6), "hessian_eig_max": 0.1 * epoch})
+                        "skip_count": min(epoch, 6), "hessian_eig_max": 0.1 * epoch, "epoch_seconds": 60.0,
+                        "diagnostics_seconds": 6.0})
     (folder / "epochs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
     if status != "incomplete":
         summary = {"status": status, "epochs_done": epochs, "epochs": config.epochs}
@@ -96,6 +97,8 @@ def test_table_statistics_match_hand_computed_values(results):
 
 def test_report_writes_tables_figures_and_index(results, tmp_path):
     out = tmp_path / "report"
+    voted = next(results.glob("nb201/sd_darts_voted/*/seed-0/config.json"))
+    voted.write_text(json.dumps({**json.loads(voted.read_text()), "seed_batch": [0, 1, 2, 3]}))
     report = build_report([results], out)
     names = {path.name for _, _, files in report.tables for path in files.values()}
     assert names == {f"{t}.{f}" for t in ("sd_darts_table4", "tse_table3") for f in ("md", "tex", "csv")}
@@ -114,6 +117,11 @@ def test_report_writes_tables_figures_and_index(results, tmp_path):
     index = (out / "report.md").read_text()
     statuses = [row[2:4] for row in md_rows(index)]
     assert ["incomplete", "7/50"] in statuses and ["diverged", "3/50"] in statuses
+    # wall time: the recorded epochs' search and diagnostics seconds (7 x 66 s)
+    assert [row[-1] for row in md_rows(index) if row[2] == "incomplete"] == ["7.7 min"]
+    epochs = configure("nb201", "sd_darts_voted", "smoke", []).config.epochs
+    assert [row[-1] for row in md_rows(index) if row[0].startswith("nb201/sd_darts_voted")] == [
+        f"{epochs * 66 / 60:.1f} min (4 seeds batched)"]
     assert "figures/nb201_skips_per_epoch.png" in index
     page = (out / "report.html").read_text()
     assert page.count("data:image/png;base64,") == 5 and page.count("<table") == 1 + len(report.tables)
