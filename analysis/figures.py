@@ -40,6 +40,7 @@ PANELS_PER_ROW = 4  # four panels of PANEL_SIZE span a two-column paper's text w
 PANEL_SIZE = (1.75, 1.45)
 REGRET_FLOOR = 1e-3  # zero regret (the best cell) is drawn at this value on the log axis
 FORMATS = ("png", "pdf")
+METADATA = {"png": None, "pdf": {"CreationDate": None}}  # no timestamp: regenerating leaves unchanged figures unchanged
 
 
 @dataclass
@@ -111,7 +112,7 @@ def _panel(ax, label: str, group: list[Run], value: Callable[[Run], list[tuple[i
 def _save(fig, info: FigureInfo, out_dir: Path) -> FigureInfo:
     for fmt in FORMATS:
         path = out_dir / f"{info.name}.{fmt}"
-        atomic_write(path, lambda handle, fmt=fmt: fig.savefig(handle, format=fmt, dpi=200))
+        atomic_write(path, lambda handle, fmt=fmt: fig.savefig(handle, format=fmt, dpi=200, metadata=METADATA[fmt]))
         info.files.append(path)
     plt.close(fig)
     return info
