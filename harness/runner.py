@@ -230,7 +230,8 @@ class SeedBatch:
         started = time.time()
         epochs = list(range(len(batch[0].records) + 1, cfg.epochs + 1))
         names = ", ".join(str(seed.seed) for seed in batch)
-        log = batch[0].folder.log if len(batch) == 1 else (lambda message: self.log(f"[seeds {names}] {message}"))
+        where = f"{cfg.space}/{cfg.searcher}/{self.experiment.name} seeds {names}"
+        log = batch[0].folder.log if len(batch) == 1 else (lambda message: self.log(f"[{where}] {message}"))
         clock = RunClock(log, self.device, epochs, steps,
                          device_description(self.device) + (f", {len(batch)} seeds batched" if len(batch) > 1 else ""),
                          self._diagnostics_due, probe_seconds(searcher, self.eval_batches, self.hessian_batches,

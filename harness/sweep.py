@@ -150,12 +150,15 @@ def _mapping(spec: dict, key: str, path: Path) -> dict:
 
 def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str, threads: int) -> list[dict[str, Any]]:
     """One task in a worker (process or Ray task): cells differing only in the seed, computed together by the
-    same code path as ``harness run``; one result per cell; never raises."""
+    same code path as ``harness run``; one result per cell; never raises. Its log (each epoch's line, tagged with
+    the run folder or the batch's seeds, as ``harness run`` prints it) goes to the worker's stderr, which the
+    local pool shares with the sweep and Ray forwards to the driver: a long sweep shows progress every epoch,
+    not only when a task's runs finish."""
     import torch
 
     from harness.config import configure
     from harness.device import resolve_device
-    from harness.runner import SeedBatch
+    from harness.runner import SeedBatch, stderr_log
 
     if threads:
         torch.set_num_threads(threads)
@@ -165,7 +168,7 @@ def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str,
     try:
         experiment = configure(first.space, first.searcher, first.preset, list(first.assignments), first.epochs)
         batch = SeedBatch(experiment, [spec.seed for spec in specs], Path(out), Path(data_dir), resolve_device(device),
-                          log=lambda m: None, tracking=first.tracking)
+                          log=stderr_log, tracking=first.tracking)
         return [{"cell": spec.name, "folder": str(folder), "status": summary.status,
                  "epochs_done": summary.epochs_done, "reason": None}
                 for spec, folder, summary in zip(specs, batch.folders, batch.execute())]

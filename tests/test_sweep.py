@@ -3,6 +3,7 @@ on a Ray cluster started on loopback giving the same run folders, and a sweep ki
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -125,11 +126,13 @@ def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
 
 @pytest.mark.slow
 @pytest.mark.data
-def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, tmp_path, capsys):
+def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, tmp_path, capfd):
     assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
-    out = capsys.readouterr().out
+    out, err = capfd.readouterr()
     assert "4 runs in 2 task(s) of seeds computed together, 2 at a time on the local backend" in out
     assert "sweep: 4 done, 0 failed" in out
+    # the workers' epoch lines, tagged with their run folders, reach the sweep's stderr
+    assert len(re.findall(r"^\[nb201/\w+/smoke\S* seed \d\] epoch 1/1 ", err, re.MULTILINE)) == 4, err
     local = _records(tmp_path / "local")
     assert len(local) == 4 and all(len(records) == 1 for records in local.values())
     # a second sweep skips everything
@@ -138,7 +141,7 @@ def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, 
 
     pytest.importorskip("ray")
     assert _sweep(tmp_path, data_dir, tmp_path / "ray", "--backend", "ray", "--max-parallel", "2") == 0
-    assert "on the ray backend" in capsys.readouterr().out
+    assert "on the ray backend" in capfd.readouterr().out
     ray_records = _records(tmp_path / "ray")
     assert ray_records.keys() == local.keys()
     for folder in local:
