@@ -9,9 +9,9 @@ option run with two or more values. An option that declares the published figure
 "<space> analogue of <figure>": the papers' figures are of other search spaces (SD-DARTS: retrained DARTS-space
 accuracies), so ours are analogues, not reproductions.
 
-A per-epoch figure has one panel per configuration (small multiples sharing the y axis; each has its epochs: ten overlapping bands on one
-axes hide what a reader looks for, which seed collapsed when): every seed as a thin line, and their mean over the
-seeds that reached each epoch in bold with a band of +-1 population std (ddof=0, as the tables). Seeds that did
+A per-epoch figure has one panel per configuration (small multiples sharing the y axis, each with its own epochs:
+ten overlapping bands on one axes hide what a reader looks for, which seed collapsed when): every seed as a thin
+line, and their mean over the seeds that reached each epoch in bold with a band of +-1 population std (ddof=0, as the tables). Seeds that did
 not finish (incomplete or diverged) form their own dashed panel labelled as such, never mixed into a finished
 configuration's mean.
 """
@@ -128,8 +128,7 @@ def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel:
     columns = min(len(curves), PANELS_PER_ROW)
     rows = -(-len(curves) // columns)
     size = FIGSIZE if len(curves) == 1 else (PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.5)
-    fig, axes = plt.subplots(rows, columns, figsize=size, sharey=True, squeeze=False,
-                             constrained_layout=True)
+    fig, axes = plt.subplots(rows, columns, figsize=size, sharey=True, squeeze=False, constrained_layout=True)
     for ax, (label, group) in zip(axes.flat, curves.items()):
         _panel(ax, label, group, value, colours[label])
         if log_y:
