@@ -11,9 +11,9 @@ accuracies), so ours are analogues, not reproductions.
 
 A per-epoch figure has one panel per configuration (small multiples sharing the y axis, each with its own epochs:
 ten overlapping bands on one axes hide what a reader looks for, which seed collapsed when): every seed as a thin
-line, and their mean over the seeds that reached each epoch in bold with a band of +-1 population std (ddof=0, as the tables). Seeds that did
-not finish (incomplete or diverged) form their own dashed panel labelled as such, never mixed into a finished
-configuration's mean.
+line, and their mean over the seeds that reached each epoch in bold with a band of +-1 population std (ddof=0, as
+the tables). Seeds that did not finish (incomplete or diverged) form their own dashed panel labelled as such,
+never mixed into a finished configuration's mean.
 """
 from __future__ import annotations
 
