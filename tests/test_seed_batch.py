@@ -198,7 +198,8 @@ def test_seeds_batched_equal_each_seed_alone_in_fp32_lock_step(space, name, data
 
 def _assert_same_search(a: list[dict], b: list[dict]) -> None:
     """The same seed's search computed in another batch, in fp32: its first epoch's record agrees (cell, losses
-    to 1e-4, mixing weights to 1e-6; another seed differs by 1e-3). Later epochs are not compared: free-running
+    to 1e-4, mixing weights to 2e-5: measured under 1e-6 apart on AVX512 kernels, 5.7e-6 on AVX2 ones, where
+    another seed differs by 1e-3). Later epochs are not compared: free-running
     fp32 rounding, amplified by the optimisation (``test_equivalence``), flips argmaxes of the smoke preset's
     near-uniform mixing weights (every weight 0.2 +- 1e-4) by the third epoch, and the diagnostics react far more
     than the search (Hessian eigenvalues 10-30 % apart; accuracies an image of 32 apart). The float64 tests above
@@ -208,7 +209,7 @@ def _assert_same_search(a: list[dict], b: list[dict]) -> None:
         assert ours[key] == theirs[key], key
     for key in ("train_loss", "arch_loss"):
         assert ours[key] == pytest.approx(theirs[key], rel=1e-4), key
-    assert flat(ours["arch_weights"]) == pytest.approx(flat(theirs["arch_weights"]), abs=1e-6)
+    assert flat(ours["arch_weights"]) == pytest.approx(flat(theirs["arch_weights"]), abs=2e-5)
 
 
 def _records(out, seed: int) -> list[dict]:
