@@ -15,13 +15,15 @@ from foundation.atomic import read_jsonl
 from harness.cli import main
 
 pytestmark = [pytest.mark.data, pytest.mark.faults, pytest.mark.slow]  # every test here runs searches
-EPOCHS = ["--epochs", "3"]
+EPOCHS = ["--epochs", "3", "--set", "diagnostics_every=3"]  # diagnostics after the last epoch only: still compared
 
 
-@pytest.fixture
-def straight(data_dir, search_data, tmp_path) -> list[dict]:
-    assert main(smoke_args(data_dir, tmp_path / "straight", *EPOCHS)) == 0
-    return read_jsonl(next((tmp_path / "straight").rglob("epochs.jsonl")))
+@pytest.fixture(scope="module")
+def straight(data_dir, search_data, tmp_path_factory) -> list[dict]:
+    """The records of the uninterrupted run, computed once for every fault below."""
+    out = tmp_path_factory.mktemp("straight")
+    assert main(smoke_args(data_dir, out, *EPOCHS)) == 0
+    return read_jsonl(next(out.rglob("epochs.jsonl")))
 
 
 def _finished_then_reopened(data_dir, out):

@@ -134,10 +134,12 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 
 def _subprocess_run(data_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
-    """Seeds 0 and 1 computed together, as a separate process."""
+    """Seeds 0 and 1 computed together, as a separate process; diagnostics after the last epoch only (they are
+    compared too, and the kills land in training, checkpointing and appending rather than in diagnostics)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     args = [sys.executable, "-m", "harness.cli", *smoke_args(data_dir, out, "--epochs", str(epochs), "--seeds", "2",
-                                                              "--seed-batch", "2", "--set", "train_images=256")]
+                                                              "--seed-batch", "2", "--set", "train_images=256",
+                                                              "--set", f"diagnostics_every={epochs}")]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -184,15 +186,16 @@ def test_sigkill_then_resume_gives_the_uninterrupted_records(data_dir, search_da
 def test_resume_in_process_continues_from_checkpoint(data_dir, search_data, tmp_path):
     """A kill after the last checkpoint but mid-append (half a line, no summary) is repaired on re-run."""
     straight, partial = tmp_path / "straight", tmp_path / "partial"
-    assert main(smoke_args(data_dir, straight, "--epochs", "3")) == 0
-    assert main(smoke_args(data_dir, partial, "--epochs", "3")) == 0
+    epochs = ("--epochs", "3", "--set", "diagnostics_every=3")  # diagnostics of the repaired epoch only
+    assert main(smoke_args(data_dir, straight, *epochs)) == 0
+    assert main(smoke_args(data_dir, partial, *epochs)) == 0
     folder = next(partial.rglob("seed-0"))
     # simulate a kill after epoch 2's append and before anything else: drop the summary, keep the
     # checkpoint of epoch 3 but truncate the records to 2 complete lines plus half a line
     lines = (folder / "epochs.jsonl").read_text().splitlines(keepends=True)
     (folder / "epochs.jsonl").write_text("".join(lines[:2]) + lines[2][: len(lines[2]) // 2])
     (folder / "summary.json").unlink()
-    assert main(smoke_args(data_dir, partial, "--epochs", "3")) == 0
+    assert main(smoke_args(data_dir, partial, *epochs)) == 0
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), read_jsonl(next(straight.rglob("epochs.jsonl"))))
 
 
@@ -201,8 +204,9 @@ def test_resume_in_process_continues_from_checkpoint(data_dir, search_data, tmp_
 def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, search_data, tmp_path, interrupt):
     """Smoke search of 2 seeds computed together; then the same interrupted before epoch 3 and resumed equals the
     straight run, so each searcher's extra state (teacher outputs, Dirichlet streams, unroll windows) survives
-    the per-seed checkpoints."""
-    args = ["--searcher", searcher, "--epochs", "3"]
+    the per-seed checkpoints. Diagnostics run after epoch 3 only, which the resumed run computes after its
+    restart, so they are compared as well (two thirds of this test's time were diagnostics)."""
+    args = ["--searcher", searcher, "--epochs", "3", "--set", "diagnostics_every=3"]
     args += ["--seeds", "2", "--seed-batch", "2"]
     assert main(smoke_args(data_dir, tmp_path / "straight", *args)) == 0
     straight = sorted((tmp_path / "straight").rglob("epochs.jsonl"))
