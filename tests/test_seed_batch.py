@@ -216,17 +216,22 @@ def _records(out, seed: int) -> list[dict]:
     return read_jsonl(next(out.rglob(f"seed-{seed}")) / "epochs.jsonl")
 
 
+# the runs below: 3 smoke epochs, diagnostics after the last only (compared where whole records are; the
+# diagnostics of every epoch would triple these tests' time)
+RUN = ("--epochs", "3", "--set", "diagnostics_every=3")
+
+
 @pytest.fixture(scope="module")
 def batched_run(search_data, tmp_path_factory):
     """Seeds 0..2 of a 3-epoch smoke search computed as one batch."""
     out = tmp_path_factory.mktemp("batched")
-    assert main(smoke_args(search_data, out, "--seeds", "3", "--seed-batch", "3", "--epochs", "3")) == 0
+    assert main(smoke_args(search_data, out, "--seeds", "3", "--seed-batch", "3", *RUN)) == 0
     return out
 
 
 @pytest.mark.slow
 def test_a_batched_run_writes_for_each_seed_the_records_of_that_seed_alone(search_data, batched_run, tmp_path):
-    assert main(smoke_args(search_data, tmp_path, "--seed", "2", "--seed-batch", "1", "--epochs", "3")) == 0
+    assert main(smoke_args(search_data, tmp_path, "--seed", "2", "--seed-batch", "1", *RUN)) == 0
     _assert_same_search(_records(batched_run, 2), _records(tmp_path, 2))
     assert len({json.dumps(_records(batched_run, seed)[-1]["arch_weights"]) for seed in range(3)}) == 3
     config = json.loads((next(batched_run.rglob("seed-1")) / "config.json").read_text())
@@ -237,7 +242,7 @@ def test_a_batched_run_writes_for_each_seed_the_records_of_that_seed_alone(searc
 
 @pytest.mark.slow
 def test_a_killed_batch_resumes_to_the_uninterrupted_records(search_data, batched_run, tmp_path, interrupt):
-    args = ("--seeds", "3", "--seed-batch", "3", "--epochs", "3")
+    args = ("--seeds", "3", "--seed-batch", "3", *RUN)
     interrupt(3)
     assert main(smoke_args(search_data, tmp_path, *args)) == 130
     assert all(len(_records(tmp_path, seed)) == 2 for seed in range(3))
@@ -249,9 +254,9 @@ def test_a_killed_batch_resumes_to_the_uninterrupted_records(search_data, batche
 
 @pytest.mark.slow
 def test_finished_seeds_are_skipped_and_the_others_run_as_a_batch(search_data, batched_run, tmp_path, capsys):
-    assert main(smoke_args(search_data, tmp_path, "--seed", "1", "--epochs", "3")) == 0
+    assert main(smoke_args(search_data, tmp_path, "--seed", "1", *RUN)) == 0
     capsys.readouterr()
-    assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", "--epochs", "3")) == 0
+    assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", *RUN)) == 0
     err = capsys.readouterr().err
     assert "seed 1] already finished" in err and re.search(r"\[nb201/darts/smoke\S* seeds 0, 2\]", err)
     for seed in (0, 2):
@@ -273,7 +278,7 @@ def test_a_seed_that_diverges_stops_alone_and_the_others_go_on(search_data, batc
         return original(self, searcher, step_fn, batch, epoch, clock)
 
     monkeypatch.setattr(SeedBatch, "_run_epoch", poisoned)
-    assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", "--epochs", "3")) == 1
+    assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", *RUN)) == 1
     assert "seed 1] diverged in epoch 2" in capsys.readouterr().err
     diverged = _records(tmp_path, 1)
     assert [r["status"] for r in diverged] == ["ok", "diverged"]
@@ -295,7 +300,7 @@ def test_a_kill_between_two_seeds_checkpoints_resumes_to_the_uninterrupted_batch
             raise KeyboardInterrupt
         return original(self, epoch, *args)
 
-    args = ("--seeds", "3", "--seed-batch", "3", "--epochs", "3")
+    args = ("--seeds", "3", "--seed-batch", "3", *RUN)
     monkeypatch.setattr(RunFolder, "save_checkpoint", killed)
     assert main(smoke_args(search_data, tmp_path, *args)) == 130
     assert [len(_records(tmp_path, seed)) for seed in range(3)] == [2, 1, 1]

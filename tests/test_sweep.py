@@ -170,7 +170,7 @@ def test_a_failing_cell_does_not_stop_the_others(data_dir, search_data, tmp_path
 @pytest.mark.faults
 def test_a_sweep_killed_midway_completes_on_rerun(data_dir, search_data, tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2"))
+    path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2") + "set: {diagnostics_every: 2}\n")
     args = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--data-dir", str(data_dir), "--device", "cpu",
             "--max-parallel", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
