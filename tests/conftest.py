@@ -19,6 +19,13 @@ def smoke_args(data_dir: Path, out: Path, *extra: str) -> list[str]:
     return ["run", "--preset", "smoke", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out), *extra]
 
 
+def epochs_diagnosed_last(epochs: int) -> tuple[str, ...]:
+    """``--epochs n`` with the diagnostics after epoch n only, for tests of resumes, kills and batches: the last
+    epoch's diagnostics are still compared, at a third of the cost of diagnosing every epoch (most of a smoke
+    epoch's time)."""
+    return ("--epochs", str(epochs), "--set", f"diagnostics_every={epochs}")
+
+
 def comparable(records: list[dict]) -> list[dict]:
     return [{k: v for k, v in r.items() if k not in NONDETERMINISTIC} for r in records]
 

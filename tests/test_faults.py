@@ -7,7 +7,7 @@ import errno
 import json
 
 import pytest
-from conftest import assert_records_close, smoke_args
+from conftest import assert_records_close, epochs_diagnosed_last, smoke_args
 
 import harness.checkpoints
 import harness.run_folder
@@ -15,7 +15,7 @@ from foundation.atomic import read_jsonl
 from harness.cli import main
 
 pytestmark = [pytest.mark.data, pytest.mark.faults, pytest.mark.slow]  # every test here runs searches
-EPOCHS = ["--epochs", "3", "--set", "diagnostics_every=3"]  # diagnostics after the last epoch only: still compared
+EPOCHS = epochs_diagnosed_last(3)
 
 
 @pytest.fixture(scope="module")

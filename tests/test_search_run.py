@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, assert_records_close, smoke_args
+from conftest import REPO, assert_records_close, epochs_diagnosed_last, smoke_args
 
 from benchmarks.nb201 import space
 from foundation.atomic import read_jsonl
@@ -134,12 +134,11 @@ def test_a_lock_left_by_a_killed_process_is_taken_over(tmp_path):
 
 
 def _subprocess_run(data_dir: Path, out: Path, epochs: int) -> subprocess.Popen:
-    """Seeds 0 and 1 computed together, as a separate process; diagnostics after the last epoch only (they are
-    compared too, and the kills land in training, checkpointing and appending rather than in diagnostics)."""
+    """Seeds 0 and 1 computed together, as a separate process (the kills land in training, checkpointing and
+    appending: diagnostics only after the last epoch)."""
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
-    args = [sys.executable, "-m", "harness.cli", *smoke_args(data_dir, out, "--epochs", str(epochs), "--seeds", "2",
-                                                              "--seed-batch", "2", "--set", "train_images=256",
-                                                              "--set", f"diagnostics_every={epochs}")]
+    args = [sys.executable, "-m", "harness.cli", *smoke_args(data_dir, out, *epochs_diagnosed_last(epochs), "--seeds",
+                                                              "2", "--seed-batch", "2", "--set", "train_images=256")]
     return subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
 
 
@@ -186,7 +185,7 @@ def test_sigkill_then_resume_gives_the_uninterrupted_records(data_dir, search_da
 def test_resume_in_process_continues_from_checkpoint(data_dir, search_data, tmp_path):
     """A kill after the last checkpoint but mid-append (half a line, no summary) is repaired on re-run."""
     straight, partial = tmp_path / "straight", tmp_path / "partial"
-    epochs = ("--epochs", "3", "--set", "diagnostics_every=3")  # diagnostics of the repaired epoch only
+    epochs = epochs_diagnosed_last(3)
     assert main(smoke_args(data_dir, straight, *epochs)) == 0
     assert main(smoke_args(data_dir, partial, *epochs)) == 0
     folder = next(partial.rglob("seed-0"))
@@ -204,9 +203,8 @@ def test_resume_in_process_continues_from_checkpoint(data_dir, search_data, tmp_
 def test_every_searcher_runs_two_seeds_and_resumes_exactly(searcher, data_dir, search_data, tmp_path, interrupt):
     """Smoke search of 2 seeds computed together; then the same interrupted before epoch 3 and resumed equals the
     straight run, so each searcher's extra state (teacher outputs, Dirichlet streams, unroll windows) survives
-    the per-seed checkpoints. Diagnostics run after epoch 3 only, which the resumed run computes after its
-    restart, so they are compared as well (two thirds of this test's time were diagnostics)."""
-    args = ["--searcher", searcher, "--epochs", "3", "--set", "diagnostics_every=3"]
+    the per-seed checkpoints (epoch 3's diagnostics, computed after the restart, included)."""
+    args = ["--searcher", searcher, *epochs_diagnosed_last(3)]
     args += ["--seeds", "2", "--seed-batch", "2"]
     assert main(smoke_args(data_dir, tmp_path / "straight", *args)) == 0
     straight = sorted((tmp_path / "straight").rglob("epochs.jsonl"))

@@ -18,7 +18,7 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import assert_records_close, flat, smoke_args
+from conftest import assert_records_close, epochs_diagnosed_last, flat, smoke_args
 
 from benchmarks.data_stream import Batch, DeviceImages, SearchData
 from benchmarks.images.cifar10 import DATASET
@@ -216,9 +216,7 @@ def _records(out, seed: int) -> list[dict]:
     return read_jsonl(next(out.rglob(f"seed-{seed}")) / "epochs.jsonl")
 
 
-# the runs below: 3 smoke epochs, diagnostics after the last only (compared where whole records are; the
-# diagnostics of every epoch would triple these tests' time)
-RUN = ("--epochs", "3", "--set", "diagnostics_every=3")
+RUN = epochs_diagnosed_last(3)  # the runs below
 
 
 @pytest.fixture(scope="module")
