@@ -2,7 +2,8 @@
 
 Per search space and dataset searched on (``Run.scope``): the accuracy its ``metrics`` prefer of the derived cell
 per epoch, skip connections per epoch (spaces that have them), cell depth per epoch and against accuracy (TSE
-Fig. 2a), dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
+Fig. 2a), decisiveness per epoch (the median over decisions of the margin between the chosen weight and the next,
+with the "undecided" threshold dashed: ``foundation.decisiveness``), dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
 (spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
 option run with two or more values. An option that declares the published figure it varies
 (``json_schema_extra={"figure": ...}``: SD-DARTS's warm-up, Fig. 5, and time window K, Fig. 6) titles its ablation
@@ -33,6 +34,7 @@ import seaborn as sns  # noqa: E402
 
 from analysis.runs import Run  # noqa: E402
 from foundation.atomic import atomic_write  # noqa: E402
+from foundation.decisiveness import UNDECIDED_MARGIN  # noqa: E402
 
 COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 FIGSIZE = (COLUMN_WIDTH_IN, 2.5)
@@ -119,7 +121,9 @@ def _save(fig, info: FigureInfo, out_dir: Path) -> FigureInfo:
 
 
 def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel: str,
-                  value: Callable[[Run], list[tuple[int, float]]], log_y: bool = False) -> FigureInfo | None:
+                  value: Callable[[Run], list[tuple[int, float]]], log_y: bool = False,
+                  guide: float | None = None) -> FigureInfo | None:
+    """One panel per configuration; ``guide``: a threshold drawn dashed in every panel."""
     used = [run for run in runs if value(run)]
     if not used:
         return None
@@ -133,6 +137,8 @@ def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel:
         _panel(ax, label, group, value, colours[label])
         if log_y:
             ax.set_yscale("log")
+        if guide is not None:
+            ax.axhline(guide, color="0.4", linestyle="--", linewidth=0.6)
     for ax in axes.flat[len(curves):]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=8)
@@ -236,6 +242,10 @@ def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
         made.append(_epoch_figure(in_space, out_dir, f"{space}_depth_per_epoch", f"{space}: cell depth",
                                   "depth of the derived cell", lambda r: r.series("depth")))
         made.append(_depth_figure(in_space, out_dir, space, key, ylabel))
+        made.append(_epoch_figure(in_space, out_dir, f"{space}_decisiveness_per_epoch",
+                                  f"{space}: how decided the architecture is",
+                                  "median margin, top two weights", lambda r: r.series("decisiveness", "median_margin"),
+                                  guide=UNDECIDED_MARGIN))
         made.append(_epoch_figure(in_space, out_dir, f"{space}_hessian_per_epoch",
                                   f"{space}: dominant Hessian eigenvalue", "largest eigenvalue of the Hessian",
                                   lambda r: r.series("hessian_eig_max")))

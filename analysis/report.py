@@ -1,5 +1,7 @@
 """``harness report``: run folders -> the papers' tables and figures, an index (``report.md``) and a
 self-contained ``report.html`` (figures embedded), and the regression check against the published numbers.
+Beside the tables: whether each configuration's architectures decided, and, given re-runs of the same seeds
+(``--reruns``), the noise floor (``analysis.decisiveness``).
 
 Every file is written atomically. Tables are produced for the paper layouts whose search spaces have runs.
 """
@@ -12,11 +14,13 @@ from pathlib import Path
 
 import pandas as pd
 
+from analysis.decisiveness import decisiveness_frame, rerun_frame
 from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare
 from analysis.runs import Run, read_runs
 from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_frame, to_markdown
 from foundation.atomic import atomic_write
+from foundation.decisiveness import UNDECIDED_MARGIN
 
 REPORT_FORMATS = tuple(FORMATS)
 
@@ -25,6 +29,7 @@ REPORT_FORMATS = tuple(FORMATS)
 class Report:
     runs: list[Run]
     skipped: list[Path] = field(default_factory=list)  # run folders that could not be read
+    reruns: list[Run] = field(default_factory=list)  # the same seeds computed again (``--reruns``)
     tables: list[tuple[TableLayout, list[TableRow], dict[str, Path]]] = field(default_factory=list)
     figures: list[FigureInfo] = field(default_factory=list)
     comparisons: list[Comparison] = field(default_factory=list)
@@ -43,13 +48,15 @@ def _run_line(run: Run) -> list[str]:
     last = run.records[-1] if run.records else {}
     value = (last.get("lookup") or {}).get(key)
     batched = f" ({run.seeds_batched} seeds batched)" if run.seeds_batched > 1 else ""
+    margin = (last.get("decisiveness") or {}).get("median_margin")
     return [f"{run.scope}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",
             str(last.get("genotype") or "-"), "-" if value is None else f"{value:.2f} ({key})",
-            run.data_source, run.device, f"{run.wall_seconds / 60:.1f} min{batched}"]
+            "-" if margin is None else f"{margin:.3f}", run.data_source, run.device,
+            f"{run.wall_seconds / 60:.1f} min{batched}"]
 
 
-RUN_HEAD = ["configuration", "seed", "status", "epochs", "last genotype", "last look-up", "data", "device",
-            "wall time"]
+RUN_HEAD = ["configuration", "seed", "status", "epochs", "last genotype", "last look-up", "median margin", "data",
+            "device", "wall time"]
 
 
 def _runs_frame(runs: list[Run]) -> pd.DataFrame:
@@ -76,6 +83,8 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
     for layout, rows, files in report.tables:
         links = " · ".join(f"[{fmt}]({path.relative_to(out_dir)})" for fmt, path in files.items())
         parts += [to_markdown(layout, rows), links, ""]
+    for title, intro, frame in _sections(report):
+        parts += [f"## {title}", "", intro, "", _md_table(frame)]
     parts += ["## Figures", ""]
     for info in report.figures:
         png, *others = info.files
@@ -84,6 +93,20 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
                   + f" — runs: {len(info.runs)}", ""]
     parts += ["## Regression against the published numbers", "", *_check_lines(report.comparisons), ""]
     return "\n".join(parts)
+
+
+def _sections(report: Report) -> list[tuple[str, str, pd.DataFrame]]:
+    """Decisiveness per configuration, and the re-runs' agreement when there are re-runs."""
+    decided = decisiveness_frame(report.runs)
+    sections = [] if decided.empty else [(
+        "Decisiveness", f"A seed decided when its final cell is the one of the epoch before and the median margin "
+        f"between its chosen and next weights is at least {UNDECIDED_MARGIN} (docs/calibration.md).", decided)]
+    again = rerun_frame(report.runs, report.reruns)
+    if not again.empty:
+        sections.append(("Re-runs: the noise floor", "The same configuration and seed computed again under "
+                         "other execution (thread count, instruction set, batch-mates): fp32 rounding differs, the "
+                         "maths does not. Read between-seed differences against these.", again))
+    return sections
 
 
 def _html_table(frame: pd.DataFrame) -> str:
@@ -101,6 +124,8 @@ def _html(report: Report, roots: list[Path]) -> str:
     for layout, rows, _ in report.tables:
         parts += [f"<h3>{html.escape(layout.title)}</h3>",
                   _html_table(text_frame(layout, rows))]
+    for title, intro, frame in _sections(report):
+        parts += [f"<h2>{html.escape(title)}</h2><p>{html.escape(intro)}</p>", _html_table(frame)]
     parts.append("<h2>Figures</h2>")
     for info in report.figures:
         encoded = base64.b64encode(info.files[0].read_bytes()).decode()
@@ -113,11 +138,13 @@ def _html(report: Report, roots: list[Path]) -> str:
 
 
 def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = REPORT_FORMATS,
-                 figures: bool = True, warn=None) -> Report:
-    """Read the runs under ``roots`` and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``.
-    With no runs, nothing is written (``Report.runs`` is empty)."""
+                 figures: bool = True, warn=None, reruns: list[Path] = ()) -> Report:
+    """Read the runs under ``roots`` (and the re-runs of their seeds under ``reruns``, compared, never averaged
+    in) and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``. With no runs, nothing is
+    written (``Report.runs`` is empty)."""
     skipped: list[Path] = []
-    report = Report(read_runs(roots, warn, skipped), skipped=skipped)
+    report = Report(read_runs(roots, warn, skipped), skipped=skipped,
+                    reruns=read_runs(list(reruns), warn, skipped) if reruns else [])
     if not report.runs:
         return report
     out_dir.mkdir(parents=True, exist_ok=True)

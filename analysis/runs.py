@@ -7,11 +7,12 @@ listed as what they are. A folder whose ``config.json`` cannot be read is report
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
 from typing import Any, Callable
 
+from foundation.decisiveness import of_weights
 from foundation.errors import UserError
 from foundation.records import DamagedFile, StoredConfig, Summary, read_json, read_json_file, read_records
 from foundation.run_config import EXECUTION_FIELDS, overrides, preset_config
@@ -216,4 +217,20 @@ def _load_run(folder: Path) -> Run:
         raise damage
     summary_path = folder / "summary.json"
     summary = read_json_file(summary_path, Summary).model_dump() if summary_path.is_file() else None
-    return Run(folder, meta, tuple(record.to_json() for record in records), summary)
+    run = Run(folder, meta, tuple(record.to_json() for record in records), summary)
+    return replace(run, records=_with_decisiveness(run.records, run.space_class))
+
+
+def _with_decisiveness(records: tuple[dict[str, Any], ...], space_class: Any) -> tuple[dict[str, Any], ...]:
+    """Records written before format 3 carry no decisiveness: computed from their stored weights as the runner
+    computes it (left null when the run's space does not resolve here)."""
+    if space_class is None or all(record.get("decisiveness") for record in records):
+        return records
+    filled, previous = [], None
+    for record in records:
+        if record.get("decisiveness") is None and record.get("arch_weights"):
+            measured = of_weights(space_class.decisions, record["arch_weights"], previous)
+            record = {**record, "decisiveness": measured.model_dump()}
+        previous = record.get("arch_weights")
+        filled.append(record)
+    return tuple(filled)

@@ -9,6 +9,9 @@ preset is labelled "reduced protocol (<preset>), not comparable to the published
 row. A column holds only our searches on the dataset the table's protocol names for
 it: in TSE Table 3 the CIFAR-100 column is our CIFAR-100 searches', in SD-DARTS Table 4 our CIFAR-10 searches'. Our configurations without a published row of their searcher are
 listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
+Each of our rows says how decided its final architectures are (median over seeds of the median margin between
+the chosen and the next weight, ``foundation.decisiveness``): "undecided" below the threshold means the derived
+cells are argmaxes of near-ties, and their accuracies say little about the searcher.
 
 Statistics: mean and population standard deviation (ddof=0) over seeds of the final epoch's look-up, in %,
 aggregated from the runs' DataFrame (``analysis.frame``: the final record of every done run); rendered by pandas
@@ -24,6 +27,7 @@ import pandas as pd
 from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.frame import runs_frame
 from analysis.runs import Run
+from foundation.decisiveness import UNDECIDED_MARGIN
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
 
@@ -118,7 +122,19 @@ class OurConfig:
         protocol = [] if self.paper_protocol else [
             f"reduced protocol ({self.runs[0].config.get('preset')}), not comparable to the published numbers"]
         return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs),
-                        "; ".join(protocol + sources + devices))
+                        "; ".join(_decided(finals) + protocol + sources + devices))
+
+
+def _decided(finals: pd.DataFrame) -> list[str]:
+    """How decided the final architectures are: the median over seeds of each seed's median margin
+    (``foundation.decisiveness``), "undecided" below ``UNDECIDED_MARGIN``; nothing for runs without weights."""
+    column = "decisiveness.median_margin"
+    margins = finals[column].dropna() if column in finals else pd.Series(dtype=float)
+    if margins.empty:
+        return []
+    margin = float(margins.median())
+    verdict = "undecided" if margin < UNDECIDED_MARGIN else "decided"
+    return [f"{verdict} (median margin {margin:.3f}, threshold {UNDECIDED_MARGIN})"]
 
 
 def _seed_counts(runs: list[Run]) -> str:

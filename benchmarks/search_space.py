@@ -8,8 +8,8 @@ A space is a class (built-in in a subpackage of ``benchmarks``, installed under 
   its supernet needs in every preset) and ``paper_overrides`` (its published search protocol, paper preset only);
 - ``metrics``: its look-up keys with axis labels, in the order figures prefer them (the first the runs hold);
   ``has_skip_connections`` (figures draw skips per epoch) and ``plots_regret`` (regret per epoch, log axis);
-- the search: ``build_supernet``, ``derive`` (mixing weights -> genotype), ``discrete_weights`` (mixing weights
-  of the derived cell) and ``describe`` (genotype -> ``CellDescription``: look-ups, rank, regret, depth, skips);
+- the search: ``build_supernet``, ``derive`` (mixing weights -> genotype), ``decisions`` (the choices ``derive``
+  makes, for ``foundation.decisiveness``), ``discrete_weights`` (mixing weights of the derived cell) and ``describe`` (genotype -> ``CellDescription``: look-ups, rank, regret, depth, skips);
   ``lookup_genotype`` (a genotype as records write it -> look-ups);
 - the ``harness lookup`` command: ``add_lookup_arguments`` and ``lookup``;
 - optionally ``reference_step``, a published implementation's search step that ``harness bench`` times ours
@@ -23,6 +23,7 @@ import argparse
 from pathlib import Path
 from typing import Any, Callable, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -63,6 +64,14 @@ class SearchSpace:
     @classmethod
     def derive(cls, derivation_weights: list[torch.Tensor]) -> Any:
         raise NotImplementedError
+
+    @classmethod
+    def decisions(cls, weights: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+        """The choices ``derive`` makes from these derivation weights (arrays, as records store them): each a
+        weight vector and how many of its entries the derived cell keeps. Default: every row of the first tensor,
+        its argmax (an edge's op, as in NB201); further tensors (edge scales) decide nothing."""
+        first = np.asarray(weights[0])
+        return [(row, 1) for row in first.reshape(-1, first.shape[-1])]
 
     @classmethod
     def discrete_weights(cls, weights: list[torch.Tensor]) -> list[torch.Tensor]:

@@ -5,7 +5,8 @@ carries both and the epoch's optimisation statistics), ``summary.json`` (``Summa
 how (``DamagedFile``), never a traceback.
 
 Record format 2 adds the ``format`` key to format 1 (the records written before it, which carry the same fields
-and still load). Non-finite losses are kept as they happened (a diverged epoch's NaN), so records, unlike option
+and still load); format 3 adds ``decisiveness`` (``foundation.decisiveness``), which readers of older records
+compute from their stored ``arch_weights`` (``analysis.runs``). Non-finite losses are kept as they happened (a diverged epoch's NaN), so records, unlike option
 sets, allow them.
 """
 from __future__ import annotations
@@ -18,8 +19,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from foundation.errors import UserError
 
-RECORD_FORMAT = 2
-READABLE_FORMATS = (1, 2)
+RECORD_FORMAT = 3
+READABLE_FORMATS = (1, 2, 3)
 PerLookup = dict[str, float | None]
 
 
@@ -73,11 +74,28 @@ class Diagnostics(StoredSchema):
     diagnostics_seconds: float | None = None
 
 
+class Decisiveness(StoredSchema):
+    """How decided the derivation weights are (``foundation.decisiveness``), one entry per decision of the space
+    (``SearchSpace.decisions``) in the lists: the weight of the chosen op (for a top-k choice, the smallest kept),
+    its margin to the largest weight not chosen, the entropy of the decision's weights over the log of their
+    count (1 = uniform, 0 = one-hot); and their summaries. ``changed``: decisions whose choice differs from the
+    previous epoch's (null at the first epoch)."""
+
+    top_weight: list[float]
+    margin: list[float]
+    entropy: list[float]
+    median_margin: float | None = None
+    min_margin: float | None = None
+    mean_entropy: float | None = None
+    changed: int | None = None
+
+
 class EpochRecord(CellDescription, Diagnostics):
     format: int = RECORD_FORMAT
     epoch: int
     status: Literal["ok", "diverged"]
     arch_weights: list[Any] | None = None  # the derivation weights, one nested list per architecture tensor
+    decisiveness: Decisiveness | None = None  # of ``arch_weights``; null for a diverged epoch
     train_loss: float | None = None
     train_acc: float | None = None
     arch_loss: float | None = None
@@ -95,7 +113,7 @@ class EpochRecord(CellDescription, Diagnostics):
 
     @classmethod
     def from_json(cls, raw: Any, path: Path, where: str = "") -> "EpochRecord":
-        """A stored record (format 1 or 2), or a ``DamagedFile`` naming the file and what is wrong."""
+        """A stored record (format 1, 2 or 3), or a ``DamagedFile`` naming the file and what is wrong."""
         if isinstance(raw, dict):
             raw = {"format": 1, **raw}
             if raw["format"] not in READABLE_FORMATS:

@@ -90,6 +90,9 @@ def build_parser() -> Parser:
                         help="exit 1 when a paper-protocol reproduction deviates from its published numbers, 3 "
                              "when something could not be checked (no or unreadable run folders, no table)")
     report.add_argument("--data-dir", help="for --check: the NB201 table whose look-ups are checked")
+    report.add_argument("--reruns", action="append", default=[], metavar="FOLDER",
+                        help="re-runs of the same seeds (other threads or CPU): compared with the runs as the noise "
+                             "floor, never averaged in; repeatable")
 
     export = sub.add_parser("export", help="every epoch of every run as one table (CSV, or Parquet with pyarrow)")
     export.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
@@ -291,7 +294,8 @@ def cmd_report(args: argparse.Namespace) -> int:
     check_folder("--out", args.out)
     out_dir = Path(args.out)
     report = build_report(roots, out_dir, formats, not args.no_figures,
-                          warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr))
+                          warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr),
+                          reruns=[Path(r) for r in args.reruns])
     if not report.runs:
         print(f"no run folders under {', '.join(map(str, roots))}: nothing to report "
               "(make runs with `harness run`)", file=sys.stderr)

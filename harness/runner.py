@@ -31,6 +31,7 @@ from analysis.diagnostics import epoch_diagnostics, probe_seconds
 from benchmarks.data_stream import DeviceImages, SearchData
 from benchmarks.images import get_dataset, search_images
 from foundation.errors import UserError
+from foundation.decisiveness import of_weights
 from foundation.records import CellDescription, Diagnostics, EpochRecord, Summary
 from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
@@ -341,9 +342,11 @@ class SeedBatch:
         for index, (train, arch, ok, measured) in enumerate(zip(trains, archs, finite, diagnostics)):
             seed_weights = [w[index] for w in weights]
             cell = self.space.describe(self.space.derive(seed_weights)) if ok else CellDescription()
+            stored = [w.detach().cpu().tolist() for w in seed_weights] if ok else None
+            previous = batch[index].records[-1].arch_weights if batch[index].records else None
             records.append(EpochRecord.build(
                 cell, measured if ok else Diagnostics(), epoch=epoch, status="ok" if ok else "diverged",
-                arch_weights=[w.detach().cpu().tolist() for w in seed_weights] if ok else None,
+                arch_weights=stored, decisiveness=of_weights(self.space.decisions, stored, previous) if ok else None,
                 train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
                 w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds))
         return records
@@ -355,6 +358,7 @@ class SeedBatch:
         lookup = {k: v for k, v in (record.lookup or {}).items() if v is not None}
         shown = {k: v for k, v in lookup.items() if k.endswith("test")} or lookup
         accs = " ".join(f"{k}={v:.2f}" for k, v in shown.items()) or "not in table"
+        margin = "" if record.decisiveness is None else f" margin={record.decisiveness.median_margin:.3f}"
         log(f"epoch {record.epoch}/{self.config.epochs} {record.genotype} ({record.arch_index}) {accs} "
-                 f"depth={record.depth} skips={record.skip_count} train_acc={record.train_acc:.1f} "
+                 f"depth={record.depth} skips={record.skip_count}{margin} train_acc={record.train_acc:.1f} "
                  f"{record.epoch_seconds:.1f}s+{record.diagnostics_seconds or 0:.1f}s {eta}")

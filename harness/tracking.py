@@ -32,9 +32,11 @@ class Tracker(Protocol):
 
 
 def scalars(record: EpochRecord) -> dict[str, float]:
-    """The record's numbers by tag: look-ups as ``lookup/<key>``, the rest by field name (missing ones left out)."""
+    """The record's numbers by tag: look-ups as ``lookup/<key>``, decisiveness summaries as ``decisiveness/<key>``
+    (its per-decision lists are left out), the rest by field name (missing ones left out)."""
     data = record.to_json()
     values = {f"lookup/{key}": value for key, value in (data.get("lookup") or {}).items()}
+    values.update({f"decisiveness/{key}": value for key, value in (data.get("decisiveness") or {}).items()})
     values.update({key: data.get(key) for key in SCALARS})
     return {key: float(value) for key, value in values.items() if isinstance(value, (int, float))}
 

@@ -44,6 +44,11 @@ def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> Non
                 assert ra[key] == pytest.approx(rb[key], abs=tol, rel=tol), key
             elif key == "arch_weights":
                 assert flat(ra[key]) == pytest.approx(flat(rb[key]), abs=tol)
+            elif key == "decisiveness" and ra[key] and rb[key]:
+                assert ra[key].keys() == rb[key].keys()
+                for name, value in ra[key].items():
+                    assert (flat(value) == pytest.approx(flat(rb[key][name]), abs=tol) if value is not None
+                            else rb[key][name] is None), f"decisiveness.{name}"
             else:
                 assert ra[key] == rb[key], key
 

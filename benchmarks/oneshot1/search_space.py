@@ -18,6 +18,7 @@ import argparse
 from pathlib import Path
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch.nn import functional as F
 
@@ -75,6 +76,16 @@ class OneShot1Space(SearchSpace):
     def derive(cls, derivation_weights: list[torch.Tensor]) -> Genotype:
         ops = tuple(CHOICE_OPS[i] for i in derivation_weights[0].argmax(dim=-1).tolist())
         return ops, tuple(cls._parent_choices(derivation_weights))
+
+    @classmethod
+    def decisions(cls, weights: list[np.ndarray]) -> list[tuple[np.ndarray, int]]:
+        """The op of each node, then the top-k parents of the output and of each node with a choice (as
+        ``_parent_choices``)."""
+        op_weights, output_weights, *node_weights = (np.asarray(w) for w in weights)
+        counts = [count for count, choice in zip(cls.definition.node_parents,
+                                                 cls.definition.nodes_with_parent_choice()) if choice]
+        return [*((row, 1) for row in op_weights), (output_weights, cls.definition.output_parents),
+                *zip(node_weights, counts)]
 
     @classmethod
     def discrete_weights(cls, weights: list[torch.Tensor]) -> list[torch.Tensor]:
