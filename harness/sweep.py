@@ -9,6 +9,8 @@ Sweep file::
     epochs: 50                    # optional
     set: {diagnostics_every: 5}   # optional: --set values for every cell
     grid: {warmup_epochs: [0, 10, 25]}   # optional: --set values varied (cartesian product)
+    cases: [{a_lr: 0.0116}, {epochs: 16, a_lr: 0.0058}]   # optional: --set values that go together, each case
+                                                          # crossed with the grid (a calibration's candidates)
 
 Every cell is one ordinary run folder, exactly what ``harness run`` writes for the same arguments, so the
 sweep is idempotent and resumable whatever ran it before: finished cells are skipped, interrupted ones resume
@@ -34,7 +36,7 @@ from foundation.errors import UserError
 from harness.tracking import BACKENDS
 
 PR_SET_PDEATHSIG = 1
-SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid"}
+SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid", "cases"}
 
 
 @dataclass(frozen=True)
@@ -107,8 +109,11 @@ def load_sweep(path: Path, log: Callable[[str], None] = print) -> list[Cell]:
     for key, values in grid.items():
         if not isinstance(values, list) or not values:
             raise UserError(f"bad sweep file {path}: grid {key}={values!r} must be a non-empty list")
-    combos = [tuple(f"{k}={set_text(v)}" for k, v in zip(grid, combo))
-              for combo in itertools.product(*grid.values())] or [()]
+    cases = spec.get("cases") or [{}]
+    if not (isinstance(cases, list) and all(isinstance(case, dict) for case in cases)):
+        raise UserError(f"bad sweep file {path}: cases must be a list of mappings of run fields to values")
+    combos = [tuple(f"{k}={set_text(v)}" for k, v in [*case.items(), *zip(grid, combo)])
+              for case in cases for combo in itertools.product(*grid.values())]
     preset = str(spec.get("preset", "paper"))
     cells: dict[tuple, Cell] = {}
     merged = 0

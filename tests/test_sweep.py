@@ -32,6 +32,8 @@ BAD_SWEEPS = [
     ("set-wrong-type", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: abc}\n", "epochs=abc: Input should be a valid integer"),
     ("grid-not-list", "spaces: [nb201]\nsearchers: [sd_darts]\ngrid: {warmup_epochs: 3}\n", "non-empty list"),
     ("grid-bad-option", "spaces: [nb201]\nsearchers: [sd_darts]\ngrid: {warmup_epochs: [0, -1]}\n", "warmup_epochs=-1"),
+    ("cases-not-list", "spaces: [nb201]\nsearchers: [darts]\ncases: {a_lr: 0.01}\n", "cases must be a list"),
+    ("cases-bad-value", "spaces: [nb201]\nsearchers: [darts]\ncases: [{a_lr: 0.01}, {a_lr: -1}]\n", "a_lr=-1"),
     ("seed-boolean", "spaces: [nb201]\nsearchers: [darts]\nseeds: [true]\n", "seeds=[True]"),
     ("epochs-boolean", "spaces: [nb201]\nsearchers: [darts]\nepochs: true\n", "epochs=True"),
     ("set-boolean-for-int", "spaces: [nb201]\nsearchers: [darts]\nset: {batch_size: true}\n",
@@ -98,6 +100,18 @@ def test_cells_that_are_one_run_folder_are_merged_and_said(tmp_path):
     # darts: 2 learning rates x seeds {0, 1}; sd_darts the same; seed 0 listed twice and darts written twice
     assert len(cells) == 8 and len({(c.searcher.split(":")[0], c.assignments, c.seed) for c in cells}) == 8
     assert len(said) == 1 and "10 cell(s) name the same run folder as an earlier one" in said[0]  # of 18
+
+
+def test_cases_go_together_and_cross_the_grid(tmp_path):
+    """Each case's values set together (epochs with its learning rate), every case crossed with the grid."""
+    from harness.sweep import load_sweep
+
+    path = tmp_path / "sweep.yaml"
+    path.write_text("preset: smoke\nspaces: [nb201]\nsearchers: [darts]\nseeds: 1\n"
+                    "cases: [{a_lr: 0.01}, {epochs: 4, a_lr: 0.005}]\ngrid: {w_lr: [0.025, 0.05]}\n")
+    assert {frozenset(cell.assignments) for cell in load_sweep(path)} == {
+        frozenset({"a_lr=0.005", "epochs=4", "w_lr=0.025"}), frozenset({"a_lr=0.005", "epochs=4", "w_lr=0.05"}),
+        frozenset({"a_lr=0.01", "w_lr=0.025"}), frozenset({"a_lr=0.01", "w_lr=0.05"})}
 
 
 def test_cells_differing_only_in_the_seed_are_one_task_of_at_most_seed_batch_seeds(tmp_path):
