@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import smoke_args
+from conftest import md_rows, smoke_args
 from test_report import make_run, nb201_finals
 
 from analysis.runs import read_runs
@@ -88,3 +88,26 @@ def test_report_marks_an_undecided_configuration(tmp_path):
     notes = {row.method: row.notes for row in build_table(layout, read_runs([root])) if row.source == "ours"}
     assert notes["darts (paper)"].startswith(f"undecided (median margin 0.010, threshold {UNDECIDED_MARGIN})")
     assert notes["darts (paper, a_lr=0.01)"].startswith("decided (median margin 0.500")
+
+
+def test_decisiveness_section_and_reruns_as_the_noise_floor(tmp_path):
+    """A seed decided = margin >= threshold and its cell held over the last epoch; a re-run of the same seed is
+    compared (same final cell or not, first epoch that differs, accuracy change), never averaged in."""
+    runs, reruns = tmp_path / "runs", tmp_path / "reruns"
+    decided = [[0.6, 0.1, 0.1, 0.1, 0.1]] * 6
+    for seed in range(2):
+        _with_weights(make_run(runs, "darts", seed, nb201_finals(80.0 + seed), preset="smoke"), decided)
+    rerun = make_run(reruns, "darts", 1, nb201_finals(70.0), preset="smoke")
+    path = rerun / "epochs.jsonl"
+    records = [json.loads(line) for line in path.read_text().splitlines()]
+    records[-1]["arch_index"] = 7  # the re-run's last epoch derives another cell
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    out = tmp_path / "report"
+    assert main(["report", str(runs), "--reruns", str(reruns), "--out", str(out), "--no-figures"]) == 0
+    text = (out / "report.md").read_text()
+    decisiveness = md_rows(text.split("## Decisiveness")[1].split("\n## ")[0])
+    assert decisiveness[1][:6] == ["nb201/darts (smoke)", "2", "2/2", "0.500, 0.500", "0.60, 0.60", "yes, yes"]
+    noise = md_rows(text.split("## Re-runs: the noise floor")[1].split("\n## ")[0])
+    assert noise[1][:2] == ["nb201/darts (smoke)", "1"] and noise[1][-3:] == ["no", "2", "-11.00"]
+    table = md_rows((out / "tables" / "sd_darts_table4.md").read_text())
+    assert next(row for row in table if row[0] == "darts (smoke)")[2] == "2"  # the re-run is not a third seed
