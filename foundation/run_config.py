@@ -100,7 +100,8 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESET_NOTES = {
     "paper": "published protocol: C=16, N=5, 50 epochs, batch 64, all 25k+25k images",
-    "quick": "reduced real search: C=4, N=5, 8 epochs, 4k+4k images (13 min on 2 CPU cores, README: Timings)",
+    "quick": "short real search: C=4, N=5, 8 epochs, 4k+4k images (13 min on 2 CPU cores, README: Timings); the "
+             "architecture does not decide (near-tie cells, docs/calibration.md)",
     "smoke": "tiny supernet on 128+128 images, 2 epochs (seconds; for tests)",
 }
 

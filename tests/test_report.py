@@ -115,16 +115,19 @@ def test_report_writes_tables_figures_and_index(results, tmp_path):
     for info in figures.values():
         assert [p.suffix for p in info.files] == [".png", ".pdf"] and all(p.stat().st_size > 1000 for p in info.files)
     index = (out / "report.md").read_text()
-    statuses = [row[2:4] for row in md_rows(index)]
+    runs_table = md_rows(index.split("## Runs")[1].split("\n## ")[0])
+    statuses = [row[2:4] for row in runs_table]
     assert ["incomplete", "7/50"] in statuses and ["diverged", "3/50"] in statuses
     # wall time: the recorded epochs' search and diagnostics seconds (7 x 66 s)
-    assert [row[-1] for row in md_rows(index) if row[2] == "incomplete"] == ["7.7 min"]
+    assert [row[-1] for row in runs_table if row[2] == "incomplete"] == ["7.7 min"]
     epochs = configure("nb201", "sd_darts_voted", "smoke", []).config.epochs
-    assert [row[-1] for row in md_rows(index) if row[0].startswith("nb201/sd_darts_voted")] == [
+    assert [row[-1] for row in runs_table if row[0].startswith("nb201/sd_darts_voted")] == [
         f"{epochs * 66 / 60:.1f} min (4 seeds batched)"]
     assert "figures/nb201_skips_per_epoch.png" in index
     page = (out / "report.html").read_text()
-    assert page.count("data:image/png;base64,") == 5 and page.count("<table") == 1 + len(report.tables)
+    assert page.count("data:image/png;base64,") == 5
+    assert page.count("<table") == 2 + len(report.tables)  # runs, tables, decisiveness (the synthetic runs have no
+    # weights, so no decisiveness figure)
 
 
 def test_ablation_figures_need_two_settings(tmp_path):
