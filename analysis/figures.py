@@ -19,6 +19,7 @@ never mixed into a finished configuration's mean.
 from __future__ import annotations
 
 import json
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable
@@ -40,6 +41,7 @@ COLUMN_WIDTH_IN = 3.4  # one column of a two-column paper
 FIGSIZE = (COLUMN_WIDTH_IN, 2.5)
 PANELS_PER_ROW = 4  # four panels of PANEL_SIZE span a two-column paper's text width
 PANEL_SIZE = (1.75, 1.45)
+PANEL_TITLE_CHARACTERS = 36  # a panel title's line at its 6-point font: longer labels (overrides) wrap
 REGRET_FLOOR = 1e-3  # zero regret (the best cell) is drawn at this value on the log axis
 FORMATS = ("png", "pdf")
 METADATA = {"png": None, "pdf": {"CreationDate": None}}  # no timestamp: regenerating leaves unchanged figures unchanged
@@ -105,7 +107,7 @@ def _panel(ax, label: str, group: list[Run], value: Callable[[Run], list[tuple[i
         ax.plot(seed_points["epoch"], seed_points["value"], color=colour, linestyle=linestyle, linewidth=0.6, alpha=0.5)
     sns.lineplot(data=points, x="epoch", y="value", errorbar=_population_sd, ax=ax, color=colour, linestyle=linestyle,
                  marker="o", markersize=2.5, linewidth=1.4, markeredgewidth=0, err_kws={"alpha": 0.15, "linewidth": 0})
-    ax.set_title(f"{label} (n={len(group)})", fontsize=6)
+    ax.set_title(textwrap.fill(f"{label} (n={len(group)})", PANEL_TITLE_CHARACTERS), fontsize=6)
     ax.set_xlabel("")
     ax.set_ylabel("")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
