@@ -5,8 +5,9 @@ configuration's name without the dataset, ``dataset``, ``seed``, ``overrides`` a
 done / diverged / incomplete, ``paper_protocol``), then every field of the epoch's record flattened with dots:
 ``epoch``, ``status``, ``genotype``, ``arch_index``, ``depth``, ``skip_count``, ``lookup.<key>``,
 ``rank_percentile.<key>``, ``regret.<key>``, ``hessian_eig_max``, ``supernet_acc``, ``discrete_acc``,
-``discretization_gap``, losses, accuracies, learning rates, times, and ``arch_weights`` (the mixing weights, a
-list per row). A run without a finished epoch has no row.
+``discretization_gap``, ``decisiveness.<field>`` (``foundation.decisiveness``: the per-decision lists and their
+summaries ``median_margin``, ``min_margin``, ``mean_entropy``, ``changed``), losses, accuracies, learning rates,
+times, and ``arch_weights`` (the mixing weights, a list per row). A run without a finished epoch has no row.
 """
 from __future__ import annotations
 

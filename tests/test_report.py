@@ -281,13 +281,14 @@ def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_pat
     table = (tmp_path / "report" / "tables" / "sd_darts_table4.md").read_text()
     ours = [row[:3] for row in md_rows(table)]
     assert all([f"{name} (smoke, epochs=1)", "ours", "1"] in ours for name in searchers)
-    assert len(report.figures) == 5
+    assert len(report.figures) == 6  # accuracy, skips, depth, depth vs accuracy, decisiveness, Hessian
     frame = analysis.load_runs([results])  # the documented columns, for every searcher's records
     assert sorted(frame.searcher.unique()) == sorted(searchers) and len(frame) == len(searchers)
     documented = {"folder", "space", "searcher", "preset", "config_name", "setting", "dataset", "seed", "overrides",
                   "run_status", "paper_protocol", "epoch", "status", "genotype", "arch_index", "depth", "skip_count",
                   "hessian_eig_max", "supernet_acc", "discrete_acc", "discretization_gap", "train_loss", "arch_loss",
-                  "w_lr", "a_lr", "epoch_seconds", "arch_weights", *(f"{field}.{key}" for key in NB201_KEYS
+                  "w_lr", "a_lr", "epoch_seconds", "arch_weights", "decisiveness.median_margin",
+                  "decisiveness.changed", *(f"{field}.{key}" for key in NB201_KEYS
                                                                      for field in ("lookup", "regret", "rank_percentile"))}
     assert documented <= set(frame.columns) and frame["lookup.cifar10_test"].notna().all()
 
