@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from conftest import md_rows
 
+from foundation.records import RECORD_FORMAT
 from harness.cli import main
 from searchers import all_searchers, get_searcher
 
@@ -110,7 +111,7 @@ def test_run_resume_bench_and_report_of_plug_ins(search_data, outside, tmp_path,
     assert "resuming after epoch 1/2" in capsys.readouterr().err
     (tempered,) = (out / "nb201" / "tempered_darts").glob("*/seed-0")
     records = [json.loads(line) for line in (tempered / "epochs.jsonl").read_text().splitlines()]
-    assert [r["epoch"] for r in records] == [1, 2] and all(r["format"] == 2 for r in records)
+    assert [r["epoch"] for r in records] == [1, 2] and all(r["format"] == RECORD_FORMAT for r in records)
     weights = records[-1]["arch_weights"][0][0]
     assert sum(weights) == pytest.approx(1.0)
 
