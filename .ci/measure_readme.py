@@ -1,8 +1,9 @@
-"""Measure, on this machine, every time the README states: the NB201 table load, a smoke and a quick search (the
-first estimate the run prints against the time it took), the smoke16 sweep, and the test suites.
+"""Measure, on this machine, the times docs/timings.md states: the NB201 table load, a smoke and a quick search
+(the first estimate the run prints against the time it took), the smoke16 sweep, and the test suites.
 
 Usage: python .ci/measure_readme.py [--quick] [--sweep] [--tests] > timings.json
-Each measurement is one JSON object on stdout with the machine it ran on; the README quotes them with that machine.
+Each measurement is one JSON object on stdout with the machine it ran on; docs/timings.md quotes them with that
+machine and the date.
 """
 from __future__ import annotations
 
