@@ -10,7 +10,7 @@ import time
 
 import torch
 
-from analysis.diagnostics import epoch_diagnostics
+from harness.diagnostics import epoch_diagnostics
 from harness.bench import _batches, _sync
 from harness.config import configure
 from harness.device import configure_backends

@@ -20,12 +20,11 @@ from foundation.decisiveness import UNDECIDED_MARGIN
 def seed_decided(run: Run) -> dict[str, object]:
     """One done run's final decisiveness: margin, smallest chosen weight, whether its cell held over the last
     epoch, and the verdict."""
-    final = run.final or {}
-    measured = final.get("decisiveness") or {}
-    ok = [r for r in run.records if r.get("status") == "ok"]
-    held = len(ok) >= 2 and ok[-1].get("arch_index") == ok[-2].get("arch_index")
-    margin = measured.get("median_margin")
-    return {"margin": margin, "top_weight": min(measured.get("top_weight") or [np.nan]), "held": held,
+    measured = run.final.decisiveness if run.final is not None else None
+    ok = [r for r in run.records if r.status == "ok"]
+    held = len(ok) >= 2 and ok[-1].arch_index == ok[-2].arch_index
+    margin = measured.median_margin if measured else None
+    return {"margin": margin, "top_weight": min(measured.top_weight if measured else [np.nan]), "held": held,
             "decided": bool(held and margin is not None and margin >= UNDECIDED_MARGIN)}
 
 
@@ -49,9 +48,9 @@ def decisiveness_frame(runs: list[Run]) -> pd.DataFrame:
                      "median margin": each([v["margin"] for v in verdicts], "{:.3f}"),
                      "smallest chosen weight": each([v["top_weight"] for v in verdicts], "{:.2f}"),
                      "cell held last epoch": each(["yes" if v["held"] else "no" for v in verdicts]),
-                     "skips": each([(r.final or {}).get("skip_count") for r in group]),
-                     "depth": each([(r.final or {}).get("depth") for r in group]),
-                     key: each([((r.final or {}).get("lookup") or {}).get(key) for r in group], "{:.2f}")})
+                     "skips": each([r.final.skip_count for r in group]),
+                     "depth": each([r.final.depth for r in group]),
+                     key: each([r.final_lookup(key) for r in group], "{:.2f}")})
     return pd.DataFrame(rows)
 
 
@@ -66,9 +65,9 @@ def rerun_frame(runs: list[Run], reruns: list[Run]) -> pd.DataFrame:
         if rerun.status != "done" or original is None:
             continue
         key, _ = accuracy_key([original])
-        cells = [(a.get("arch_index"), b.get("arch_index")) for a, b in zip(original.records, rerun.records)]
+        cells = [(a.arch_index, b.arch_index) for a, b in zip(original.records, rerun.records)]
         first = next((epoch for epoch, (a, b) in enumerate(cells, start=1) if a != b), None)
-        before, after = (((r.final or {}).get("lookup") or {}).get(key) for r in (original, rerun))
+        before, after = (r.final_lookup(key) for r in (original, rerun))
         rows.append({"configuration": f"{original.scope}/{original.label}", "seed": str(original.seed),
                      "run on": original.device, "re-run on": rerun.device,
                      "same final cell": "yes" if first is None else "no",

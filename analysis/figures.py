@@ -64,7 +64,7 @@ def accuracy_key(runs: list[Run]) -> tuple[str, str]:
     space = runs[0].space_class
     if space is not None:
         return space.metric(lambda key: any(run.series("lookup", key) for run in runs), runs[0].dataset)
-    keys = [key for run in runs for record in run.records for key in (record.get("lookup") or {})]
+    keys = [key for run in runs for record in run.records for key in (record.lookup or {})]
     return (keys[0], f"{keys[0]} (%)") if keys else ("accuracy", "accuracy (%)")
 
 
@@ -185,7 +185,7 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
                 label = preset if rest == "{}" else f"{preset}, {rest}"
                 for run in varied:
                     value = run.config["searcher_options"].get(option)
-                    final = ((run.final or {}).get("lookup") or {}).get(key)
+                    final = run.final_lookup(key)
                     if isinstance(value, (int, float)) and not isinstance(value, bool) and final is not None:
                         series.setdefault(label, {}).setdefault(value, []).append(final)
                         used.append(run)

@@ -31,7 +31,7 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
                     "preset": run.config.get("preset"), "config_name": run.config_name, "setting": run.setting,
                     "dataset": run.dataset, "seed": run.seed, "overrides": json.dumps(run.overrides, sort_keys=True),
                     "run_status": run.status, "paper_protocol": run.paper_protocol}
-        rows += [{**identity, **record} for record in run.records]
+        rows += [{**identity, **record.to_json()} for record in run.records]
     if not rows:
         return pd.DataFrame(columns=list(IDENTITY))
     weights = [row.pop("arch_weights", None) for row in rows]  # a nested list: kept whole, not spread into columns

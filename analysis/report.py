@@ -18,7 +18,7 @@ from analysis.decisiveness import decisiveness_frame, rerun_frame
 from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare
 from analysis.runs import Run, read_runs
-from analysis.tables import FORMATS, LAYOUTS, TableLayout, TableRow, build_table, text_frame, to_markdown
+from analysis.tables import FORMATS, TableLayout, TableRow, build_table, layouts, text_frame, to_markdown
 from foundation.atomic import atomic_write
 from foundation.decisiveness import UNDECIDED_MARGIN
 
@@ -43,14 +43,14 @@ def _write_text(path: Path, text: str) -> Path:
 
 
 def _run_line(run: Run) -> list[str]:
-    done = sum(r.get("status") == "ok" for r in run.records)
+    done = sum(r.status == "ok" for r in run.records)
     key, _ = accuracy_key([run])
-    last = run.records[-1] if run.records else {}
-    value = (last.get("lookup") or {}).get(key)
+    last = run.records[-1] if run.records else None
+    value = (last.lookup or {}).get(key) if last else None
     batched = f" ({run.seeds_batched} seeds batched)" if run.seeds_batched > 1 else ""
-    margin = (last.get("decisiveness") or {}).get("median_margin")
+    margin = last.decisiveness.median_margin if last and last.decisiveness else None
     return [f"{run.scope}/{run.label}", str(run.seed), run.status, f"{done}/{run.epochs}",
-            str(last.get("genotype") or "-"), "-" if value is None else f"{value:.2f} ({key})",
+            str(last and last.genotype or "-"), "-" if value is None else f"{value:.2f} ({key})",
             "-" if margin is None else f"{margin:.3f}", run.data_source, run.device,
             f"{run.wall_seconds / 60:.1f} min{batched}"]
 
@@ -149,7 +149,7 @@ def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = RE
         return report
     out_dir.mkdir(parents=True, exist_ok=True)
     spaces = {run.space for run in report.runs}
-    for layout in LAYOUTS:
+    for layout in layouts():
         if not layout.spaces & spaces:
             continue
         rows = build_table(layout, report.runs)

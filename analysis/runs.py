@@ -1,8 +1,10 @@
-"""Run folders as data: every ``seed-<s>/`` under the given roots, with its configuration, records and status.
+"""Run folders as data: every ``seed-<s>/`` under the given roots, with its configuration, typed records and
+status, read with the run-folder format's own readers (``foundation.records``).
 
 A run is *done* (``summary.json`` says done), *diverged* (it stopped on non-finite numbers) or *incomplete*
-(no summary: still running, killed, or cut off by a time limit). Reports average only done runs; the others are
-listed as what they are. A folder whose ``config.json`` cannot be read is reported and skipped, never guessed.
+(no summary: still running, killed, or cut off by a time limit; or records that end before the summary's epoch
+count, ``records_cover``). Reports average only done runs; the others are listed as what they are. A folder
+whose ``config.json`` cannot be read is reported and skipped, never guessed.
 """
 from __future__ import annotations
 
@@ -14,7 +16,8 @@ from typing import Any, Callable
 
 from foundation.decisiveness import of_weights
 from foundation.errors import UserError
-from foundation.records import DamagedFile, StoredConfig, Summary, read_json, read_json_file, read_records
+from foundation.records import (CONFIG_FILE, RECORDS_FILE, SUMMARY_FILE, DamagedFile, EpochRecord, StoredConfig,
+                                Summary, read_json, read_records, read_summary, records_cover)
 from foundation.run_config import EXECUTION_FIELDS, overrides, preset_config
 
 DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 (lossy)"}
@@ -24,8 +27,8 @@ DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 
 class Run:
     folder: Path
     meta: dict[str, Any]  # config.json
-    records: tuple[dict[str, Any], ...]
-    summary: dict[str, Any] | None
+    records: tuple[EpochRecord, ...]
+    summary: Summary | None
 
     @property
     def config(self) -> dict[str, Any]:
@@ -75,9 +78,9 @@ class Run:
     @property
     def status(self) -> str:
         """done, diverged, or incomplete: no summary, or records that end before the summary's epoch count."""
-        if self.summary is None or sum(r["status"] == "ok" for r in self.records) < self.summary["epochs_done"]:
+        if self.summary is None or not records_cover(list(self.records), self.summary):
             return "incomplete"
-        return "diverged" if self.summary["status"] == "diverged" else "done"
+        return self.summary.status
 
     @property
     def group(self) -> tuple[str, str, str]:
@@ -92,9 +95,13 @@ class Run:
         return f"{self.searcher} ({self.config.get('preset', self.config_name)}{changed})"
 
     @property
-    def final(self) -> dict[str, Any] | None:
+    def final(self) -> EpochRecord | None:
         """The last finished epoch's record of a done run."""
         return self.records[-1] if self.status == "done" and self.records else None
+
+    def final_lookup(self, key: str) -> float | None:
+        """The done run's final look-up ``key`` (None: not done, or not looked up)."""
+        return (self.final.lookup or {}).get(key) if self.final is not None else None
 
     @property
     def data_source(self) -> str:
@@ -109,7 +116,7 @@ class Run:
     def wall_seconds(self) -> float:
         """Search and diagnostics time of the recorded epochs, as the runner measured them. Seeds computed
         together share their epochs' time: each seed of a batch records the whole batch's."""
-        return sum((r.get("epoch_seconds") or 0.0) + (r.get("diagnostics_seconds") or 0.0) for r in self.records)
+        return sum((r.epoch_seconds or 0.0) + (r.diagnostics_seconds or 0.0) for r in self.records)
 
     @property
     def seeds_batched(self) -> int:
@@ -158,14 +165,14 @@ class Run:
 
     def series(self, key: str, lookup: str | None = None) -> list[tuple[int, float]]:
         """``(epoch, value)`` of a record field (or of one entry of a per-look-up field such as ``lookup`` or
-        ``regret``) over the ok epochs that have it."""
+        ``regret``, or of a field of ``decisiveness``) over the ok epochs that have it."""
         points = []
         for record in self.records:
-            value = record.get(key) if record.get("status") == "ok" else None
-            if lookup is not None:
-                value = (value or {}).get(lookup)
+            value = getattr(record, key) if record.status == "ok" else None
+            if lookup is not None and value is not None:
+                value = value.get(lookup) if isinstance(value, dict) else getattr(value, lookup)
             if value is not None:
-                points.append((record["epoch"], float(value)))
+                points.append((record.epoch, float(value)))
         return points
 
 
@@ -190,7 +197,7 @@ def read_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
     for root in roots:
         if not Path(root).is_dir():
             raise UserError(f"results folder {root} does not exist")
-        for config_path in sorted(Path(root).rglob("config.json")):
+        for config_path in sorted(Path(root).rglob(CONFIG_FILE)):
             folder = config_path.parent.resolve()
             try:
                 run = _load_run(folder)
@@ -200,37 +207,35 @@ def read_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
                     skipped.append(folder)
                 continue
             if run.summary is not None and run.status == "incomplete":
-                say(f"{folder}: epochs.jsonl ends at epoch {len(run.records)} but summary.json says "
-                    f"{run.summary['epochs_done']} epochs were done; reported as incomplete")
+                say(f"{folder}: {RECORDS_FILE} ends at epoch {len(run.records)} but {SUMMARY_FILE} says "
+                    f"{run.summary.epochs_done} epochs were done; reported as incomplete")
             runs[folder] = run
     return sorted(runs.values(), key=lambda run: (*run.group, run.seed, str(run.folder)))
 
 
 def _load_run(folder: Path) -> Run:
-    meta = read_json(folder / "config.json")
-    stored = StoredConfig.parse(meta, folder / "config.json")
+    meta = read_json(folder / CONFIG_FILE)
+    stored = StoredConfig.parse(meta, folder / CONFIG_FILE)
     for key in ("space", "searcher"):
         if not isinstance(stored.config.get(key), str):
-            raise DamagedFile(folder / "config.json", f"bad field config.{key}: a name was expected")
-    records, damage = read_records(folder / "epochs.jsonl")
+            raise DamagedFile(folder / CONFIG_FILE, f"bad field config.{key}: a name was expected")
+    records, damage = read_records(folder / RECORDS_FILE)
     if damage is not None:
         raise damage
-    summary_path = folder / "summary.json"
-    summary = read_json_file(summary_path, Summary).model_dump() if summary_path.is_file() else None
-    run = Run(folder, meta, tuple(record.to_json() for record in records), summary)
+    run = Run(folder, meta, tuple(records), read_summary(folder))
     return replace(run, records=_with_decisiveness(run.records, run.space_class))
 
 
-def _with_decisiveness(records: tuple[dict[str, Any], ...], space_class: Any) -> tuple[dict[str, Any], ...]:
+def _with_decisiveness(records: tuple[EpochRecord, ...], space_class: Any) -> tuple[EpochRecord, ...]:
     """Records written before format 3 carry no decisiveness: computed from their stored weights as the runner
     computes it (left null when the run's space does not resolve here)."""
-    if space_class is None or all(record.get("decisiveness") for record in records):
+    if space_class is None or all(record.decisiveness for record in records):
         return records
     filled, previous = [], None
     for record in records:
-        if record.get("decisiveness") is None and record.get("arch_weights"):
-            measured = of_weights(space_class.decisions, record["arch_weights"], previous)
-            record = {**record, "decisiveness": measured.model_dump()}
-        previous = record.get("arch_weights")
+        if record.decisiveness is None and record.arch_weights:
+            record = record.model_copy(update={"decisiveness": of_weights(space_class.decisions,
+                                                                          record.arch_weights, previous)})
+        previous = record.arch_weights
         filled.append(record)
     return tuple(filled)

@@ -20,6 +20,7 @@ aggregated from the runs' DataFrame (``analysis.frame``: the final record of eve
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Iterable
 
 import pandas as pd
@@ -54,10 +55,13 @@ class TableLayout:
         return {column.space for column in self.columns}
 
 
-LAYOUTS = tuple(TableLayout(t["name"], t["paper"], t["table"], t["title"], t["searched_on"],
-                            tuple(Column(space, key, header, searched_dataset(space, key, t["searched_on"]))
-                                  for space, key, header in t["columns"]))
-                for t in table_layouts())
+@lru_cache(maxsize=1)
+def layouts() -> tuple[TableLayout, ...]:
+    """The papers' table layouts, built on first use (each column names the dataset its searches come from)."""
+    return tuple(TableLayout(t["name"], t["paper"], t["table"], t["title"], t["searched_on"],
+                             tuple(Column(space, key, header, searched_dataset(space, key, t["searched_on"]))
+                                   for space, key, header in t["columns"]))
+                 for t in table_layouts())
 
 
 def final_epochs(runs: Iterable[Run]) -> pd.DataFrame:

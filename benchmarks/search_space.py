@@ -21,14 +21,16 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable, ClassVar
+from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
 import numpy as np
-import torch
-from torch import nn
 
 from foundation.errors import UserError
 from foundation.records import CellDescription
+
+if TYPE_CHECKING:  # the report reads spaces' declarations without loading torch
+    import torch
+    from torch import nn
 
 
 class SearchSpace:

@@ -36,8 +36,12 @@ class Registry(Generic[T]):
         return installed(self.group, self.base, self.builtins())
 
     def get(self, spec: str) -> T:
-        """A built-in or installed class by name, or ``package.module:Class``."""
-        return resolve(spec, self.kind, self.group, self.base, self.builtins())
+        """A built-in or installed class by name, or ``package.module:Class``. A built-in name resolves without
+        loading the installed plug-ins, so a broken third-party package cannot break it."""
+        builtins = self.builtins()
+        if spec in builtins:
+            return builtins[spec]
+        return resolve(spec, self.kind, self.group, self.base, builtins)
 
 
 def declared_name(cls: type) -> str:

@@ -21,7 +21,14 @@ from foundation.errors import UserError
 
 RECORD_FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
+CONFIG_FORMAT = 2  # config.json: 1 = without "format", "overrides" and "searcher_class"; 2 = this version
+CONFIG_FILE, RECORDS_FILE, SUMMARY_FILE = "config.json", "epochs.jsonl", "summary.json"
 PerLookup = dict[str, float | None]
+
+
+def seed_folder(out_root: Path, space: str, searcher: str, config_name: str, seed: int) -> Path:
+    """Where one seed's run lives: ``<out>/<space>/<searcher>/<config-name>/seed-<s>/``."""
+    return Path(out_root) / space / searcher / config_name / f"seed-{seed}"
 
 
 class DamagedFile(UserError):
@@ -65,7 +72,7 @@ class CellDescription(StoredSchema):
 
 
 class Diagnostics(StoredSchema):
-    """``analysis.diagnostics``: null on epochs that skip them (``diagnostics_every``) or that diverged."""
+    """``harness.diagnostics``: null on epochs that skip them (``diagnostics_every``) or that diverged."""
 
     hessian_eig_max: float | None = None
     supernet_acc: float | None = None
@@ -136,6 +143,12 @@ class Summary(StoredSchema):
     search_seconds: float | None = None
 
 
+def records_cover(records: list["EpochRecord"], summary: Summary) -> bool:
+    """Whether the records hold every epoch the summary counts: a finished run whose records end earlier is
+    incomplete (its last record is not its result)."""
+    return sum(record.status == "ok" for record in records) >= summary.epochs_done
+
+
 class StoredConfig(StoredSchema):
     """What readers of ``config.json`` rely on (the rest is provenance, shown as it is)."""
 
@@ -188,3 +201,9 @@ def read_records(path: Path) -> tuple[list[EpochRecord], DamagedFile | None]:
                 return records, DamagedFile(path, f"{where}epoch {record.epoch} where {len(records) + 1} was due")
             records.append(record)
     return records, None
+
+
+def read_summary(folder: Path) -> Summary | None:
+    """``summary.json`` of a run folder; None while the run is not over."""
+    path = Path(folder) / SUMMARY_FILE
+    return read_json_file(path, Summary) if path.is_file() else None

@@ -20,8 +20,6 @@ from foundation.errors import UserError
 from foundation.options import OptionSet
 from foundation.plugins import declared_name
 
-CONFIG_FORMAT = 2  # config.json: 1 = without "format", "overrides" and "searcher_class"; 2 = this version
-
 # Fields that change how a search is executed or observed, not what it computes (up to rounding): a run that
 # differs from the paper preset only in these (and in epochs) still follows the paper protocol.
 EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every", "hessian_method", "eval_images",
@@ -46,7 +44,7 @@ class RunConfig(OptionSet):
     channels_last: bool = Field(True, description="memory layout only; faster convolutions at C=16")
     diagnostics_every: int = Field(1, ge=0, description="epochs between Hessian / gap evaluations; 0 = never")
     hessian_method: Literal["lanczos", "exact", "power"] = Field(
-        "lanczos", description="lanczos: the exact top eigenvalue in ~1/3 of exact's products (analysis.hessian)")
+        "lanczos", description="lanczos: the exact top eigenvalue in ~1/3 of exact's products (harness.hessian)")
     eval_set: Literal["heldout", "arch_half"] = Field(
         "heldout", description="diagnostics' images: held out from every searcher (default) or the architecture half")
     eval_images: int = Field(1024, ge=1, le=1_000_000, description="diagnostics' accuracies and gap: the first n "

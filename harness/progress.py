@@ -3,7 +3,7 @@
 The first steps of a session are not representative (allocation, thread pools, caches, cuDNN autotuning): the
 first estimate times the ``MEASURED_STEPS`` steps after ``WARMUP_STEPS`` of them and scales to the epochs left,
 adding the diagnostics after each epoch that has them, probed before the first epoch
-(``analysis.diagnostics.probe_seconds``). After every epoch the estimate is redone from what that epoch really
+(``harness.diagnostics.probe_seconds``). After every epoch the estimate is redone from what that epoch really
 took, search and diagnostics apart, which is what the rest of the run will repeat. On an interactive
 terminal each epoch has a tqdm bar (steps/s, the epoch's ETA, and the run's remaining time); elsewhere only lines.
 """

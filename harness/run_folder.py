@@ -1,5 +1,5 @@
-"""A run folder: ``<out>/<space>/<searcher>/<config-name>/seed-<s>/`` and every file in it, written by one
-process at a time (``.lock``, ``harness.lock``) and validated whenever it is read.
+"""A run folder (``foundation.records``: its place, file names and formats) as the runner writes it, by one
+process at a time (``.lock``, ``harness.lock``), validated whenever it is read.
 
 - ``config.json``: the resolved configuration, its overrides of the preset, the classes and versions that made
   it, the data it searched on (format ``CONFIG_FORMAT``); written once, compared on every resume (the same
@@ -25,8 +25,9 @@ import torch
 
 from foundation.atomic import append_jsonl, atomic_write_json, rewrite_jsonl
 from foundation.errors import UserError
-from foundation.records import DamagedFile, EpochRecord, StoredConfig, Summary, read_json_file, read_records
-from foundation.run_config import CONFIG_FORMAT, RunConfig
+from foundation.records import (CONFIG_FILE, CONFIG_FORMAT, RECORDS_FILE, SUMMARY_FILE, DamagedFile, EpochRecord,
+                                StoredConfig, Summary, read_json_file, read_records, records_cover, seed_folder)
+from foundation.run_config import RunConfig
 from harness.checkpoints import CheckpointStore
 from harness.lock import RunFolderLock
 
@@ -44,14 +45,14 @@ class RunFolder:
     def __init__(self, out_root: Path, config: RunConfig, config_name: str, seed: int, log: Log,
                  repair: bool = False) -> None:
         self.config, self.seed, self.repair = config, seed, repair
-        self.path = Path(out_root) / config.space / config.searcher / config_name / f"seed-{seed}"
+        self.path = seed_folder(out_root, config.space, config.searcher, config_name, seed)
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path} is a file where a run folder belongs; move it away or use another --out")
         self.tag = f"{config.space}/{config.searcher}/{config_name} seed {seed}"
         self.log = lambda message: log(f"[{self.tag}] {message}")
-        self.config_path = self.path / "config.json"
-        self.records_path = self.path / "epochs.jsonl"
-        self.summary_path = self.path / "summary.json"
+        self.config_path = self.path / CONFIG_FILE
+        self.records_path = self.path / RECORDS_FILE
+        self.summary_path = self.path / SUMMARY_FILE
         self.checkpoints = CheckpointStore(self.path)
 
     def summary(self) -> Summary | None:
@@ -70,7 +71,7 @@ class RunFolder:
             records, damage = read_records(self.records_path)
             if damage is not None:
                 raise damage
-            if sum(r.status == "ok" for r in records) < summary.epochs_done:
+            if not records_cover(records, summary):
                 raise DamagedFile(self.records_path, f"{len(records)} records where summary.json counts "
                                                      f"{summary.epochs_done} epochs")
             return summary

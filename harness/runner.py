@@ -27,7 +27,6 @@ from torch import nn
 from tqdm import tqdm
 
 import harness
-from analysis.diagnostics import epoch_diagnostics, probe_seconds
 from benchmarks.data_stream import DeviceImages, SearchData
 from benchmarks.images import get_dataset, search_images
 from foundation.errors import UserError
@@ -35,6 +34,7 @@ from foundation.decisiveness import of_weights
 from foundation.records import CellDescription, Diagnostics, EpochRecord, Summary
 from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
+from harness.diagnostics import epoch_diagnostics, probe_seconds
 from harness.graphed import StepFn, search_step
 from harness.memory import check_fits, is_out_of_memory, out_of_memory
 from harness.progress import EpochBar, RunClock

@@ -13,7 +13,7 @@ from conftest import md_rows, smoke_args
 from test_report import make_run, nb201_finals
 
 from analysis.runs import read_runs
-from analysis.tables import LAYOUTS, build_table
+from analysis.tables import build_table, layouts
 from benchmarks import get_space
 from benchmarks.nb201.space import OPS
 from foundation.decisiveness import UNDECIDED_MARGIN, measure, of_weights
@@ -84,7 +84,7 @@ def test_report_marks_an_undecided_configuration(tmp_path):
     for seed in range(2):
         _with_weights(make_run(root, "darts", seed, nb201_finals(80.0)), near_tie)
         _with_weights(make_run(root, "darts", seed, nb201_finals(80.0), sets=("a_lr=0.01",)), decided)
-    layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
+    layout = next(layout for layout in layouts() if layout.name == "sd_darts_table4")
     notes = {row.method: row.notes for row in build_table(layout, read_runs([root])) if row.source == "ours"}
     assert notes["darts (paper)"].startswith(f"undecided (median margin 0.010, threshold {UNDECIDED_MARGIN})")
     assert notes["darts (paper, a_lr=0.01)"].startswith("decided (median margin 0.500")

@@ -7,9 +7,9 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from analysis.diagnostics import epoch_diagnostics, preserved_buffers
+from harness.diagnostics import epoch_diagnostics, preserved_buffers
 from benchmarks.nb201.search_space import NB201Space
-from analysis.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
+from harness.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from searchers import get_searcher

@@ -13,7 +13,7 @@ from conftest import md_rows
 import analysis
 from analysis.report import build_report
 from analysis.runs import read_runs
-from analysis.tables import LAYOUTS, build_table
+from analysis.tables import build_table, layouts
 from harness.cli import main
 from harness.config import configure
 
@@ -77,7 +77,7 @@ def _table_row(rows, method):
 def test_table_statistics_match_hand_computed_values(results):
     runs = read_runs([results])
     assert [r.status for r in runs if r.searcher == "darts"] == ["done", "done", "done", "incomplete", "diverged"]
-    layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
+    layout = next(layout for layout in layouts() if layout.name == "sd_darts_table4")
     rows = build_table(layout, runs)
     ours = _table_row(rows, "darts (paper)")
     test_column = next(c for c in layout.columns if c.key == "cifar10_test")
@@ -316,11 +316,11 @@ def test_check_compares_each_published_column_only_with_searches_on_its_dataset(
     assert [(c.published.table, c.key) for c in on_cifar100] == [("Table 3", "cifar100_test")]
     assert not on_cifar100[0].ok and on_cifar100[0].ours[0] == pytest.approx(73.63)
     assert all(c.ok for c in comparisons if c.dataset == "cifar10")  # its 50 % CIFAR-10 look-up is never compared
-    layout = next(layout for layout in LAYOUTS if layout.name == "tse_table3")
+    layout = next(layout for layout in layouts() if layout.name == "tse_table3")
     ours = _table_row(build_table(layout, runs), "tse_darts (paper)")  # one row: the setting on each dataset
     cells = {column.key: ours.cells[column] for column in layout.columns}
     assert cells["cifar10_test"][0] == pytest.approx(92.66) and cells["cifar100_test"][0] == pytest.approx(73.63)
     assert cells["imagenet16_test"] is None and ours.seeds == "cifar10: 2; cifar100: 2"
-    sd_layout = next(layout for layout in LAYOUTS if layout.name == "sd_darts_table4")
+    sd_layout = next(layout for layout in layouts() if layout.name == "sd_darts_table4")
     sd_rows = build_table(sd_layout, runs)  # searched on CIFAR-10: the CIFAR-100 searches are not in it
     assert _table_row(sd_rows, "tse_darts (paper)").seeds == "2"

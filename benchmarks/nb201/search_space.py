@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, Callable
-
-import torch
+from typing import TYPE_CHECKING, Any, Callable
 
 from benchmarks.nb201 import space
-from benchmarks.nb201.supernet import NB201Supernet
 from benchmarks.nb201.table import NB201Table, load_table
 from benchmarks.search_space import SearchSpace
 from foundation.records import CellDescription
+
+if TYPE_CHECKING:  # torch is loaded by the search, not by the report that reads this class's declarations
+    import torch
+
+    from benchmarks.nb201.supernet import NB201Supernet
 
 
 class NB201Space(SearchSpace):
@@ -32,6 +34,8 @@ class NB201Space(SearchSpace):
     def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool, num_classes: int,
                        partial_channels: int = 1, edge_normalisation: bool = False) -> NB201Supernet:
         """PC-DARTS's features, when a searcher asks for them: ``NB201Supernet``."""
+        from benchmarks.nb201.supernet import NB201Supernet
+
         return NB201Supernet(channels, cells_per_stage, num_classes, track_running_stats, partial_channels,
                              edge_normalisation)
 
@@ -55,6 +59,8 @@ class NB201Space(SearchSpace):
     @staticmethod
     def discrete_weights(weights: list[torch.Tensor]) -> list[torch.Tensor]:
         """Mixing weights of the derived cell: one-hot at each edge's argmax, every edge at scale 1."""
+        import torch
+
         edge_weights, *edge_scales = weights
         one_hot = torch.nn.functional.one_hot(edge_weights.argmax(dim=-1), edge_weights.shape[-1])
         return [one_hot.to(edge_weights.dtype), *[torch.ones_like(scales) for scales in edge_scales]]

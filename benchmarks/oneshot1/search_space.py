@@ -16,20 +16,22 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
 from benchmarks.nb101.graph import SHORT, depth, fingerprint, parse_cell, prune
 from benchmarks.nb101.table import load_table, space_hashes
 from benchmarks.oneshot1.space import CHOICE_OPS, DEFINITIONS, OneShot1Definition
-from benchmarks.oneshot1.supernet import OneShot1Supernet
 from benchmarks.search_space import SearchSpace
 from foundation.cell_metrics import rank_percentile
 from foundation.errors import UserError
 from foundation.records import CellDescription
+
+if TYPE_CHECKING:  # torch is loaded by the search, not by the report that reads this class's declarations
+    import torch
+
+    from benchmarks.oneshot1.supernet import OneShot1Supernet
 
 Genotype = tuple[tuple[str, ...], tuple[tuple[int, ...], ...]]  # (op per node, parents per node and output)
 LONG_TO_SHORT = {long: short for short, long in SHORT.items()}
@@ -58,6 +60,8 @@ class OneShot1Space(SearchSpace):
     def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool, num_classes: int,
                        partial_channels: int = 1) -> OneShot1Supernet:
         """PC-DARTS's partial channels, when a searcher asks for them (no edge normalisation: ``OneShot1Supernet``)."""
+        from benchmarks.oneshot1.supernet import OneShot1Supernet
+
         return OneShot1Supernet(cls.definition, channels, cells_per_stage, num_classes, partial_channels)
 
     @classmethod
@@ -90,6 +94,9 @@ class OneShot1Space(SearchSpace):
     @classmethod
     def discrete_weights(cls, weights: list[torch.Tensor]) -> list[torch.Tensor]:
         """One-hot op per node, and 0/1 masks on the chosen parents (of choice nodes and the output)."""
+        import torch
+        from torch.nn import functional as F
+
         op_weights, output_weights, *node_weights = weights
         parents = cls._parent_choices(weights)
         chosen_nodes = [p for p, choice in zip(parents, cls.definition.nodes_with_parent_choice()) if choice]
