@@ -14,7 +14,7 @@ from harness.diagnostics import epoch_diagnostics
 from harness.bench import _batches, _sync
 from harness.config import configure
 from harness.device import configure_backends
-from harness.runner import _device_data, build_searcher
+from harness.runner import device_data, build_searcher
 from foundation.paths import resolve_data_dir
 from searchers import builtin_searchers
 from searchers.context import EpochStats
@@ -50,7 +50,7 @@ experiment = configure("nb201", "darts", preset, [])
 config = experiment.config
 searcher = build_searcher(experiment, device, 391, (config.batch_size, config.batch_size), list(range(seeds)))
 # diagnostics on real held-out images (their spectrum sets the Lanczos products; noise images take ~3x more)
-inputs = _device_data(str(resolve_data_dir()), config.dataset, config.batch_size, str(device), config.channels_last,
+inputs = device_data(str(resolve_data_dir()), config.dataset, config.batch_size, str(device), config.channels_last,
                       config.eval_images)
 evaluation = inputs.heldout.fixed_batches(config.eval_images, config.batch_size)
 hessian = inputs.heldout.fixed_batches(config.hessian_images, config.batch_size)

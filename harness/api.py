@@ -9,12 +9,11 @@ and ``harness sweep`` commands are thin layers over it. Bad arguments raise ``Us
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Callable, Iterable, Mapping
+from typing import Any, Iterable, Mapping
 
 from foundation.errors import UserError
 from foundation.records import Summary
-
-Log = Callable[[str], None]
+from harness.log import Log
 
 
 def run_search(searcher: str | None = None, space: str | None = None, preset: str = "paper",
@@ -30,8 +29,9 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
     from foundation.paths import resolve_data_dir
     from foundation.run_config import MAX_SEED, MAX_SEEDS
     from harness.config import configure
-    from harness.device import resolve_device
-    from harness.runner import SeedBatch, default_seed_batch, stderr_log
+    from harness.device import default_seed_batch, resolve_device
+    from harness.log import stderr_log
+    from harness.runner import SeedBatch
     from harness.sweep import set_text
 
     seeds = sorted(set(seeds))

@@ -8,6 +8,15 @@ import torch
 from foundation.errors import UserError
 
 
+# Seeds computed together when ``--seed-batch`` is not given (measured by ``harness bench --seeds``, docs/timings.md).
+# CUDA: the GPU check's batch (.ci/gpu_seed_batch.sh).
+SEED_BATCH_DEFAULTS = {"cpu": 4, "cuda": 4}
+
+
+def default_seed_batch(device: torch.device) -> int:
+    return SEED_BATCH_DEFAULTS.get(device.type, 1)
+
+
 def resolve_device(name: str | None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import torch
 
@@ -30,11 +30,11 @@ from foundation.records import (CONFIG_FILE, CONFIG_FORMAT, RECORDS_FILE, SUMMAR
 from foundation.run_config import RunConfig
 from harness.checkpoints import CheckpointStore
 from harness.lock import RunFolderLock
+from harness.log import Log
 
 CHECKPOINT_FORMAT = 1
 DATA_IDENTITY = ("dataset", "source", "source_sha256", "split", "images_per_half")  # what makes "the same data"
 CONFIG_REPAIR = "rewrites it from this command's configuration (the folder's name is its hash)"
-Log = Callable[[str], None]
 
 
 def _repairable(damage: DamagedFile, action: str) -> UserError:

@@ -163,7 +163,8 @@ def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str,
 
     from harness.config import configure
     from harness.device import resolve_device
-    from harness.runner import SeedBatch, stderr_log
+    from harness.log import stderr_log
+    from harness.runner import SeedBatch
 
     if threads:
         torch.set_num_threads(threads)
@@ -203,13 +204,6 @@ class Progress:
         self.log(f"[{self.done + self.failed}/{self.total} finished: {self.done} done, {self.failed} failed; "
                  f"{running} task(s) running, {pending - running} queued; {self.epochs} epochs] {result['cell']} "
                  f"{result['status']}{reason}")
-
-
-def default_seed_batch(device: str) -> int:
-    from harness.device import resolve_device
-    from harness.runner import default_seed_batch as for_device
-
-    return for_device(resolve_device(device))
 
 
 def default_parallel(device: str, gpus_per_run: float) -> int:
@@ -312,7 +306,11 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
     if unknown:
         raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")
     cells = [replace(cell, tracking=tuple(tracking)) for cell in load_sweep(path, log)]
-    tasks = seed_batches(cells, seed_batch or default_seed_batch(device))
+    if not seed_batch:
+        from harness.device import default_seed_batch, resolve_device
+
+        seed_batch = default_seed_batch(resolve_device(device))
+    tasks = seed_batches(cells, seed_batch)
     parallel = min(parallel or default_parallel(device, gpus_per_run), len(tasks))
     log(f"sweep {path}: {len(cells)} runs in {len(tasks)} task(s) of seeds computed together, {parallel} at a time "
         f"on the {backend} backend")

@@ -28,7 +28,8 @@ from foundation.atomic import read_jsonl
 from harness.cli import main
 from harness.config import configure
 from harness.graphed import state_tensors
-from harness.runner import build_searcher, epoch_seed
+from harness.epoch import epoch_seed
+from harness.runner import build_searcher
 from searchers import builtin_searchers
 from searchers.context import EpochStats
 from searchers.darts import Darts
