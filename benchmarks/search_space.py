@@ -11,7 +11,8 @@ A space is a class (built-in in a subpackage of ``benchmarks``, installed under 
 - the search: ``build_supernet``, ``derive`` (mixing weights -> genotype), ``decisions`` (the choices ``derive``
   makes, for ``foundation.decisiveness``), ``discrete_weights`` (mixing weights of the derived cell) and ``describe`` (genotype -> ``CellDescription``: look-ups, rank, regret, depth, skips);
   ``lookup_genotype`` (a genotype as records write it -> look-ups);
-- the ``harness lookup`` command: ``add_lookup_arguments`` and ``lookup``;
+- one cell's ground truth, as ``harness lookup`` asks for it: ``lookup_fields`` (what names a cell; the command
+  line makes flags of them) and ``lookup_cell``;
 - optionally ``reference_step``, a published implementation's search step that ``harness bench`` times ours
   against, and its ``reference_name``.
 
@@ -19,7 +20,7 @@ An instance holds what ``describe`` needs (its table), loaded from the data dire
 """
 from __future__ import annotations
 
-import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, ClassVar
 
@@ -31,6 +32,17 @@ from foundation.records import CellDescription
 if TYPE_CHECKING:  # the report reads spaces' declarations without loading torch
     import torch
     from torch import nn
+
+
+@dataclass(frozen=True)
+class LookupField:
+    """One value that names a cell for ``lookup_cell``: a keyword, its help text and type. ``alternative`` fields
+    are ways to name the same cell, of which exactly one is given; the others are all required."""
+
+    name: str
+    help: str
+    type: type = str
+    alternative: bool = False
 
 
 class SearchSpace:
@@ -86,15 +98,13 @@ class SearchSpace:
         """The look-ups of a cell written as the records write ``genotype`` (published rows name cells so)."""
         raise UserError(f"space {self.name!r} cannot look up a genotype string")
 
-    @classmethod
-    def add_lookup_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        """The flags ``harness lookup --space NAME`` takes."""
-        raise NotImplementedError
+    lookup_fields: ClassVar[tuple[LookupField, ...]] = ()
 
     @classmethod
-    def lookup(cls, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
-        """One cell's ground truth: ``id``, ``depth``, ``skip_count``, ``accuracy`` (None: not in the table)."""
-        raise NotImplementedError
+    def lookup_cell(cls, data_dir: Path, **values: Any) -> dict[str, Any]:
+        """One cell, named by ``lookup_fields`` (an alternative not given is None): ``id``, ``depth``,
+        ``skip_count``, ``accuracy`` (None: not in the table) and what else the space knows of it."""
+        raise UserError(f"space {cls.name!r} offers no look-up of a single cell")
 
     @classmethod
     def reference_step(cls, config: Any, device: torch.device) -> Callable[[Any, Any], None]:

@@ -4,7 +4,7 @@ Both run in the same process on the same device with the same batch size, on the
 (data loading is excluded from both: the reference's loader is slower still), after warm-up, in alternating
 rounds; the median round gives the time per step. The reference step is the search space's
 (``SearchSpace.reference_step``; NB201: xautodl's DARTS-V1). For a searcher other than DARTS, the DARTS step it
-modifies (the ``Darts`` base class) is timed too (``cost_vs_our_darts`` = its step time / DARTS's).
+modifies (``searchers.darts``) is timed too (``cost_vs_our_darts`` = its step time / DARTS's).
 With ``seeds`` = K > 1 it also times K seeds computed together as one batched search (``searchers.seeds``)
 against the same K seeds stepped one after the other, each on its own batches, and gives seeds per hour of a
 whole search for both and for the reference (one seed at a time). Peak memory is the device's per timed step

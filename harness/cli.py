@@ -60,7 +60,7 @@ def build_parser() -> Parser:
                           "cannot be recovered are re-run)")
 
     lookup = sub.add_parser("lookup", help="ground truth of one architecture (the space's own flags follow)",
-                            epilog="the flags that name the cell are the space's own (README: lookup)")
+                            epilog="the flags that name the cell are the space's own (its lookup_fields)")
     lookup.add_argument("--space", help=SPACE_HELP)
     lookup.add_argument("--json", action="store_true")
     lookup.add_argument("--data-dir")
@@ -157,8 +157,13 @@ def cmd_lookup(args: argparse.Namespace, extra: list[str]) -> int:
     space_name, _ = names(args.space, None)
     space = get_space(space_name)
     parser = Parser(prog=f"harness lookup --space {space_name}")
-    space.add_lookup_arguments(parser)
-    result = space.lookup(parser.parse_args(extra), resolve_data_dir(args.data_dir))
+    alternatives = (parser.add_mutually_exclusive_group(required=True)
+                    if any(field.alternative for field in space.lookup_fields) else parser)
+    for field in space.lookup_fields:
+        (alternatives if field.alternative else parser).add_argument(
+            f"--{field.name}", type=field.type, help=field.help, required=not field.alternative)
+    values = vars(parser.parse_args(extra))
+    result = space.lookup_cell(resolve_data_dir(args.data_dir), **values)
     if args.json:
         print(json.dumps(result, indent=2))
         return 0

@@ -17,7 +17,7 @@ from foundation.errors import UserError
 from foundation.plugins import qualified_name
 from foundation.run_config import RunConfig
 from searchers import get_searcher
-from searchers.darts import Darts
+from searchers.searcher import Searcher
 
 
 @dataclass(frozen=True)
@@ -26,7 +26,7 @@ class Experiment:
 
     config: RunConfig
     space: type[SearchSpace]
-    searcher: type[Darts]
+    searcher: type[Searcher]
 
     @cached_property
     def preset(self) -> RunConfig:

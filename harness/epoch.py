@@ -23,7 +23,7 @@ from harness.graphed import StepFn
 from harness.progress import EpochBar, RunClock
 from harness.seed_run import SeedRun
 from searchers.context import EpochStats
-from searchers.darts import Darts
+from searchers.searcher import Searcher
 
 
 def epoch_seed(seed: int, epoch: int) -> int:
@@ -46,7 +46,7 @@ class EpochRunner:
     def diagnostics_due(self, epoch: int) -> bool:
         return bool(self.config.diagnostics_every) and epoch % self.config.diagnostics_every == 0
 
-    def run(self, searcher: Darts, step_fn: StepFn, batch: list[SeedRun], epoch: int,
+    def run(self, searcher: Searcher, step_fn: StepFn, batch: list[SeedRun], epoch: int,
             clock: RunClock) -> list[EpochRecord]:
         """One epoch of every seed of the batch (those that diverged earlier too: their records are dropped)."""
         started = time.time()
@@ -54,7 +54,7 @@ class EpochRunner:
         return self._records(searcher, batch, epoch, weight_stats.read(), arch_stats.read(), lr,
                              round(time.time() - started, 3))
 
-    def _train(self, searcher: Darts, step_fn: StepFn, seeds: list[int], epoch: int,
+    def _train(self, searcher: Searcher, step_fn: StepFn, seeds: list[int], epoch: int,
                clock: RunClock) -> tuple[EpochStats, EpochStats, float]:
         """The epoch's search steps; the weight and architecture steps' statistics and the last learning rate."""
         cfg = self.config
@@ -75,7 +75,7 @@ class EpochRunner:
         bar.close()
         return weight_stats, arch_stats, lr
 
-    def _records(self, searcher: Darts, batch: list[SeedRun], epoch: int, trains: list[dict], archs: list[dict],
+    def _records(self, searcher: Searcher, batch: list[SeedRun], epoch: int, trains: list[dict], archs: list[dict],
                  lr: float, search_seconds: float) -> list[EpochRecord]:
         """Each seed's record: ok when its losses and weights stayed finite, else diverged (and empty)."""
         cfg = self.config

@@ -29,7 +29,7 @@ import torch
 
 from benchmarks.data_stream import Batch
 from searchers.context import EpochStats
-from searchers.darts import Darts
+from searchers.searcher import Searcher
 
 WARMUP_STEPS = 3
 
@@ -37,7 +37,7 @@ WARMUP_STEPS = 3
 StepFn = Callable[[Batch, Batch, EpochStats, EpochStats], None]
 
 
-def search_step(searcher: Darts, device: torch.device, cuda_graphs: bool) -> StepFn:
+def search_step(searcher: Searcher, device: torch.device, cuda_graphs: bool) -> StepFn:
     """The step function a run (or the benchmark) calls: the searcher's own, or its CUDA-graph replay when
     asked for, on a GPU, for a capturable searcher."""
     if cuda_graphs and device.type == "cuda" and searcher.graph_capturable:
@@ -48,7 +48,7 @@ def search_step(searcher: Darts, device: torch.device, cuda_graphs: bool) -> Ste
 class GraphedStep:
     """Static buffers sized by the first batch; captured (or, without a graph, prepared) at the first step."""
 
-    def __init__(self, searcher: Darts, device: torch.device, use_graph: bool) -> None:
+    def __init__(self, searcher: Searcher, device: torch.device, use_graph: bool) -> None:
         self.searcher, self.device, self.use_graph = searcher, device, use_graph
         self.static: tuple[Batch, Batch] | None = None
         self.stats = (EpochStats(device, searcher.seeds), EpochStats(device, searcher.seeds))
@@ -107,7 +107,7 @@ class GraphedStep:
         arch_stats.absorb(self.stats[1], size)
 
 
-def state_tensors(searcher: Darts) -> list[torch.Tensor]:
+def state_tensors(searcher: Searcher) -> list[torch.Tensor]:
     """Every tensor a step reads and changes: parameters, buffers (BN statistics) and optimiser state, in a
     fixed order (parameter order), so that two searchers' lists correspond element by element."""
     tensors = [*searcher.supernet.parameters(), *searcher.supernet.buffers()]

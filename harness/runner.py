@@ -37,12 +37,12 @@ from harness.run_folder import RunFolder
 from harness.seed_run import SeedRun, restore_together
 from harness.tracking import BACKENDS
 from searchers.context import OptimConfig, SearchContext
-from searchers.darts import Darts
+from searchers.searcher import Searcher
 from searchers.seeds import SeedStack, stack_seeds
 
 
 def build_searcher(experiment: Experiment, device: torch.device, steps_per_epoch: int,
-                   half_sizes: tuple[int, int], seeds: Sequence[int]) -> Darts:
+                   half_sizes: tuple[int, int], seeds: Sequence[int]) -> Searcher:
     """The configured searcher over one supernet per seed on ``device``, each initialised from its own seed
     (exactly the supernet that seed gets alone), stacked (``searchers.seeds``), convolution weights laid out per
     seed as ``channels_last`` when configured."""
@@ -154,7 +154,7 @@ class SeedBatch:
                 seed.open_trackers(self.tracking, cfg.to_dict(), closing)
             return self._epochs(searcher, step, batch)
 
-    def _epochs(self, searcher: Darts, step: StepFn, batch: list[SeedRun]) -> dict[int, Summary]:
+    def _epochs(self, searcher: Searcher, step: StepFn, batch: list[SeedRun]) -> dict[int, Summary]:
         """The remaining epochs of the batch, each seed's record kept by its recorder; the summaries."""
         started = time.time()
         epochs = list(range(len(batch[0].records) + 1, self.config.epochs + 1))
@@ -174,7 +174,7 @@ class SeedBatch:
                 break
         return {seed.seed: seed.finish(self.config.epochs, started) for seed in batch}
 
-    def _clock(self, searcher: Darts, batch: list[SeedRun], epochs: list[int]) -> RunClock:
+    def _clock(self, searcher: Searcher, batch: list[SeedRun], epochs: list[int]) -> RunClock:
         """The run's time estimate, said in the batch's log (one seed's own when alone)."""
         cfg, runner = self.config, self.epoch_runner
         names = ", ".join(str(seed.seed) for seed in batch)

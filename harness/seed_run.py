@@ -17,7 +17,7 @@ import torch
 from foundation.records import EpochRecord, Summary
 from harness.run_folder import RunFolder
 from harness.tracking import Tracker, open_trackers
-from searchers.darts import Darts
+from searchers.searcher import Searcher
 from searchers.seeds import select_seed
 
 
@@ -37,7 +37,7 @@ class SeedRun:
         for tracker in self.trackers:
             closing.callback(tracker.close)
 
-    def keep(self, record: EpochRecord, searcher: Darts, index: int, epochs: int, eta: str, alone: bool) -> None:
+    def keep(self, record: EpochRecord, searcher: Searcher, index: int, epochs: int, eta: str, alone: bool) -> None:
         """The epoch's record of this seed (``index`` in the batch) kept as its folder's next epoch."""
         self.records.append(record)
         if record.status == "diverged":

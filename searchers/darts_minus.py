@@ -19,7 +19,6 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from foundation.errors import UserError
 from foundation.options import OptionSet
 from searchers.darts import Darts
 
@@ -35,9 +34,7 @@ class DartsMinus(Darts):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if not hasattr(self.supernet.net, "with_identity"):
-            raise UserError(f"darts_minus needs a supernet whose edges have an identity op to add the auxiliary "
-                            f"skip to; {type(self.supernet.net).__name__} has none")
+        self.with_identity = self.supernet.feature("with_identity", self.name)
         self.beta = self.options.beta_init
 
     def begin_epoch(self, epoch: int) -> None:
@@ -45,4 +42,4 @@ class DartsMinus(Darts):
         self.beta = self.options.beta_init * (1 - (epoch - 1) / self.optim.epochs)
 
     def arch_weights(self) -> list[torch.Tensor]:
-        return self.supernet.net.with_identity(super().arch_weights(), self.beta)
+        return self.with_identity(super().arch_weights(), self.beta)

@@ -57,8 +57,8 @@ class Drnas(Darts):
 
     def arch_weights(self) -> list[torch.Tensor]:
         """A fresh sample per forward pass, seed k's from seed k's stream."""
-        return [torch.stack([DirichletSample.apply(concentration(alpha[seed]), generator)
-                             for seed, generator in enumerate(self.generators)]) for alpha in self.alphas]
+        return [self.per_seed(lambda seed, generator: DirichletSample.apply(concentration(alpha[seed]), generator))
+                for alpha in self.alphas]
 
     def expected_arch_weights(self) -> list[torch.Tensor]:
         """The Dirichlet mean, beta / sum(beta)."""

@@ -27,7 +27,7 @@ clipping; ``sweeps/tse_table3_nats.yaml`` runs them at 100 epochs).
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from pydantic import Field, model_validator
@@ -86,17 +86,14 @@ class Gdas(Darts):
 
     def arch_weights(self) -> SampledWeights:
         """One sample per forward pass, seed k's from seed k's stream: hard for op choices, relaxed otherwise."""
-        weights, active = [], []
-        for index, alpha in enumerate(self.alphas):
-            samples, masks = [], []
-            for seed, generator in enumerate(self.generators):
-                if index in self.supernet.net.op_choice_parameters:
-                    sample, mask = hard_gumbel_softmax(alpha[seed], self.tau, generator)
-                else:
-                    sample = relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
-                    mask = torch.ones_like(sample)
-                samples.append(sample)
-                masks.append(mask)
-            weights.append(torch.stack(samples))
-            active.append(torch.stack(masks))
-        return SampledWeights(weights, active)
+        def draw(alpha: torch.Tensor, hard: bool) -> Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]:
+            def one_seed(seed: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+                if hard:
+                    return hard_gumbel_softmax(alpha[seed], self.tau, generator)
+                sample = relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
+                return sample, torch.ones_like(sample)
+            return one_seed
+
+        weights, active = zip(*(self.per_seed(draw(alpha, index in self.supernet.op_choice_parameters))
+                                for index, alpha in enumerate(self.alphas)))
+        return SampledWeights(list(weights), list(active))

@@ -16,12 +16,15 @@ shared) and ``stack_seeds`` puts K of them back together.
 from __future__ import annotations
 
 import copy
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 import torch
 from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional as F
+
+from benchmarks.supernet import OPTIONAL_FEATURES, Supernet
+from foundation.errors import UserError
 
 
 class SampledWeights(list):
@@ -39,9 +42,10 @@ class SeedStack(nn.Module):
 
     ``forward(images, arch_weights)``: images (K, B, C, H, W), one batch per seed, or (B, C, H, W) shared by all
     seeds (the fixed evaluation batches); arch_weights a list of (K, ...) tensors (or ``SampledWeights``).
-    Returns logits (K, B, classes). ``arch_parameters()`` / ``weight_parameters()`` are the supernet's, stacked."""
+    Returns logits (K, B, classes). ``arch_parameters()`` / ``weight_parameters()`` are the supernet's, stacked;
+    ``op_choice_parameters`` and the optional features (``feature``) are the supernet's (``benchmarks.supernet``)."""
 
-    def __init__(self, supernets: Sequence[nn.Module], channels_last: bool = False) -> None:
+    def __init__(self, supernets: Sequence[Supernet], channels_last: bool = False) -> None:
         super().__init__()
         params, buffers = stack_module_state(list(supernets))
         self.net = copy.deepcopy(supernets[0])
@@ -59,6 +63,19 @@ class SeedStack(nn.Module):
     @property
     def seeds(self) -> int:
         return next(self.net.parameters()).shape[0]
+
+    @property
+    def op_choice_parameters(self) -> tuple[int, ...]:
+        return tuple(self.net.op_choice_parameters)
+
+    def feature(self, name: str, searcher: str) -> Callable[..., Any]:
+        """The supernet's optional feature ``name`` (``benchmarks.supernet.OPTIONAL_FEATURES``), or a UserError
+        saying that ``searcher`` needs what this space's supernet lacks."""
+        found = getattr(self.net, name, None)
+        if not callable(found):
+            raise UserError(f"{searcher} needs a supernet with {OPTIONAL_FEATURES[name]}; "
+                            f"{type(self.net).__name__} has none")
+        return found
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return self.net.arch_parameters()

@@ -85,8 +85,8 @@ class Snas(Darts):
 
     def arch_weights(self) -> list[torch.Tensor]:
         """A relaxed sample per forward pass, seed k's from seed k's stream."""
-        return [torch.stack([relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
-                             for seed, generator in enumerate(self.generators)]) for alpha in self.alphas]
+        return [self.per_seed(lambda seed, generator: relaxed_gumbel_softmax(alpha[seed], self.tau, generator))
+                for alpha in self.alphas]
 
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
         single_level_steps(self, self.gradients, [(weight_batch, weight_stats), (arch_batch, arch_stats)])
@@ -109,8 +109,8 @@ class Dsnas(Darts):
         samples = []
         for alpha in self.alphas:
             probs = F.softmax(alpha.detach(), dim=-1)
-            picks = torch.stack([torch.multinomial(probs[seed].reshape(-1, probs.shape[-1]), 1, generator=generator)
-                                 .view(probs.shape[1:-1]) for seed, generator in enumerate(self.generators)])
+            picks = self.per_seed(lambda seed, generator: torch.multinomial(
+                probs[seed].reshape(-1, probs.shape[-1]), 1, generator=generator).view(probs.shape[1:-1]))
             samples.append(F.one_hot(picks, probs.shape[-1]).to(alpha.dtype).requires_grad_())
         return samples
 

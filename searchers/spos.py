@@ -53,17 +53,17 @@ class Spos(Darts):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if len(self.alphas) != len(self.supernet.net.op_choice_parameters):
-            raise UserError(f"spos draws one op per edge: {type(self.supernet.net).__name__} also has architecture "
-                            "parameters that mix a node's inputs (drawing k of n parents is not implemented)")
+        if len(self.alphas) != len(self.supernet.op_choice_parameters):
+            raise UserError("spos draws one op per edge: this space's supernet also has architecture parameters "
+                            "that mix a node's inputs (drawing k of n parents is not implemented)")
         self.selected = [torch.zeros_like(alpha) for alpha in self.alphas]  # one-hot; all zero before epoch 1
         self.scoring_batches: list[Batch] = []
 
     def uniform_cells(self) -> list[torch.Tensor]:
         """One-hot rows, one op per row drawn uniformly, each seed from its own stream."""
-        return [torch.stack([F.one_hot(torch.randint(alpha.shape[-1], alpha.shape[1:-1], generator=generator,
-                                                     device=self.device), alpha.shape[-1]).to(alpha.dtype)
-                             for generator in self.generators]) for alpha in self.alphas]
+        return [self.per_seed(lambda _, generator: F.one_hot(
+                    torch.randint(alpha.shape[-1], alpha.shape[1:-1], generator=generator, device=self.device),
+                    alpha.shape[-1]).to(alpha.dtype)) for alpha in self.alphas]
 
     def arch_weights(self) -> list[torch.Tensor]:
         return self.uniform_cells()

@@ -45,7 +45,7 @@ BAD_INPUTS = [
     ("set-option-of-another-searcher", [*RUN, "--set", "warmup_epochs=3"], "unknown --set key 'warmup_epochs'"),
     ("searcher-module-missing", [*RUN, "--searcher", "no_such_module_xyz:Searcher"], "cannot load searcher"),
     ("searcher-class-missing", [*RUN, "--searcher", "searchers.darts:Nope"], "has no attribute 'Nope'"),
-    ("searcher-not-a-searcher", [*RUN, "--searcher", "pathlib:Path"], "is not a subclass of searchers.darts.Darts"),
+    ("searcher-not-a-searcher", [*RUN, "--searcher", "pathlib:Path"], "is not a subclass of searchers.searcher.Searcher"),
     ("space-not-a-space", [*RUN, "--space", "pathlib:Path"], "is not a subclass of benchmarks.search_space"),
     ("seeds-zero", [*RUN, "--seeds", "0"], "--seeds 0"),
     ("seeds-a-billion", [*RUN, "--seeds", "1000000000"], "--seeds 1000000000: must be in 1..10000"),

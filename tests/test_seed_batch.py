@@ -117,16 +117,16 @@ ACTIVE_CLIP = 0.5
 
 @pytest.mark.parametrize("space,name", [("nb201", "darts"), ("nb201", "drnas"), ("1shot1-s2", "darts")])
 def test_seeds_batched_equal_each_seed_alone_with_gradient_clipping_active(space, name, monkeypatch):
-    import searchers.darts as darts_module
+    import searchers.searcher as searcher_module
 
     norms: list[torch.Tensor] = []
-    clip = darts_module.clip_grad_norm_per_seed
+    clip = searcher_module.clip_grad_norm_per_seed
 
     def recording(parameters, max_norm):
         norms.append(clip(parameters, max_norm).clone())
         return norms[-1]
 
-    monkeypatch.setattr(darts_module, "clip_grad_norm_per_seed", recording)
+    monkeypatch.setattr(searcher_module, "clip_grad_norm_per_seed", recording)
     _assert_batched_equal_alone_in_float64(space, name, (f"grad_clip={ACTIVE_CLIP}",))
     batched = [n for n in norms if n.numel() == len(SEEDS)]
     assert batched and all((n > ACTIVE_CLIP).all() for n in batched)  # clipping active for every seed, every step

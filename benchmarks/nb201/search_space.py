@@ -1,13 +1,12 @@
 """NB201 as a ``SearchSpace``: build the supernet, derive the genotype, look it up, the ``lookup`` command."""
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
 from benchmarks.nb201 import space
 from benchmarks.nb201.table import NB201Table, load_table
-from benchmarks.search_space import SearchSpace
+from benchmarks.search_space import LookupField, SearchSpace
 from foundation.records import CellDescription
 
 if TYPE_CHECKING:  # torch is loaded by the search, not by the report that reads this class's declarations
@@ -25,6 +24,9 @@ class NB201Space(SearchSpace):
     has_skip_connections = True
     reference_name = "xautodl DARTS-V1 (TinyNetworkDarts)"
     default = True  # the run defaults are NB201's supernet and protocol: no structure or paper overrides
+    lookup_fields = (LookupField("arch", "NB201 architecture string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|",
+                                 alternative=True),
+                     LookupField("index", "NB201 index (0..15624)", int, alternative=True))
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir)
@@ -77,15 +79,9 @@ class NB201Space(SearchSpace):
         return self.table.accuracy(self.table.index(genotype))
 
     @classmethod
-    def add_lookup_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        which = parser.add_mutually_exclusive_group(required=True)
-        which.add_argument("--arch", help="NB201 architecture string |op~0|+|op~0|op~1|+|op~0|op~1|op~2|")
-        which.add_argument("--index", type=int, help="NB201 index (0..15624)")
-
-    @classmethod
-    def lookup(cls, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    def lookup_cell(cls, data_dir: Path, arch: str | None = None, index: int | None = None) -> dict[str, Any]:
         table = load_table(data_dir)
-        index = table.check_index(args.index) if args.index is not None else table.index(args.arch)
+        index = table.check_index(index) if index is not None else table.index(arch)
         genotype = space.str_to_genotype(table.arch_strs[index])
         return {"space": cls.name, "id": f"#{index}  {table.arch_strs[index]}", "arch_index": index,
                 "arch_str": table.arch_strs[index], "depth": space.depth(genotype), "skip_count": space.skips(genotype),

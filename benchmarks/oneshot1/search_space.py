@@ -14,7 +14,6 @@ the first and second half of the training set: a documented difference).
 """
 from __future__ import annotations
 
-import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
 
@@ -23,7 +22,7 @@ import numpy as np
 from benchmarks.nb101.graph import SHORT, depth, fingerprint, parse_cell, prune
 from benchmarks.nb101.table import load_table, space_hashes
 from benchmarks.oneshot1.space import CHOICE_OPS, DEFINITIONS, OneShot1Definition
-from benchmarks.search_space import SearchSpace
+from benchmarks.search_space import LookupField, SearchSpace
 from foundation.cell_metrics import rank_percentile
 from foundation.errors import UserError
 from foundation.records import CellDescription
@@ -45,6 +44,8 @@ class OneShot1Space(SearchSpace):
     # NB101 test when the installed table has it (the official one), else validation (the partial tables)
     metrics = (("nb101_test", "NB101 test accuracy (%)"), ("nb101_valid", "NB101 validation accuracy (%)"))
     plots_regret = True  # as the NAS-Bench-1shot1 paper plots it, on a log axis
+    lookup_fields = (LookupField("matrix", "NB101 adjacency matrix, rows of 0/1 joined by ';'"),
+                     LookupField("ops", "NB101 op names joined by ',' (long names or in,c3,c1,mp,out)"))
 
     def __init__(self, data_dir: Path) -> None:
         super().__init__(data_dir)
@@ -126,16 +127,11 @@ class OneShot1Space(SearchSpace):
             depth=depth(pruned), skip_count=0)
 
     @classmethod
-    def add_lookup_arguments(cls, parser: argparse.ArgumentParser) -> None:
-        parser.add_argument("--matrix", required=True, help="NB101 adjacency matrix, rows of 0/1 joined by ';'")
-        parser.add_argument("--ops", required=True, help="NB101 op names joined by ',' (long names or in,c3,c1,mp,out)")
-
-    @classmethod
-    def lookup(cls, args: argparse.Namespace, data_dir: Path) -> dict[str, Any]:
+    def lookup_cell(cls, data_dir: Path, matrix: str = "", ops: str = "") -> dict[str, Any]:
         """The cell's NB101 look-up, and whether it is a member of this space (by its NB101 hash)."""
-        cell = prune(parse_cell(args.matrix, args.ops))
+        cell = prune(parse_cell(matrix, ops))
         if cell is None:
-            raise UserError(f"bad NB101 cell {args.matrix!r}: the output is not reachable from the input")
+            raise UserError(f"bad NB101 cell {matrix!r}: the output is not reachable from the input")
         cell_hash = fingerprint(cell)
         row = load_table(data_dir).lookup(cell_hash)
         accuracy = {key: row[column] for key, column in LOOKUP_COLUMNS.items()} if row["in_table"] else None

@@ -1,0 +1,39 @@
+"""The contract between a search space's supernet and the searchers (``Supernet``), stated once.
+
+A space's ``build_supernet`` returns a module with:
+
+- ``arch_parameters()`` / ``weight_parameters()``: the architecture parameters (one tensor per kind of choice)
+  and everything else;
+- ``op_choice_parameters``: which of ``arch_parameters()`` choose an op per edge or node (GDAS samples those hard,
+  the rest relaxed; SPOS draws them);
+- ``forward(images, arch_weights, active=None)``: logits for mixing weights, one tensor per architecture
+  parameter; ``active``, 0/1 masks of the same shapes, marks the ops a sampled forward runs (GDAS).
+
+Optional features, which a searcher asks for and a space may lack (``OPTIONAL_FEATURES``): ``normalised_edges``
+(edge scales from one parameter per edge, PC-DARTS's edge normalisation) and ``with_identity`` (mixing weights that
+also pass a multiple of the input on every edge, DARTS-'s auxiliary skip). Searchers reach a supernet only through
+the seed stack (``searchers.seeds.SeedStack``), which forwards these.
+"""
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+from torch import nn
+
+OPTIONAL_FEATURES = {
+    "normalised_edges": "edge scales from one parameter per edge (PC-DARTS's edge normalisation)",
+    "with_identity": "an identity op on every edge to add an auxiliary skip to (DARTS-)",
+}
+
+
+@runtime_checkable
+class Supernet(Protocol):
+    op_choice_parameters: tuple[int, ...]
+
+    def arch_parameters(self) -> list[nn.Parameter]: ...
+
+    def weight_parameters(self) -> list[nn.Parameter]: ...
+
+    def forward(self, images: torch.Tensor, arch_weights: list[torch.Tensor],
+                active: list[torch.Tensor] | None = None) -> torch.Tensor: ...
