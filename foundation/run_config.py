@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any, ClassVar, Literal, Mapping, Protocol
+from typing import Any, ClassVar, Iterable, Literal, Mapping, Protocol
 
 from pydantic import Field, model_validator
 
@@ -27,6 +27,35 @@ EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every
 MAX_SEEDS = 10_000  # seeds of one command or sweep: runs go one after another, so more is a typo, not a plan
 MAX_SEED = 2**32 - 1  # numpy's and CUDA's seed range
 IDENTITY_FIELDS = frozenset({"space", "searcher", "preset", "searcher_options"})  # not settable by --set
+SEEDS_RULE = f"a count in 1..{MAX_SEEDS} or a list of seeds in 0..{MAX_SEED}"
+
+
+def checked_seeds(seeds: int | Iterable[int]) -> list[int]:
+    """The one seed validation of the command line, the Python API and sweep files: a count N (seeds 0..N-1, N in
+    1..``MAX_SEEDS``) or seeds, each an integer in 0..``MAX_SEED``, at most ``MAX_SEEDS`` of them; sorted and
+    distinct. A UserError names the first bad value."""
+    if _is_int(seeds):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise UserError(f"bad value --seeds {seeds}: must be in 1..{MAX_SEEDS}")
+        return list(range(seeds))
+    values = list(seeds)
+    bad = next((seed for seed in values if not (_is_int(seed) and 0 <= seed <= MAX_SEED)), None)
+    if bad is not None:
+        raise UserError(f"bad value --seed {bad!r}: seeds are integers in 0..{MAX_SEED}")
+    distinct = sorted(set(values))
+    if not 1 <= len(distinct) <= MAX_SEEDS:
+        raise UserError(f"bad value seeds: between 1 and {MAX_SEEDS} seeds, got {len(distinct)}")
+    return distinct
+
+
+def check_seed_batch(size: int | None) -> None:
+    """Seeds computed together (``--seed-batch``): None (the device's default) or 1..``MAX_SEEDS``."""
+    if size is not None and not (_is_int(size) and 1 <= size <= MAX_SEEDS):
+        raise UserError(f"bad value --seed-batch {size}: must be in 1..{MAX_SEEDS}")
+
+
+def _is_int(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
 
 
 class RunConfig(OptionSet):

@@ -27,23 +27,17 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
     (validated exactly as on the command line); ``tracking``: ``tensorboard`` and/or ``wandb`` (``harness.tracking``).
     Returns each seed's run folder and summary, in seed order."""
     from foundation.paths import resolve_data_dir
-    from foundation.run_config import MAX_SEED, MAX_SEEDS
+    from foundation.run_config import check_seed_batch, checked_seeds
     from harness.config import configure
     from harness.device import default_seed_batch, resolve_device
     from harness.log import stderr_log
     from harness.runner import SeedBatch
     from harness.sweep import set_text
 
-    seeds = sorted(set(seeds))
-    if not 1 <= len(seeds) <= MAX_SEEDS:
-        raise UserError(f"bad value seeds: between 1 and {MAX_SEEDS} seeds, got {len(seeds)}")
-    if any(not 0 <= seed <= MAX_SEED for seed in seeds):
-        raise UserError(f"bad value --seed {next(s for s in seeds if not 0 <= s <= MAX_SEED)}: seeds are in "
-                        f"0..{MAX_SEED}")
+    seeds = checked_seeds(seeds)
+    check_seed_batch(seed_batch)
     if epochs is not None and epochs < 1:
         raise UserError(f"bad value --epochs {epochs}: must be >= 1")
-    if seed_batch is not None and not 1 <= seed_batch <= MAX_SEEDS:
-        raise UserError(f"bad value --seed-batch {seed_batch}: must be in 1..{MAX_SEEDS}")
     check_folder("--out", out)
     assignments = [f"{key}={set_text(value)}" for key, value in settings.items()] \
         if isinstance(settings, Mapping) else list(settings)

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from pydantic import BaseModel
 
 import harness
 from benchmarks.data_stream import Batch
@@ -99,8 +100,75 @@ def _peak_memory_mb(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class BenchResult(BaseModel):
+    """One ``harness bench`` measurement (a line of ``bench/bench.jsonl``; fields not measured are left out):
+    medians over rounds of seconds per search step, ours and, when timed, the reference's, the DARTS step the
+    searcher modifies, and K seeds batched against K sequential; and what was measured, on what."""
+
+    searcher: str
+    space: str
+    preset: str
+    precision: str
+    channels_last: bool
+    batch_size: int
+    channels: int
+    cells_per_stage: int
+    epochs: int
+    device: str
+    steps_per_round: int
+    rounds: int
+    ours_s_per_step: float
+    ours_steps_per_s: float
+    estimated_search_s: float
+    peak_memory_mb: float
+    peak_memory_mb_by_step: dict[str, float] | None = None  # CUDA only
+    torch_version: str
+    cuda_graphs: bool
+    harness_version: str
+    python_version: str
+    time: str
+    reference: str | None = None
+    reference_s_per_step: float | None = None
+    speedup_vs_reference: float | None = None
+    reference_seeds_per_hour: float | None = None
+    our_darts_s_per_step: float | None = None
+    cost_vs_our_darts: float | None = None
+    seeds: int | None = None
+    seeds_batched_s_per_step: float | None = None
+    seeds_sequential_s_per_step: float | None = None
+    batching_speedup: float | None = None
+    seeds_per_hour_batched: float | None = None
+    seeds_per_hour_sequential: float | None = None
+    batched_vs_reference_throughput: float | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(exclude_none=True)
+
+    def lines(self) -> list[str]:
+        """The measurement as ``harness bench`` prints it."""
+        lines = [f"device {self.device}, {self.preset} preset, {self.precision}, batch {self.batch_size}",
+                 f"  ours       {self.ours_s_per_step * 1e3:9.1f} ms/step  ({self.ours_steps_per_s:.2f} steps/s)"]
+        if self.reference_s_per_step is not None:
+            lines.append(f"  reference  {self.reference_s_per_step * 1e3:9.1f} ms/step  "
+                         f"speedup {self.speedup_vs_reference:.2f}x")
+        if self.cost_vs_our_darts is not None:
+            lines.append(f"  our darts  {self.our_darts_s_per_step * 1e3:9.1f} ms/step  ({self.searcher} costs "
+                         f"{self.cost_vs_our_darts:.2f}x a DARTS step)")
+        if self.batching_speedup is not None:
+            reference = ("" if self.reference_seeds_per_hour is None
+                         else f", {self.reference_seeds_per_hour:.2f} reference")
+            lines.append(f"  {self.seeds} seeds: {self.seeds_batched_s_per_step * 1e3:.1f} ms batched, "
+                         f"{self.seeds_sequential_s_per_step * 1e3:.1f} ms sequential per step of all seeds "
+                         f"({self.batching_speedup:.2f}x); seeds per hour of a {self.epochs}-epoch search: "
+                         f"{self.seeds_per_hour_batched:.2f} batched, {self.seeds_per_hour_sequential:.2f} "
+                         f"sequential{reference}")
+        lines.append(f"  peak memory {self.peak_memory_mb:.0f} MiB; a {self.epochs}-epoch search: "
+                     f"~{self.estimated_search_s / 60:.1f} min")
+        return lines
+
+
 def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: int, with_reference: bool,
-              results_dir: Path | None, seeds: int = 1) -> dict[str, Any]:
+              results_dir: Path | None, seeds: int = 1) -> BenchResult:
     config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
@@ -128,37 +196,33 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
             times[name].append(_time_steps(step, batches, device))
     median = {name: statistics.median(values) for name, values in times.items()}
     search_steps = steps_per_epoch(experiment) * config.epochs
-    result: dict[str, Any] = {
-        "searcher": config.searcher, "space": config.space, "preset": config.preset, "precision": config.precision,
-        "channels_last": config.channels_last, "batch_size": config.batch_size, "channels": config.channels,
-        "cells_per_stage": config.cells_per_stage, "device": device_description(device),
-        "steps_per_round": steps, "rounds": rounds, "ours_s_per_step": median["ours"],
-        "ours_steps_per_s": 1.0 / median["ours"], "estimated_search_s": median["ours"] * search_steps,
-        "peak_memory_mb": _peak_memory_mb(device), "torch_version": torch.__version__,
-        "cuda_graphs": config.cuda_graphs and device.type == "cuda",
-        "harness_version": harness.__version__, "python_version": platform.python_version(),
-        "time": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
-    if device.type == "cuda":
-        result["peak_memory_mb_by_step"] = peaks
+    result = BenchResult(
+        searcher=config.searcher, space=config.space, preset=config.preset, precision=config.precision,
+        channels_last=config.channels_last, batch_size=config.batch_size, channels=config.channels,
+        cells_per_stage=config.cells_per_stage, epochs=config.epochs, device=device_description(device),
+        steps_per_round=steps, rounds=rounds, ours_s_per_step=median["ours"], ours_steps_per_s=1.0 / median["ours"],
+        estimated_search_s=median["ours"] * search_steps, peak_memory_mb=_peak_memory_mb(device),
+        torch_version=torch.__version__, cuda_graphs=config.cuda_graphs and device.type == "cuda",
+        harness_version=harness.__version__, python_version=platform.python_version(),
+        time=time.strftime("%Y-%m-%dT%H:%M:%S%z"), peak_memory_mb_by_step=peaks if device.type == "cuda" else None)
     if with_reference:
-        result.update({"reference_s_per_step": median["reference"],
-                       "speedup_vs_reference": median["reference"] / median["ours"],
-                       "reference_seeds_per_hour": 3600 / (median["reference"] * search_steps),
-                       "reference": experiment.space.reference_name})
+        result = result.model_copy(update={
+            "reference_s_per_step": median["reference"], "speedup_vs_reference": median["reference"] / median["ours"],
+            "reference_seeds_per_hour": 3600 / (median["reference"] * search_steps),
+            "reference": experiment.space.reference_name})
     if "our_darts" in times:
-        result.update({"our_darts_s_per_step": median["our_darts"],
-                       "cost_vs_our_darts": median["ours"] / median["our_darts"]})
+        result = result.model_copy(update={"our_darts_s_per_step": median["our_darts"],
+                                           "cost_vs_our_darts": median["ours"] / median["our_darts"]})
     if seeds > 1:
         batched, sequential = median["seeds_batched"], median["seeds_sequential"]
-        result.update({"seeds": seeds, "seeds_batched_s_per_step": batched, "seeds_sequential_s_per_step": sequential,
-                       "batching_speedup": sequential / batched,
-                       "seeds_per_hour_batched": 3600 * seeds / (batched * search_steps),
-                       "seeds_per_hour_sequential": 3600 * seeds / (sequential * search_steps)})
-        if with_reference:
-            result["batched_vs_reference_throughput"] = median["reference"] * seeds / batched
+        result = result.model_copy(update={
+            "seeds": seeds, "seeds_batched_s_per_step": batched, "seeds_sequential_s_per_step": sequential,
+            "batching_speedup": sequential / batched,
+            "seeds_per_hour_batched": 3600 * seeds / (batched * search_steps),
+            "seeds_per_hour_sequential": 3600 * seeds / (sequential * search_steps),
+            "batched_vs_reference_throughput": median["reference"] * seeds / batched if with_reference else None})
     if results_dir is not None:
-        append_jsonl(_bench_file(results_dir), result)
+        append_jsonl(_bench_file(results_dir), result.to_json())
     return result
 
 

@@ -32,47 +32,56 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"{self.prog}: error: {message}\n")
 
 
+def _shared_flags() -> tuple[Parser, Parser, Parser]:
+    """Flags several commands take, declared once: which configuration (``run``, ``bench``), how searches are
+    executed (``run``, ``sweep``), and the data directory."""
+    data = Parser(add_help=False)
+    data.add_argument("--data-dir", help="the benchmark data directory (default: $HARNESS_DATA, docs/data.md)")
+    configuration = Parser(add_help=False)
+    configuration.add_argument("--searcher", help=SEARCHER_HELP)
+    configuration.add_argument("--space", help=SPACE_HELP)
+    configuration.add_argument("--preset", default="paper", help="paper (default), reduced presets: harness list")
+    configuration.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE",
+                               help="a run field or searcher option (harness list; repeatable)")
+    execution = Parser(add_help=False, parents=[data])
+    execution.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    execution.add_argument("--out", default="results", help="results root (default: results/)")
+    execution.add_argument("--seed-batch", type=int, metavar="K",
+                           help="seeds of one configuration computed together as one search vectorised over seeds "
+                                "(same records as each alone); 1 = one after another (default per device)")
+    execution.add_argument("--log", dest="tracking", action="append", default=[], metavar="BACKEND",
+                           help="live tracking after every epoch: tensorboard (<run>/tensorboard/) and/or wandb "
+                                "(offline unless W&B is configured); repeatable")
+    return data, configuration, execution
+
+
 def build_parser() -> Parser:
     parser = Parser(prog="harness", description="Benchmark differentiable NAS searchers on tabular benchmarks.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    data_flag, configuration, execution = _shared_flags()
 
-    run = sub.add_parser("run", help="run searches (resumes unfinished seeds, skips finished ones)")
-    run.add_argument("--searcher", help=SEARCHER_HELP)
-    run.add_argument("--space", help=SPACE_HELP)
-    run.add_argument("--preset", default="paper", help="paper (default), quick or smoke")
+    run = sub.add_parser("run", help="run searches (resumes unfinished seeds, skips finished ones)",
+                         parents=[configuration, execution])
     run.add_argument("--seeds", type=int, help="run seeds 0..N-1")
     run.add_argument("--seed", type=int, action="append", default=[], help="an explicit seed (repeatable)")
     run.add_argument("--epochs", type=int)
-    run.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
-    run.add_argument("--seed-batch", type=int, metavar="K",
-                     help="seeds computed together as one search vectorised over seeds (same records as each alone); "
-                          "1 = one after another (default per device, README: Timings)")
-    run.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    run.add_argument("--out", default="results", help="results root (default: results/)")
-    run.add_argument("--data-dir")
     run.add_argument("--wait", action="store_true",
                      help="if another process is writing a run folder, wait for it instead of refusing")
-    run.add_argument("--log", dest="tracking", action="append", default=[], metavar="BACKEND",
-                     help="live tracking after every epoch: tensorboard (<run>/tensorboard/) and/or wandb (offline "
-                          "unless W&B is configured); repeatable")
     run.add_argument("--repair", action="store_true",
                      help="rebuild a damaged run folder's files from the command and its checkpoints (epochs that "
                           "cannot be recovered are re-run)")
 
     lookup = sub.add_parser("lookup", help="ground truth of one architecture (the space's own flags follow)",
-                            epilog="the flags that name the cell are the space's own (its lookup_fields)")
+                            epilog="the flags that name the cell are the space's own (its lookup_fields)",
+                            parents=[data_flag])
     lookup.add_argument("--space", help=SPACE_HELP)
     lookup.add_argument("--json", action="store_true")
-    lookup.add_argument("--data-dir")
 
     sub.add_parser("list", help="searchers, spaces and presets")
 
-    bench = sub.add_parser("bench", help="time our search step against the reference implementation")
-    bench.add_argument("--device", default="auto")
-    bench.add_argument("--searcher", help=SEARCHER_HELP)
-    bench.add_argument("--space", help=SPACE_HELP)
-    bench.add_argument("--preset", default="paper")
-    bench.add_argument("--set", dest="assignments", action="append", default=[], metavar="KEY=VALUE")
+    bench = sub.add_parser("bench", help="time our search step against the reference implementation",
+                           parents=[configuration])
+    bench.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
     bench.add_argument("--steps", type=int, default=10, help="search steps per timed round")
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--seeds", type=int, default=1,
@@ -81,7 +90,8 @@ def build_parser() -> Parser:
     bench.add_argument("--out", default="results")
     bench.add_argument("--json", action="store_true")
 
-    report = sub.add_parser("report", help="the papers' tables and figures from run folders; --check regression")
+    report = sub.add_parser("report", help="the papers' tables and figures from run folders; --check regression",
+                            parents=[data_flag])
     report.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
     report.add_argument("--out", default="report", help="output folder (default: report/)")
     report.add_argument("--format", default="md,tex,csv", help="table formats, comma-separated: md, tex, csv")
@@ -89,7 +99,6 @@ def build_parser() -> Parser:
     report.add_argument("--check", action="store_true",
                         help="exit 1 when a paper-protocol reproduction deviates from its published numbers, 3 "
                              "when something could not be checked (no or unreadable run folders, no table)")
-    report.add_argument("--data-dir", help="for --check: the NB201 table whose look-ups are checked")
     report.add_argument("--reruns", action="append", default=[], metavar="FOLDER",
                         help="re-runs of the same seeds (other threads or CPU): compared with the runs as the noise "
                              "floor, never averaged in; repeatable")
@@ -98,48 +107,39 @@ def build_parser() -> Parser:
     export.add_argument("results", nargs="*", default=["results"], help="results folders (default: results/)")
     export.add_argument("--out", required=True, help="FILE.csv or FILE.parquet")
 
-    sweep = sub.add_parser("sweep", help="a grid of runs from a YAML file, on a local pool or a Ray cluster")
+    sweep = sub.add_parser("sweep", help="a grid of runs from a YAML file, on a local pool or a Ray cluster",
+                           parents=[execution])
     sweep.add_argument("file")
     sweep.add_argument("--backend", default="local", help="local (default: a process pool) or ray")
     sweep.add_argument("--address", help="ray: address of an existing cluster (default: start a local one)")
     sweep.add_argument("--max-parallel", type=int, help="runs at a time (default: CPU cores, or GPUs / --gpus-per-run)")
     sweep.add_argument("--gpus-per-run", type=float, default=1.0, help="fraction of a GPU per run (default 1)")
-    sweep.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
-    sweep.add_argument("--out", default="results", help="results root (default: results/)")
-    sweep.add_argument("--seed-batch", type=int, metavar="K",
-                       help="seeds of one configuration computed together per task (default per device, as run)")
-    sweep.add_argument("--log", dest="tracking", action="append", default=[], metavar="BACKEND",
-                       help="live tracking of every run, as for run")
-    sweep.add_argument("--data-dir")
 
     data = sub.add_parser("data", help="import or download benchmark data")
     data_sub = data.add_subparsers(dest="data_command", required=True, parser_class=Parser)
-    imp = data_sub.add_parser("import-nb201", help="convert an official NB201/NATS-Bench topology file")
+    imp = data_sub.add_parser("import-nb201", help="convert an official NB201/NATS-Bench topology file",
+                              parents=[data_flag])
     imp.add_argument("file")
-    imp.add_argument("--data-dir")
-    imp101 = data_sub.add_parser("import-nb101", help="convert the official nasbench_only108/full .tfrecord")
+    imp101 = data_sub.add_parser("import-nb101", help="convert the official nasbench_only108/full .tfrecord",
+                                 parents=[data_flag])
     imp101.add_argument("file")
-    imp101.add_argument("--data-dir")
     for name in ("cifar10", "cifar100"):
-        dl = data_sub.add_parser(f"download-{name}", help=f"download the official {name.upper()} python tarball "
-                                                          "(MD5-checked)")
-        dl.add_argument("--data-dir")
+        data_sub.add_parser(f"download-{name}", help=f"download the official {name.upper()} python tarball "
+                                                     "(MD5-checked)", parents=[data_flag])
     imp16 = data_sub.add_parser("import-imagenet16", help="check (MD5) and convert the official ImageNet16 folder "
-                                                          "(train_data_batch_1..10, val_data) to ImageNet16-120")
+                                                          "(train_data_batch_1..10, val_data) to ImageNet16-120",
+                                parents=[data_flag])
     imp16.add_argument("folder")
     imp16.add_argument("--allow-unofficial", action="store_true",
                        help="convert files whose MD5 is not the release's (runs record the data as unofficial)")
-    imp16.add_argument("--data-dir")
     return parser
 
 
 def cmd_run(args: argparse.Namespace) -> int:
-    from foundation.run_config import MAX_SEEDS
+    from foundation.run_config import checked_seeds
     from harness.api import run_search
 
-    if args.seeds is not None and not 1 <= args.seeds <= MAX_SEEDS:
-        raise UserError(f"bad value --seeds {args.seeds}: must be in 1..{MAX_SEEDS}")
-    seeds = sorted(set(args.seed) | set(range(args.seeds or 0))) or [0]
+    seeds = [*args.seed, *(checked_seeds(args.seeds) if args.seeds is not None else [])] or [0]
     results = run_search(args.searcher, args.space, args.preset, seeds, args.epochs, args.assignments, args.device,
                          args.out, args.data_dir, args.seed_batch, args.wait, args.repair, sys.stderr.isatty(),
                          tracking=args.tracking)
@@ -243,29 +243,9 @@ def cmd_bench(args: argparse.Namespace) -> int:
         raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds} / --seeds {args.seeds}: "
                         "must be >= 1")
     experiment = configure(*names(args.space, args.searcher), args.preset, args.assignments)
-    config = experiment.config
     result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
                        Path(args.out), args.seeds)
-    if args.json:
-        print(json.dumps(result, sort_keys=True))
-    else:
-        print(f"device {result['device']}, {config.preset} preset, {config.precision}, batch {config.batch_size}")
-        print(f"  ours       {result['ours_s_per_step'] * 1e3:9.1f} ms/step  ({result['ours_steps_per_s']:.2f} steps/s)")
-        if "reference_s_per_step" in result:
-            print(f"  reference  {result['reference_s_per_step'] * 1e3:9.1f} ms/step  "
-                  f"speedup {result['speedup_vs_reference']:.2f}x")
-        if "cost_vs_our_darts" in result:
-            print(f"  our darts  {result['our_darts_s_per_step'] * 1e3:9.1f} ms/step  ({config.searcher} costs "
-                  f"{result['cost_vs_our_darts']:.2f}x a DARTS step)")
-        if "batching_speedup" in result:
-            print(f"  {result['seeds']} seeds: {result['seeds_batched_s_per_step'] * 1e3:.1f} ms batched, "
-                  f"{result['seeds_sequential_s_per_step'] * 1e3:.1f} ms sequential per step of all seeds "
-                  f"({result['batching_speedup']:.2f}x); seeds per hour of a {config.epochs}-epoch search: "
-                  f"{result['seeds_per_hour_batched']:.2f} batched, {result['seeds_per_hour_sequential']:.2f} "
-                  "sequential" + (f", {result['reference_seeds_per_hour']:.2f} reference"
-                                  if "reference_seeds_per_hour" in result else ""))
-        print(f"  peak memory {result['peak_memory_mb']:.0f} MiB; a {config.epochs}-epoch search: "
-              f"~{result['estimated_search_s'] / 60:.1f} min")
+    print(json.dumps(result.to_json(), sort_keys=True) if args.json else "\n".join(result.lines()))
     return 0
 
 

@@ -30,13 +30,15 @@ from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
 from multiprocessing import get_context
 from pathlib import Path
-from typing import Any, Callable
+from typing import Annotated, Any, Callable
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, StrictStr, ValidationError
 
 from foundation.errors import UserError
+from foundation.run_config import SEEDS_RULE, check_seed_batch, checked_seeds
 from harness.tracking import BACKENDS
 
 PR_SET_PDEATHSIG = 1
-SWEEP_KEYS = {"preset", "spaces", "searchers", "seeds", "epochs", "set", "grid", "cases"}
 
 
 @dataclass(frozen=True)
@@ -74,83 +76,91 @@ def set_text(value: Any) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
+def _names(value: Any) -> Any:
+    return [value] if isinstance(value, str) else value
+
+
+def _seeds(value: Any) -> list[int]:
+    try:
+        return checked_seeds(value)
+    except (UserError, TypeError):
+        raise ValueError(SEEDS_RULE) from None
+
+
+Names = Annotated[list[StrictStr], BeforeValidator(_names), Field(min_length=1)]
+Settings = dict[StrictStr, Any]
+
+
+class SweepFile(BaseModel):
+    """A sweep file: ``preset``, ``spaces`` and ``searchers`` (a name or a list), ``seeds`` (a count or a list),
+    ``epochs``, ``set`` (run fields and searcher options for every cell), ``grid`` (each a list of values, crossed)
+    and ``cases`` (mappings of values that go together, crossed with the grid). Values are ``--set`` texts once
+    read (``set_text``), so every cell goes through the command line's one validation."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    preset: StrictStr = Field("paper", description="a preset name")
+    spaces: Names = Field(description="a name or a non-empty list of names")
+    searchers: Names = Field(description="a name or a non-empty list of names")
+    seeds: Annotated[list[int], BeforeValidator(_seeds)] = Field([0], description=SEEDS_RULE)
+    epochs: StrictInt | None = Field(None, ge=1, description="an integer >= 1")
+    set: Settings = Field({}, description="a mapping of run fields to values")
+    grid: dict[StrictStr, Annotated[list[Any], Field(min_length=1)]] = Field(
+        {}, description="a mapping of run fields to non-empty lists of values")
+    cases: list[Settings] = Field([{}], description="a list of mappings of run fields to values")
+
+    @classmethod
+    def read(cls, path: Path) -> "SweepFile":
+        """The file's model; a UserError names the first bad key, its value and what it must be."""
+        import yaml
+
+        try:
+            spec = yaml.safe_load(Path(path).read_text())
+        except OSError as exc:
+            raise UserError(f"cannot read sweep file {path}: {exc.strerror}") from None
+        except yaml.YAMLError as exc:
+            raise UserError(f"bad sweep file {path}: not YAML ({str(exc).splitlines()[0]})") from None
+        if not isinstance(spec, dict):
+            raise UserError(f"bad sweep file {path}: expected a mapping of {', '.join(cls.model_fields)}")
+        spec = {key: value for key, value in spec.items() if not (key in ("set", "grid", "cases") and value is None)}
+        try:
+            return cls.model_validate(spec)
+        except ValidationError as exc:
+            key = str(exc.errors(include_url=False)[0]["loc"][0])
+            if key not in cls.model_fields:
+                raise UserError(f"bad sweep file {path}: unknown key {key!r} "
+                                f"(known: {', '.join(cls.model_fields)})") from None
+            raise UserError(f"bad sweep file {path}: {key}={spec.get(key)!r} must be "
+                            f"{cls.model_fields[key].description}") from None
+
+    def assignments(self) -> list[tuple[str, ...]]:
+        """Each cell's ``--set`` texts: the common settings, then a case's, then a grid point's."""
+        common = tuple(f"{k}={set_text(v)}" for k, v in self.set.items())
+        return [(*common, *(f"{k}={set_text(v)}" for k, v in [*case.items(), *zip(self.grid, point)]))
+                for case in self.cases for point in itertools.product(*self.grid.values())]
+
+
 def load_sweep(path: Path, log: Callable[[str], None] = print) -> list[Cell]:
     """The sweep's cells, each validated by building its configuration; cells that are one run folder (the same
     configuration and seed, however written) are merged, and the merge is said."""
-    import yaml
-
-    from foundation.run_config import MAX_SEED, MAX_SEEDS
     from harness.config import configure
 
-    try:
-        spec = yaml.safe_load(Path(path).read_text())
-    except OSError as exc:
-        raise UserError(f"cannot read sweep file {path}: {exc.strerror}") from None
-    except yaml.YAMLError as exc:
-        raise UserError(f"bad sweep file {path}: not YAML ({str(exc).splitlines()[0]})") from None
-    if not isinstance(spec, dict):
-        raise UserError(f"bad sweep file {path}: expected a mapping of {', '.join(sorted(SWEEP_KEYS))}")
-    unknown = sorted(set(spec) - SWEEP_KEYS)
-    if unknown:
-        raise UserError(f"bad sweep file {path}: unknown key {unknown[0]!r} (known: {', '.join(sorted(SWEEP_KEYS))})")
-    spaces, searchers = _list(spec, "spaces", path), _list(spec, "searchers", path)
-    seeds = spec.get("seeds", 1)
-    if _is_int(seeds) and 1 <= seeds <= MAX_SEEDS:
-        seeds = list(range(seeds))
-    if not (isinstance(seeds, list) and 0 < len(seeds) <= MAX_SEEDS
-            and all(_is_int(s) and 0 <= s <= MAX_SEED for s in seeds)):
-        raise UserError(f"bad sweep file {path}: seeds={seeds!r} must be a count in 1..{MAX_SEEDS} or a list of "
-                        f"seeds in 0..{MAX_SEED}")
-    epochs = spec.get("epochs")
-    if epochs is not None and not (_is_int(epochs) and epochs >= 1):
-        raise UserError(f"bad sweep file {path}: epochs={epochs!r} must be an integer >= 1")
-    common = [f"{k}={set_text(v)}" for k, v in _mapping(spec, "set", path).items()]
-    grid = _mapping(spec, "grid", path)
-    for key, values in grid.items():
-        if not isinstance(values, list) or not values:
-            raise UserError(f"bad sweep file {path}: grid {key}={values!r} must be a non-empty list")
-    cases = spec.get("cases") or [{}]
-    if not (isinstance(cases, list) and all(isinstance(case, dict) for case in cases)):
-        raise UserError(f"bad sweep file {path}: cases must be a list of mappings of run fields to values")
-    combos = [tuple(f"{k}={set_text(v)}" for k, v in [*case.items(), *zip(grid, combo)])
-              for case in cases for combo in itertools.product(*grid.values())]
-    preset = str(spec.get("preset", "paper"))
+    sweep = SweepFile.read(path)
     cells: dict[tuple, Cell] = {}
     merged = 0
-    for space, searcher, combo in itertools.product(spaces, searchers, combos):
-        assignments = (*common, *combo)
+    for space, searcher, assignments in itertools.product(sweep.spaces, sweep.searchers, sweep.assignments()):
         try:
-            experiment = configure(space, searcher, preset, list(assignments), epochs)
+            experiment = configure(space, searcher, sweep.preset, list(assignments), sweep.epochs)
         except UserError as exc:
             raise UserError(f"bad sweep file {path}: {exc}") from None
-        for seed in seeds:
+        for seed in sweep.seeds:
             folder = (experiment.config.space, experiment.config.searcher, experiment.name, seed)
             merged += folder in cells
-            cells.setdefault(folder, Cell(space, searcher, preset, assignments, epochs, seed))
+            cells.setdefault(folder, Cell(space, searcher, sweep.preset, assignments, sweep.epochs, seed))
     if merged:
         log(f"sweep {path}: {merged} cell(s) name the same run folder as an earlier one (the same configuration "
             "and seed); each folder runs once")
     return list(cells.values())
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _list(spec: dict, key: str, path: Path) -> list[str]:
-    value = spec.get(key)
-    if isinstance(value, str):
-        value = [value]
-    if not (isinstance(value, list) and value and all(isinstance(v, str) for v in value)):
-        raise UserError(f"bad sweep file {path}: {key}={value!r} must be a name or a non-empty list of names")
-    return value
-
-
-def _mapping(spec: dict, key: str, path: Path) -> dict:
-    value = spec.get(key) or {}
-    if not isinstance(value, dict):
-        raise UserError(f"bad sweep file {path}: {key} must be a mapping of run fields to values")
-    return value
 
 
 def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str, threads: int) -> list[dict[str, Any]]:
@@ -300,8 +310,7 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
         raise UserError(f"bad value --gpus-per-run {gpus_per_run}: must be in (0, 1]")
     if parallel is not None and parallel < 1:
         raise UserError(f"bad value --max-parallel {parallel}: must be >= 1")
-    if seed_batch is not None and seed_batch < 1:
-        raise UserError(f"bad value --seed-batch {seed_batch}: must be >= 1")
+    check_seed_batch(seed_batch)
     unknown = sorted(set(tracking) - set(BACKENDS))
     if unknown:
         raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")

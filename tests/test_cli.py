@@ -49,7 +49,7 @@ BAD_INPUTS = [
     ("space-not-a-space", [*RUN, "--space", "pathlib:Path"], "is not a subclass of benchmarks.search_space"),
     ("seeds-zero", [*RUN, "--seeds", "0"], "--seeds 0"),
     ("seeds-a-billion", [*RUN, "--seeds", "1000000000"], "--seeds 1000000000: must be in 1..10000"),
-    ("seed-beyond-64-bits", [*RUN, "--seed", str(2**64)], f"--seed {2**64}: seeds are in 0..4294967295"),
+    ("seed-beyond-64-bits", [*RUN, "--seed", str(2**64)], f"--seed {2**64}: seeds are integers in 0..4294967295"),
     ("run-out-is-a-file", [*RUN, "--out", "FILE"], "a file, where a folder is expected"),
     ("sweep-out-is-a-file", ["sweep", "FILE", "--out", "FILE"], "a file, where a folder is expected"),
     ("report-out-is-a-file", ["report", "EMPTY", "--out", "FILE"], "a file, where a folder is expected"),
@@ -209,3 +209,12 @@ def test_list(capsys):
     assert code == 0, err
     for name in ("darts", "nb201", "paper", "quick", "smoke"):
         assert name in out
+
+
+def test_seed_batch_has_one_rule_for_run_and_sweep(tmp_path, capsys):
+    sweep = tmp_path / "sweep.yaml"
+    sweep.write_text("preset: smoke\nspaces: [nb201]\nsearchers: [darts]\n")
+    assert main([*RUN, "--seed-batch", "10001", "--out", str(tmp_path / "a")]) == 2
+    assert main(["sweep", str(sweep), "--seed-batch", "10001", "--out", str(tmp_path / "b")]) == 2
+    run_error, sweep_error = capsys.readouterr().err.splitlines()
+    assert run_error == sweep_error == "harness: error: bad value --seed-batch 10001: must be in 1..10000"
