@@ -10,12 +10,12 @@ import time
 
 import torch
 
-from harness.diagnostics import epoch_diagnostics
+from foundation.paths import resolve_data_dir
 from harness.bench import _batches, _sync
 from harness.config import configure
 from harness.device import configure_backends
-from harness.runner import device_data, build_searcher
-from foundation.paths import resolve_data_dir
+from harness.diagnostics import epoch_diagnostics
+from harness.runner import build_searcher, device_data
 from searchers import builtin_searchers
 from searchers.context import EpochStats
 

@@ -16,8 +16,19 @@ from typing import Any, Callable
 
 from foundation.decisiveness import of_weights
 from foundation.errors import UserError
-from foundation.records import (CONFIG_FILE, RECORDS_FILE, SUMMARY_FILE, DamagedFile, EpochRecord, StoredConfig,
-                                Summary, read_json, read_records, read_summary, records_cover)
+from foundation.records import (
+    CONFIG_FILE,
+    RECORDS_FILE,
+    SUMMARY_FILE,
+    DamagedFile,
+    EpochRecord,
+    StoredConfig,
+    Summary,
+    read_json,
+    read_records,
+    read_summary,
+    records_cover,
+)
 from foundation.run_config import EXECUTION_FIELDS, overrides, preset_config
 
 DATA_SOURCES = {"official": "official CIFAR-10", "jpeg_q75": "CIFAR-10 JPEG q75 (lossy)"}

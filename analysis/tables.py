@@ -25,8 +25,8 @@ from typing import Iterable
 
 import pandas as pd
 
-from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.frame import runs_frame
+from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.runs import Run
 from foundation.decisiveness import UNDECIDED_MARGIN
 

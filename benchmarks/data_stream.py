@@ -37,7 +37,8 @@ class Batch:
 
 
 class DeviceImages:
-    """One half of the search split (or the held-out set), zero-padded once, on the device."""
+    """One half of the search split (or the held-out set), zero-padded once, on the device; normalised images
+    have the default dtype at construction (``harness.device.default_dtype``)."""
 
     def __init__(self, images_nhwc: np.ndarray, labels: np.ndarray, device: torch.device, augmentation: Augmentation,
                  memory_format: torch.memory_format = torch.contiguous_format) -> None:
@@ -57,7 +58,7 @@ class DeviceImages:
         return self.labels.shape[0]
 
     def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        return (images_uint8.float() * self.scale - self.shift).contiguous(memory_format=self.memory_format)
+        return (images_uint8.to(self.scale.dtype) * self.scale - self.shift).contiguous(memory_format=self.memory_format)
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
                 with_clean: bool = False) -> Iterator[Batch]:

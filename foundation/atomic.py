@@ -5,8 +5,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Callable, IO
-
+from typing import IO, Any, Callable
 
 _UMASK = os.umask(0)
 os.umask(_UMASK)

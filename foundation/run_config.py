@@ -79,7 +79,8 @@ class RunConfig(OptionSet):
     eval_images: int = Field(1024, ge=1, le=1_000_000, description="diagnostics' accuracies and gap: the first n "
                                                                  "images of the evaluation set, forward passes only")
     hessian_images: int = Field(64, ge=1, le=1_000_000, description="Hessian eigenvalue: the first n of those")
-    precision: Literal["fp32", "tf32", "bf16"] = "fp32"
+    precision: Literal["fp32", "tf32", "bf16", "fp64"] = Field(
+        "fp32", description="fp64: float64 throughout, free of float32 rounding (golden trajectories, noise floor)")
     cuda_graphs: bool = Field(False, description="GPU: replay full-batch steps of capturable searchers")
     w_lr: float = Field(0.025, gt=0)
     w_lr_min: float = Field(0.001, ge=0)

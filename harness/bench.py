@@ -33,6 +33,7 @@ from harness.runner import build_searcher
 from searchers.context import EpochStats
 from searchers.darts import Darts
 
+
 def steps_per_epoch(experiment: Experiment) -> int:
     """Steps of an epoch of the configured search (CIFAR-10 paper: 391, the last batch partial)."""
     config = experiment.config

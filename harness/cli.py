@@ -151,7 +151,6 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_lookup(args: argparse.Namespace, extra: list[str]) -> int:
     from benchmarks import get_space
     from foundation.paths import resolve_data_dir
-
     from harness.api import names
 
     space_name, _ = names(args.space, None)

@@ -2,11 +2,12 @@
 from __future__ import annotations
 
 import platform
+from contextlib import contextmanager
+from typing import Iterator
 
 import torch
 
 from foundation.errors import UserError
-
 
 # Seeds computed together when ``--seed-batch`` is not given (measured by ``harness bench --seeds``, docs/timings.md).
 # CUDA: the GPU check's batch (.ci/gpu_seed_batch.sh).
@@ -44,6 +45,19 @@ def device_description(device: torch.device) -> str:
         return f"cuda ({torch.cuda.get_device_name(device)})"
     threads = torch.get_num_threads()
     return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {threads} thread{'s' * (threads > 1)})"
+
+
+@contextmanager
+def default_dtype(precision: str) -> Iterator[None]:
+    """``fp64``: tensors created meanwhile (supernet, images, searcher state) are float64, so that a search is
+    free of float32 rounding (golden trajectories that hold on any CPU; the noise floor of a protocol); the
+    previous default is restored after."""
+    previous = torch.get_default_dtype()
+    torch.set_default_dtype(torch.float64 if precision == "fp64" else previous)
+    try:
+        yield
+    finally:
+        torch.set_default_dtype(previous)
 
 
 def precision_context(precision: str, device: torch.device):

@@ -28,9 +28,9 @@ from typing import Any, Callable, Iterator
 import torch
 from torch import nn
 
-from harness.hessian import dominant_eigenvalues
 from benchmarks.data_stream import Batch
 from foundation.records import Diagnostics
+from harness.hessian import dominant_eigenvalues
 from searchers.seeds import seed_cross_entropy
 
 

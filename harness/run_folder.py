@@ -25,8 +25,20 @@ import torch
 
 from foundation.atomic import append_jsonl, atomic_write_json, rewrite_jsonl
 from foundation.errors import UserError
-from foundation.records import (CONFIG_FILE, CONFIG_FORMAT, RECORDS_FILE, SUMMARY_FILE, DamagedFile, EpochRecord,
-                                StoredConfig, Summary, read_json_file, read_records, records_cover, seed_folder)
+from foundation.records import (
+    CONFIG_FILE,
+    CONFIG_FORMAT,
+    RECORDS_FILE,
+    SUMMARY_FILE,
+    DamagedFile,
+    EpochRecord,
+    StoredConfig,
+    Summary,
+    read_json_file,
+    read_records,
+    records_cover,
+    seed_folder,
+)
 from foundation.run_config import RunConfig
 from harness.checkpoints import CheckpointStore
 from harness.lock import RunFolderLock

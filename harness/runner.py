@@ -25,7 +25,7 @@ from benchmarks.images import get_dataset, search_images
 from foundation.errors import UserError
 from foundation.records import Summary
 from harness.config import Experiment
-from harness.device import configure_backends, device_description
+from harness.device import configure_backends, default_dtype, device_description
 from harness.diagnostics import probe_seconds
 from harness.epoch import EpochRunner
 from harness.graphed import StepFn, search_step
@@ -64,10 +64,17 @@ class SearchInputs:
     data_provenance: dict[str, Any]
 
 
-@lru_cache(maxsize=2)
 def device_data(data_dir: str, dataset_name: str, train_images: int, device: str, channels_last: bool,
                 heldout_images: int) -> SearchInputs:
-    """The search's images on the device (kept for the next configuration of a sweep task on the same data)."""
+    """The search's images on the device, in the default dtype (kept for the next configuration of a sweep task
+    on the same data)."""
+    return _device_data(data_dir, dataset_name, train_images, device, channels_last, heldout_images,
+                        torch.get_default_dtype())
+
+
+@lru_cache(maxsize=2)
+def _device_data(data_dir: str, dataset_name: str, train_images: int, device: str, channels_last: bool,
+                 heldout_images: int, dtype: torch.dtype) -> SearchInputs:
     dataset = get_dataset(dataset_name)
     images = search_images(dataset, Path(data_dir), train_images, heldout_images)
     fmt = torch.channels_last if channels_last else torch.contiguous_format
@@ -105,10 +112,11 @@ class SeedBatch:
         pending = [folder for folder in self.run_folders if summaries[folder.seed] is None]
         if pending:
             self._check_data_size()
-            check_fits(self.experiment, self.device, len(pending))
-            with ExitStack() as locks:
+            with ExitStack() as held:
+                held.enter_context(default_dtype(self.config.precision))
+                check_fits(self.experiment, self.device, len(pending))
                 for folder in pending:
-                    locks.enter_context(folder.locked(self.wait_for_lock))
+                    held.enter_context(folder.locked(self.wait_for_lock))
                 still = []
                 for folder in pending:  # another process may have finished some while we waited
                     summaries[folder.seed] = folder.summary()

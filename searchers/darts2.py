@@ -2,10 +2,9 @@
 from __future__ import annotations
 
 import torch
-
-from benchmarks.data_stream import Batch
 from pydantic import Field
 
+from benchmarks.data_stream import Batch
 from foundation.options import OptionSet
 from searchers.darts import Darts
 from searchers.seeds import per_seed, seed_norms

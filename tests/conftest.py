@@ -80,6 +80,17 @@ def write_tarball(path: Path, folder: str, members: dict[str, bytes]) -> None:
     write_sidecar(path)
 
 
+DATA_FIXTURES = {"data_dir", "nb201_table", "search_data"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that reads the benchmark data (a data fixture, directly or through another fixture) is marked
+    ``data``, whether or not it says so: ``-m "not data"`` leaves out exactly the tests that need it."""
+    for item in items:
+        if DATA_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.data)
+
+
 def _data_dir() -> Path:
     env = os.environ.get("HARNESS_DATA")
     return Path(env).expanduser() if env else REPO.parent / "shared" / "data"
@@ -126,9 +137,9 @@ def search_data(data_dir: Path, nb201_table) -> Path:
 def interrupt():
     """``interrupt(epoch)``: searches started from now on stop with a KeyboardInterrupt (as Ctrl-C) when they
     reach ``epoch``; ``interrupt(None)`` lets them run through again."""
-    from harness.runner import SeedBatch
+    from harness.epoch import EpochRunner
 
-    original = SeedBatch._run_epoch
+    original = EpochRunner.run
 
     def stop_at(epoch: int | None) -> None:
         def interrupted(self, searcher, step_fn, batch, current: int, clock):
@@ -136,7 +147,7 @@ def interrupt():
                 raise KeyboardInterrupt
             return original(self, searcher, step_fn, batch, current, clock)
 
-        SeedBatch._run_epoch = original if epoch is None else interrupted
+        EpochRunner.run = original if epoch is None else interrupted
 
     yield stop_at
-    SeedBatch._run_epoch = original
+    EpochRunner.run = original

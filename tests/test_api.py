@@ -4,8 +4,8 @@ from __future__ import annotations
 import re
 
 import pytest
-from conftest import REPO
 
+from conftest import REPO
 from foundation.errors import UserError
 from harness.api import run_search
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from torch.nn import functional as F
 from test_searchers import batch, make, stats
+from torch.nn import functional as F
 
 from benchmarks.nb201.supernet import NB201Supernet
 from harness.config import build_config
@@ -180,13 +180,14 @@ def test_darts_minus_adds_a_decaying_identity_path_outside_the_softmax():
 
 
 def test_darts_minus_needs_an_identity_op():
+    from test_searchers import OPTIM
+
     from benchmarks.oneshot1.space import DEFINITIONS
     from benchmarks.oneshot1.supernet import OneShot1Supernet
     from foundation.errors import UserError
     from searchers import get_searcher
     from searchers.context import SearchContext
     from searchers.seeds import SeedStack
-    from test_searchers import OPTIM
 
     stack = SeedStack([OneShot1Supernet(DEFINITIONS[2], channels=2, cells_per_stage=1)])
     with pytest.raises(UserError, match="identity op"):
@@ -234,10 +235,11 @@ def test_partial_channel_edges_mix_a_quarter_of_the_channels_and_scale_whole_edg
 
 
 def test_pc_darts_warm_up_trains_only_the_weights_then_alpha_and_beta():
+    from test_searchers import OPTIM
+
     from searchers import get_searcher
     from searchers.context import SearchContext
     from searchers.seeds import SeedStack
-    from test_searchers import OPTIM
 
     torch.manual_seed(0)
     net = NB201Supernet(channels=4, cells_per_stage=1, track_running_stats=False, partial_channels=2,
@@ -308,12 +310,13 @@ def test_idarts_neumann_series_and_hypergradient_match_finite_differences():
 
 # --- the NAS-Bench-1shot1 supernet's features (GDAS, PC-DARTS ran there in Zela et al.) -----------------------
 def _oneshot1_searcher(name: str, options: dict | None = None, **features):
+    from test_searchers import OPTIM
+
     from benchmarks.oneshot1.space import DEFINITIONS
     from benchmarks.oneshot1.supernet import OneShot1Supernet
     from searchers import get_searcher
     from searchers.context import SearchContext
     from searchers.seeds import SeedStack
-    from test_searchers import OPTIM
 
     torch.manual_seed(0)
     net = OneShot1Supernet(DEFINITIONS[2], channels=4, cells_per_stage=1, **features).double()

@@ -128,7 +128,9 @@ def run_cli(argv, capsys) -> tuple[int, str, str]:
     return code, captured.out, captured.err
 
 
-@pytest.mark.parametrize("case_id, argv, fragment", BAD_INPUTS, ids=[case[0] for case in BAD_INPUTS])
+@pytest.mark.parametrize("case_id, argv, fragment", [
+    pytest.param(*case, marks=[pytest.mark.data] if "DATA" in case[1] else []) for case in BAD_INPUTS],
+    ids=[case[0] for case in BAD_INPUTS])
 def test_bad_input_exits_2_with_one_line(case_id, argv, fragment, tmp_path, capsys, request, monkeypatch):
     monkeypatch.setenv("HARNESS_CACHE", str(tmp_path / "cache"))
     code, out, err = run_cli(_argv(argv, tmp_path, request), capsys)

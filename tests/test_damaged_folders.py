@@ -15,8 +15,8 @@ from typing import Callable
 
 import pytest
 import torch
-from conftest import REPO, assert_records_close, smoke_args
 
+from conftest import REPO, assert_records_close, smoke_args
 from foundation.atomic import read_jsonl
 from harness.cli import main
 
@@ -110,23 +110,23 @@ def test_resuming_on_other_data_is_refused(search_data, tmp_path, capsys, interr
 
 def test_out_of_memory_mid_run_names_the_settings_and_keeps_the_checkpoint(search_data, tmp_path, capsys,
                                                                            monkeypatch, finished):
-    from harness.runner import SeedBatch
+    from harness.epoch import EpochRunner
 
-    original = SeedBatch._run_epoch
+    original = EpochRunner.run
 
     def exhausted(self, searcher, step_fn, batch, epoch, clock):
         if epoch == 2:
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
         return original(self, searcher, step_fn, batch, epoch, clock)
 
-    monkeypatch.setattr(SeedBatch, "_run_epoch", exhausted)
+    monkeypatch.setattr(EpochRunner, "run", exhausted)
     out = tmp_path / "out"
     assert main(smoke_args(search_data, out)) == 2
     err = capsys.readouterr().err.strip()
     assert "Traceback" not in err and err.count("harness: error") == 1, err  # after the progress lines
     assert ("out of cpu memory in epoch 2 with channels=2, cells_per_stage=1, batch_size=32, precision=fp32; the "
             "checkpoint of epoch 1 is kept") in err
-    monkeypatch.setattr(SeedBatch, "_run_epoch", original)
+    monkeypatch.setattr(EpochRunner, "run", original)
     assert main(smoke_args(search_data, out)) == 0
     assert_records_close(read_jsonl(out / FOLDER / "epochs.jsonl"), read_jsonl(finished / FOLDER / "epochs.jsonl"))
 

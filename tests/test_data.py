@@ -7,10 +7,10 @@ import pickle
 import numpy as np
 import pytest
 import torch
-from conftest import write_tarball
 
 from benchmarks.data_stream import DeviceImages, SearchData, epoch_generator
 from benchmarks.images import cifar10
+from conftest import write_tarball
 from foundation.errors import UserError
 from foundation.paths import resolve_data_dir
 

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import smoke_args, write_tarball
 
 from benchmarks.images import cifar100, get_dataset, imagenet16, search_images
+from conftest import smoke_args, write_tarball
 from foundation.errors import UserError
 from foundation.integrity import write_sidecar
 from harness.cli import main

@@ -9,13 +9,13 @@ import math
 import numpy as np
 import pytest
 import torch
-from conftest import md_rows, smoke_args
 from test_report import make_run, nb201_finals
 
 from analysis.runs import read_runs
 from analysis.tables import build_table, layouts
 from benchmarks import get_space
 from benchmarks.nb201.space import OPS
+from conftest import md_rows, smoke_args
 from foundation.decisiveness import UNDECIDED_MARGIN, measure, of_weights
 from harness.cli import main
 

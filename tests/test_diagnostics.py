@@ -7,11 +7,11 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from harness.diagnostics import epoch_diagnostics, preserved_buffers
-from benchmarks.nb201.search_space import NB201Space
-from harness.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
 from benchmarks.data_stream import Batch
+from benchmarks.nb201.search_space import NB201Space
 from benchmarks.nb201.supernet import NB201Supernet
+from harness.diagnostics import epoch_diagnostics, preserved_buffers
+from harness.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
 from searchers import get_searcher
 from searchers.context import OptimConfig, SearchContext
 from searchers.seeds import SeedStack, seed_cross_entropy

@@ -25,8 +25,8 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
-from torch import nn
 from test_supernet import straightforward_forward
+from torch import nn
 
 from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
@@ -72,8 +72,8 @@ def batches(data_dir) -> list[tuple[Batch, Batch]]:
     """20 (weight, architecture) batch pairs of CIFAR-10 search images as a run draws them (augmented), the last
     pair partial (8 images). Real images: Gaussian noise makes BN's backward ill-conditioned in fp32 (a stem
     gradient off by 1 % in one step), a property of the input, not of either implementation."""
-    from benchmarks.images.cifar10 import DATASET, load_cifar10
     from benchmarks.data_stream import DeviceImages, SearchData
+    from benchmarks.images.cifar10 import DATASET, load_cifar10
 
     if not (data_dir / "cifar10").is_dir():
         pytest.skip(f"CIFAR-10 not found under {data_dir}")

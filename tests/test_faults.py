@@ -7,10 +7,10 @@ import errno
 import json
 
 import pytest
-from conftest import assert_records_close, epochs_diagnosed_last, smoke_args
 
 import harness.checkpoints
 import harness.run_folder
+from conftest import assert_records_close, epochs_diagnosed_last, smoke_args
 from foundation.atomic import read_jsonl
 from harness.cli import main
 

@@ -11,8 +11,8 @@ import torch
 from benchmarks.nb101.graph import Cell, depth, fingerprint, parse_cell, prune
 from benchmarks.nb101.table import MEMBERSHIP_FILE, PARTIAL_FILES, load_table, space_hashes
 from benchmarks.oneshot1.space import DEFINITIONS
-from harness.cli import main
 from foundation.errors import UserError
+from harness.cli import main
 
 
 def _rows(data_dir, name):

@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from foundation.cell_metrics import cell_depth, skip_count
 from benchmarks.nb201 import space
 from benchmarks.nb201.table import ACCURACY_COLUMNS, NUM_ARCHS, TABLE_FILE, load_table
+from foundation.cell_metrics import cell_depth, skip_count
 from foundation.errors import UserError
 from foundation.integrity import verified_sha256, write_sidecar
 

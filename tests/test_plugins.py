@@ -10,8 +10,8 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import md_rows
 
+from conftest import md_rows
 from foundation.records import RECORD_FORMAT
 from harness.cli import main
 from searchers import all_searchers, get_searcher

@@ -8,12 +8,12 @@ import shutil
 from pathlib import Path
 
 import pytest
-from conftest import md_rows
 
 import analysis
 from analysis.report import build_report
 from analysis.runs import read_runs
 from analysis.tables import build_table, layouts
+from conftest import md_rows
 from harness.cli import main
 from harness.config import configure
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import REPO, assert_records_close, epochs_diagnosed_last, smoke_args
 
 from benchmarks.nb201 import space
+from conftest import REPO, assert_records_close, epochs_diagnosed_last, smoke_args
 from foundation.atomic import read_jsonl
 from harness.cli import main
 from searchers import builtin_searchers

@@ -19,16 +19,15 @@ import re
 import numpy as np
 import pytest
 import torch
-from conftest import assert_records_close, epochs_diagnosed_last, flat, smoke_args
 
 from benchmarks.data_stream import Batch, DeviceImages, SearchData
 from benchmarks.images.cifar10 import DATASET
-
+from conftest import assert_records_close, epochs_diagnosed_last, flat, smoke_args
 from foundation.atomic import read_jsonl
 from harness.cli import main
 from harness.config import configure
-from harness.graphed import state_tensors
 from harness.epoch import epoch_seed
+from harness.graphed import state_tensors
 from harness.runner import build_searcher
 from searchers import builtin_searchers
 from searchers.context import EpochStats
@@ -295,9 +294,9 @@ def test_finished_seeds_are_skipped_and_the_others_run_as_a_batch(search_data, b
 @pytest.mark.faults
 def test_a_seed_that_diverges_stops_alone_and_the_others_go_on(search_data, batched_run, tmp_path, monkeypatch,
                                                                 capsys):
-    from harness.runner import SeedBatch
+    from harness.epoch import EpochRunner
 
-    original = SeedBatch._run_epoch
+    original = EpochRunner.run
 
     def poisoned(self, searcher, step_fn, batch, epoch, clock):
         if epoch == 2:
@@ -305,7 +304,7 @@ def test_a_seed_that_diverges_stops_alone_and_the_others_go_on(search_data, batc
                 searcher.weights[0][1].fill_(float("nan"))  # seed 1's stem convolution
         return original(self, searcher, step_fn, batch, epoch, clock)
 
-    monkeypatch.setattr(SeedBatch, "_run_epoch", poisoned)
+    monkeypatch.setattr(EpochRunner, "run", poisoned)
     assert main(smoke_args(search_data, tmp_path, "--seeds", "3", "--seed-batch", "3", *RUN)) == 1
     assert "seed 1] diverged in epoch 2" in capsys.readouterr().err
     diverged = _records(tmp_path, 1)

@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import assert_records_close
 
+from conftest import assert_records_close
 from foundation.atomic import read_jsonl
 from harness.cli import main
 

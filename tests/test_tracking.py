@@ -8,8 +8,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import smoke_args
 
+from conftest import smoke_args
 from foundation.records import EpochRecord
 from harness.cli import main
 from harness.tracking import scalars, weights_image

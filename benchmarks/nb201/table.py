@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-from foundation.cell_metrics import rank_percentile
 from benchmarks.nb201 import space
+from foundation.cell_metrics import rank_percentile
 from foundation.errors import UserError
 from foundation.integrity import verified_sha256
 from foundation.paths import require_file
