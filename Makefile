@@ -21,7 +21,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml examples/plugin_searcher/pyproject.
 	touch $@
 
 DEMO ?= results/demo
-# The quick preset on a CPU (README: how long, and on what machine), the paper preset on a GPU; then the report.
+# The quick preset on a CPU (docs/timings.md: how long, and on what machine), the paper preset on a GPU; then the report.
 demo: install
 	$(BIN)/harness run --searcher darts --space nb201 --out $(DEMO) \
 	  --preset $$($(BIN)/python -c "import torch; print('paper' if torch.cuda.is_available() else 'quick')")

@@ -120,7 +120,7 @@ class RunConfig(OptionSet):
 
 PRESETS: dict[str, dict[str, Any]] = {
     "paper": {},
-    # 13 minutes on 2 CPU cores with diagnostics (README: Timings).
+    # minutes on a CPU with diagnostics (docs/timings.md).
     "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False},
     # seconds on CPU: exercises every code path, proves nothing about search quality.
     "smoke": {"epochs": 2, "channels": 2, "cells_per_stage": 1, "train_images": 128, "batch_size": 32,
@@ -128,7 +128,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 }
 PRESET_NOTES = {
     "paper": "published protocol: C=16, N=5, 50 epochs, batch 64, all 25k+25k images",
-    "quick": "short real search: C=4, N=5, 8 epochs, 4k+4k images (13 min on 2 CPU cores, README: Timings); the "
+    "quick": "short real search: C=4, N=5, 8 epochs, 4k+4k images (minutes on a CPU, docs/timings.md); the "
              "architecture does not decide (near-tie cells, docs/calibration.md)",
     "smoke": "tiny supernet on 128+128 images, 2 epochs (seconds; for tests)",
 }

@@ -30,8 +30,8 @@ def resolve_device(name: str | None) -> torch.device:
 
 def cpu_model() -> str:
     """The processor's model name (Linux ``/proc/cpuinfo``), else the architecture: wall times on two machines
-    of one architecture differ severalfold (the quick preset's DARTS step: 3x between a Xeon with AVX512 and an
-    EPYC with AVX2), so a run names the model and the vector instructions torch used."""
+    of one architecture differ severalfold (docs/timings.md), so a run names the model and the vector instructions
+    torch used."""
     try:
         with open("/proc/cpuinfo") as cpuinfo:
             names = [line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")]

@@ -1,8 +1,8 @@
 """A whole search step (architecture step + weight step) captured once as a CUDA graph and replayed.
 
 Why: on a GPU the paper-preset step is bound by the host, not the GPU: about 10,700 small kernels per step,
-each launched by Python (measured on an H100: 48 ms of GPU time in a 220 ms step). Replaying a captured graph
-launches them all with one call.
+each launched by Python, keep it waiting (docs/timings.md). Replaying a captured graph launches them all with one
+call.
 
 What changes nothing in the maths:
 - The batch is copied into static input buffers before each replay; augmentation stays outside the graph.
