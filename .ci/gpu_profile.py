@@ -1,5 +1,6 @@
 """Where does a paper-preset search step spend its time on a GPU? Variants timed, then one profiled."""
 import torch
+from torch.profiler import ProfilerActivity, profile
 
 from harness.bench import _batches, _time_steps, our_step
 from harness.config import configure
@@ -23,7 +24,6 @@ variant("fp32 contiguous cudnn.benchmark", ["channels_last=false"])
 variant("fp32 contiguous no-benchmark", ["channels_last=false"], False)
 variant("tf32 contiguous", ["channels_last=false", "precision=tf32"])
 cfg, step, batches = variant("fp32 channels_last (profiled)", [])
-from torch.profiler import ProfilerActivity, profile
 
 with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
     for i in range(0, 6, 2):

@@ -32,7 +32,8 @@ for name in builtin_searchers():
     stats = EpochStats(device, seeds), EpochStats(device, seeds)
     searcher.begin_epoch(30)  # past SD-DARTS's warm-up: the distillation term is active
     if name.startswith("sd_darts"):
-        searcher.previous = [{h: torch.full_like(t, 0.1) for h, t in searcher.current.items()}] * searcher.options.teacher_epochs
+        searcher.previous = ([{h: torch.full_like(t, 0.1) for h, t in searcher.current.items()}]
+                             * searcher.options.teacher_epochs)
     searcher.step(batches[0], batches[1], *stats)  # warm-up
     _sync(device)
     started = time.perf_counter()

@@ -3,12 +3,12 @@
 Per search space and dataset searched on (``Run.scope``): the accuracy its ``metrics`` prefer of the derived cell
 per epoch, skip connections per epoch (spaces that have them), cell depth per epoch and against accuracy (TSE
 Fig. 2a), decisiveness per epoch (the median over decisions of the margin between the chosen weight and the next,
-with the "undecided" threshold dashed: ``foundation.decisiveness``), dominant Hessian eigenvalue per epoch (SD-DARTS Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis
-(spaces that plot it: the NAS-Bench-1shot1 paper's figure), and ablations, final accuracy against any searcher
-option run with two or more values. An option that declares the published figure it varies
-(``json_schema_extra={"figure": ...}``: SD-DARTS's warm-up, Fig. 5, and time window K, Fig. 6) titles its ablation
-"<space> analogue of <figure>": the papers' figures are of other search spaces (SD-DARTS: retrained DARTS-space
-accuracies), so ours are analogues, not reproductions.
+with the "undecided" threshold dashed: ``foundation.decisiveness``), dominant Hessian eigenvalue per epoch (SD-DARTS
+Fig. 2, TSE Fig. 2b / App. E), regret per epoch on a log axis (spaces that plot it: the NAS-Bench-1shot1 paper's
+figure), and ablations, final accuracy against any searcher option run with two or more values. An option that declares
+the published figure it varies (``json_schema_extra={"figure": ...}``: SD-DARTS's warm-up, Fig. 5, and time window K,
+Fig. 6) titles its ablation "<space> analogue of <figure>": the papers' figures are of other search spaces (SD-DARTS:
+retrained DARTS-space accuracies), so ours are analogues, not reproductions.
 
 A per-epoch figure has one panel per configuration (small multiples sharing the y axis, each with its own epochs:
 ten overlapping bands on one axes hide what a reader looks for, which seed collapsed when): every seed as a thin
@@ -197,7 +197,8 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
                      else f"{space}: {searcher}, final accuracy vs {option}")
             fig, ax = _new_axes(title, option, f"final {ylabel}")
             points = pd.DataFrame([(label, x, y) for label, by_value in sorted(series.items())
-                                   for x, finals in by_value.items() for y in finals], columns=["setting", option, "final"])
+                                   for x, finals in by_value.items() for y in finals],
+                                  columns=["setting", option, "final"])
             sns.lineplot(data=points, x=option, y="final", hue="setting", errorbar=_population_sd, err_style="bars",
                          marker="o", markersize=3, linewidth=1.2, err_kws={"capsize": 2}, ax=ax)
             ax.legend(fontsize=5, frameon=False)

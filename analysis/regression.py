@@ -48,7 +48,8 @@ class Comparison:
         mean, std = self.published.values[self.key]
         row = self.published
         return (f"{row.paper} {row.table} {row.method} [{row.space} {self.key}]: ours ({row.searcher}, "
-                f"{self.config_name}, searched on {self.dataset}, {self.ours[2]} seeds) {self.ours[0]:.2f} ± {self.ours[1]:.2f} vs published "
+                f"{self.config_name}, searched on {self.dataset}, {self.ours[2]} seeds) "
+                f"{self.ours[0]:.2f} ± {self.ours[1]:.2f} vs published "
                 f"{mean:.2f} ± {std:.2f}: difference {self.difference:+.2f}, tolerance {self.tolerance:.2f}")
 
 

@@ -132,7 +132,8 @@ def _html(report: Report, roots: list[Path]) -> str:
         parts.append(f"<h3>{html.escape(info.title)}</h3><img alt='{html.escape(info.title)}' "
                      f"src='data:image/png;base64,{encoded}'><p>{len(info.runs)} run(s)</p>")
     parts.append("<h2>Regression against the published numbers</h2><ul>")
-    parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', ''))}</li>" for line in _check_lines(report.comparisons)]
+    parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', ''))}</li>"
+              for line in _check_lines(report.comparisons)]
     parts.append("</ul></body></html>")
     return "\n".join(parts)
 

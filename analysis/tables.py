@@ -6,12 +6,12 @@ looked up on three datasets), TSE Table 3 (NB201, test, each column searched on 
 without the dataset, averaged over its *done* seeds) follows the published row of its searcher, with a difference
 row (ours - published, in points) when it was searched under the paper protocol; a configuration of a reduced
 preset is labelled "reduced protocol (<preset>), not comparable to the published numbers" and gets no difference
-row. A column holds only our searches on the dataset the table's protocol names for
-it: in TSE Table 3 the CIFAR-100 column is our CIFAR-100 searches', in SD-DARTS Table 4 our CIFAR-10 searches'. Our configurations without a published row of their searcher are
-listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says how many there are.
-Each of our rows says how decided its final architectures are (median over seeds of the median margin between
-the chosen and the next weight, ``foundation.decisiveness``): "undecided" below the threshold means the derived
-cells are argmaxes of near-ties, and their accuracies say little about the searcher.
+row. A column holds only our searches on the dataset the table's protocol names for it: in TSE Table 3 the CIFAR-100
+column is our CIFAR-100 searches', in SD-DARTS Table 4 our CIFAR-10 searches'. Our configurations without a published
+row of their searcher are listed at the end. Incomplete and diverged seeds are never averaged in: the seed column says
+how many there are. Each of our rows says how decided its final architectures are (median over seeds of the median
+margin between the chosen and the next weight, ``foundation.decisiveness``): "undecided" below the threshold means the
+derived cells are argmaxes of near-ties, and their accuracies say little about the searcher.
 
 Statistics: mean and population standard deviation (ddof=0) over seeds of the final epoch's look-up, in %,
 aggregated from the runs' DataFrame (``analysis.frame``: the final record of every done run); rendered by pandas
@@ -228,7 +228,8 @@ def text_frame(layout: TableLayout, rows: list[TableRow], pm: str = " ± ") -> p
 def to_markdown(layout: TableLayout, rows: list[TableRow]) -> str:
     """A pipe table (pandas + tabulate); difference rows' method in italics."""
     frame = text_frame(layout, rows)
-    frame["Method"] = [f"*{method}*" if row.source == "difference" else method for method, row in zip(frame.Method, rows)]
+    frame["Method"] = [f"*{method}*" if row.source == "difference" else method
+                       for method, row in zip(frame.Method, rows)]
     table = frame.map(lambda text: text.replace("|", "\\|")).to_markdown(index=False, disable_numparse=True)
     return f"**{layout.title}**\n\n{table}\n"
 
@@ -240,7 +241,8 @@ def to_latex(layout: TableLayout, rows: list[TableRow]) -> str:
     styler = (frame.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
               .apply(lambda line: ["font-style: italic" if italic[line.name] else ""] * len(line), axis=1))
     body = styler.to_latex(hrules=True, convert_css=True, caption=layout.title.translate(_TEX_SPECIALS),
-                           column_format="ll" + "r" * (2 + len(layout.columns)), position="t", position_float="centering")
+                           column_format="ll" + "r" * (2 + len(layout.columns)), position="t",
+                           position_float="centering")
     return body.replace(" +- ", r"$\pm$")
 
 

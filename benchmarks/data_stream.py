@@ -2,9 +2,9 @@
 
 Why: the reference pipeline decodes and augments each image in Python worker processes; here the whole set
 (150 MB as uint8 for CIFAR) lives on the run's device and a batch is two gathers (random crop with the dataset's
-zero padding, horizontal flip: ``benchmarks.images.Augmentation``) plus one fused normalisation. All randomness of an epoch (order, crop offsets, flips) comes
-from a CPU generator seeded by (run seed, epoch, half): the same on every device, and an epoch resumed from a
-checkpoint sees exactly the batches it saw before.
+zero padding, horizontal flip: ``benchmarks.images.Augmentation``) plus one fused normalisation. All randomness of an
+epoch (order, crop offsets, flips) comes from a CPU generator seeded by (run seed, epoch, half): the same on every
+device, and an epoch resumed from a checkpoint sees exactly the batches it saw before.
 """
 from __future__ import annotations
 
@@ -58,7 +58,8 @@ class DeviceImages:
         return self.labels.shape[0]
 
     def normalise(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        return (images_uint8.to(self.scale.dtype) * self.scale - self.shift).contiguous(memory_format=self.memory_format)
+        return (images_uint8.to(self.scale.dtype) * self.scale - self.shift).contiguous(
+            memory_format=self.memory_format)
 
     def batches(self, batch_size: int, generator: torch.Generator, augment: bool = True,
                 with_clean: bool = False) -> Iterator[Batch]:

@@ -9,8 +9,9 @@ A space is a class (built-in in a subpackage of ``benchmarks``, installed under 
 - ``metrics``: its look-up keys with axis labels, in the order figures prefer them (the first the runs hold);
   ``has_skip_connections`` (figures draw skips per epoch) and ``plots_regret`` (regret per epoch, log axis);
 - the search: ``build_supernet``, ``derive`` (mixing weights -> genotype), ``decisions`` (the choices ``derive``
-  makes, for ``foundation.decisiveness``), ``discrete_weights`` (mixing weights of the derived cell) and ``describe`` (genotype -> ``CellDescription``: look-ups, rank, regret, depth, skips);
-  ``lookup_genotype`` (a genotype as records write it -> look-ups);
+  makes, for ``foundation.decisiveness``), ``discrete_weights`` (mixing weights of the derived cell) and ``describe``
+  (genotype -> ``CellDescription``: look-ups, rank, regret, depth, skips); ``lookup_genotype`` (a genotype as records
+  write it -> look-ups);
 - one cell's ground truth, as ``harness lookup`` asks for it: ``lookup_fields`` (what names a cell; the command
   line makes flags of them) and ``lookup_cell``;
 - optionally ``reference_step``, a published implementation's search step that ``harness bench`` times ours

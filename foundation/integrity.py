@@ -2,10 +2,10 @@
 
 A data file is trusted when its SHA-256 equals the digest in its ``<file>.sha256`` sidecar (written by our
 importers) or one of the known digests of the releases this project was built with (the official CIFAR-10
-tarballs of CIFAR-10 and CIFAR-100; the NB201 split files, the converted NB201/NB101 files and the JPEG CIFAR-10 copy of the project's data folder). A file with
-neither is used on the strength of its format checks alone. A mismatch is a one-line error naming the file:
-it was modified, truncated or replaced. Hashing happens once per (path, size, modification time): the verified
-digest is cached in ``<cache>/verified.json``.
+tarballs of CIFAR-10 and CIFAR-100; the NB201 split files, the converted NB201/NB101 files and the JPEG CIFAR-10 copy of
+the project's data folder). A file with neither is used on the strength of its format checks alone. A mismatch is a
+one-line error naming the file: it was modified, truncated or replaced. Hashing happens once per (path, size,
+modification time): the verified digest is cached in ``<cache>/verified.json``.
 """
 from __future__ import annotations
 

@@ -34,7 +34,8 @@ def resolve_data_dir(cli_value: str | os.PathLike | None = None) -> Path:
 
 def cache_dir() -> Path:
     """Per-user cache folder for derived files (created on demand)."""
-    root = Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV) else _xdg("XDG_CACHE_HOME", ".cache") / "dnas-harness"
+    root = (Path(os.environ[CACHE_ENV]) if os.environ.get(CACHE_ENV)
+            else _xdg("XDG_CACHE_HOME", ".cache") / "dnas-harness")
     root.mkdir(parents=True, exist_ok=True)
     return root
 

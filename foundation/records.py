@@ -6,8 +6,8 @@ how (``DamagedFile``), never a traceback.
 
 Record format 2 adds the ``format`` key to format 1 (the records written before it, which carry the same fields
 and still load); format 3 adds ``decisiveness`` (``foundation.decisiveness``), which readers of older records
-compute from their stored ``arch_weights`` (``analysis.runs``). Non-finite losses are kept as they happened (a diverged epoch's NaN), so records, unlike option
-sets, allow them.
+compute from their stored ``arch_weights`` (``analysis.runs``). Non-finite losses are kept as they happened (a diverged
+epoch's NaN), so records, unlike option sets, allow them.
 """
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""``harness`` command line: run, sweep, lookup, list, bench, report, data. Bad input exits 2 with one line, never a traceback."""
+"""``harness`` command line: run, sweep, lookup, list, bench, report, data. Bad input exits 2 with one line, never a
+traceback."""
 from __future__ import annotations
 
 import argparse

@@ -72,5 +72,6 @@ def configure(space: str, searcher: str, preset: str, assignments: list[str], ep
     return experiment
 
 
-def build_config(space: str, searcher: str, preset: str, assignments: list[str], epochs: int | None = None) -> RunConfig:
+def build_config(space: str, searcher: str, preset: str, assignments: list[str],
+                 epochs: int | None = None) -> RunConfig:
     return configure(space, searcher, preset, assignments, epochs).config

@@ -13,9 +13,9 @@ to it and TSE searchers train their weights on it, so accuracies there are neith
 across searchers. 1,024 images resolve 0.1 points (128 resolved 0.8) at two forward passes per image. The
 Hessian, about 50 times dearer per image (a graph for second derivatives, then ~10 products of a double backward
 each), is taken on the first ``hessian_images`` (64, one batch) of the same images, which keeps the diagnostics
-a small fraction of a paper-preset epoch (docs/timings.md). ``eval_set=arch_half`` measures on the architecture half instead, the validation loss of Zela et al.
-(ICLR 2020), for searchers that have one. The model's state (BN running statistics) is restored
-afterwards, so diagnostics never change a search.
+a small fraction of a paper-preset epoch (docs/timings.md). ``eval_set=arch_half`` measures on the architecture half
+instead, the validation loss of Zela et al. (ICLR 2020), for searchers that have one. The model's state (BN running
+statistics) is restored afterwards, so diagnostics never change a search.
 """
 from __future__ import annotations
 

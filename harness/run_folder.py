@@ -136,7 +136,8 @@ class RunFolder:
         self.checkpoints.save({"format": CHECKPOINT_FORMAT, "epoch": epoch, "record": record.to_json(),
                                "supernet": supernet, "searcher": searcher}, epoch)
 
-    def restore(self, device: torch.device, at_most: int | None = None) -> tuple[dict[str, Any] | None, list[EpochRecord]]:
+    def restore(self, device: torch.device,
+                at_most: int | None = None) -> tuple[dict[str, Any] | None, list[EpochRecord]]:
         """The newest checkpoint that verifies (falling back to the previous one, said in the log, when the newest
         is corrupt), of epoch ``at_most`` or before when given, and the records of the epochs it covers,
         rewriting ``epochs.jsonl`` to match."""

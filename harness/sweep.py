@@ -15,9 +15,9 @@ Sweep file::
 Every cell is one ordinary run folder, exactly what ``harness run`` writes for the same arguments, so the
 sweep is idempotent and resumable whatever ran it before: finished cells are skipped, interrupted ones resume
 from their checkpoint, and the run-folder lock keeps two workers off one folder. Cells that differ only in the
-seed are one task, a search vectorised over their seeds (``--seed-batch`` at a time, as ``harness run``). All cells are validated before
-anything starts (a bad sweep file is a one-line error). A failing cell is recorded with its one-line reason and
-the sweep goes on.
+seed are one task, a search vectorised over their seeds (``--seed-batch`` at a time, as ``harness run``). All cells are
+validated before anything starts (a bad sweep file is a one-line error). A failing cell is recorded with its one-line
+reason and the sweep goes on.
 """
 from __future__ import annotations
 
@@ -287,8 +287,8 @@ def run_ray(tasks: list[list[Cell]], out: Path, data_dir: Path, device: str, par
 def _python_path() -> str:
     """What Ray workers import from: this source tree, the caller's PYTHONPATH and working directory (where a
     ``package.module:Class`` plug-in may live)."""
-    parts = [str(Path(__file__).resolve().parents[1]), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
-             os.getcwd()]
+    parts = [str(Path(__file__).resolve().parents[1]),
+             *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)), os.getcwd()]
     return os.pathsep.join(dict.fromkeys(parts))
 
 

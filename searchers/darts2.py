@@ -25,7 +25,8 @@ class Darts2(Darts):
 
     graph_capturable = False  # reads the optimiser's host-side state in the virtual step; not verified captured
 
-    def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def arch_gradient(self, weight_batch: Batch,
+                      arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         group = self.w_opt.param_groups[0]
         lr, momentum, decay = group["lr"], group["momentum"], group["weight_decay"]
         train_loss, _ = self.weight_loss(weight_batch)

@@ -51,7 +51,8 @@ def relaxed_gumbel_softmax(logits: torch.Tensor, tau: float, generator: torch.Ge
     return F.softmax((logits + gumbel_noise(logits, generator)) / tau, dim=-1)
 
 
-def hard_gumbel_softmax(alpha: torch.Tensor, tau: float, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+def hard_gumbel_softmax(alpha: torch.Tensor, tau: float,
+                        generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
     """Straight-through one-hot sample of each row of ``alpha`` and the one-hot itself (the active ops)."""
     probs = relaxed_gumbel_softmax(F.log_softmax(alpha, dim=-1), tau, generator)
     one_hot = torch.zeros_like(probs).scatter_(-1, probs.argmax(dim=-1, keepdim=True), 1.0)

@@ -33,7 +33,8 @@ class Idarts(Darts2):
         neumann_terms: int = Field(2, ge=0, le=100, description="K, the last power of (I - eta H) in the series "
                                                                 "(Section 3.2; the reference's K = 2)")
 
-    def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def arch_gradient(self, weight_batch: Batch,
+                      arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         lr = self.w_opt.param_groups[0]["lr"]
         val_loss, val_logits = self.arch_loss(arch_batch)
         grads = torch.autograd.grad(val_loss.sum(), [*self.alphas, *self.weights])

@@ -57,7 +57,8 @@ class PcDarts(Darts):
         if not self.options.edge_normalisation:
             return super().expected_arch_weights()
         *alphas, betas = self.alphas
-        return [*(F.softmax(alpha, dim=-1) for alpha in alphas), self.supernet.feature("normalised_edges", self.name)(betas)]
+        return [*(F.softmax(alpha, dim=-1) for alpha in alphas),
+                self.supernet.feature("normalised_edges", self.name)(betas)]
 
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
         if self.epoch > self.options.warmup_epochs:

@@ -18,11 +18,11 @@ training steps". Default ``augmented``: the student's softmax at the moment it w
 augmented view of that epoch, training-mode BN), which costs nothing extra and is what "logits from previous
 training steps" are; ``clean``: the softmax of one extra forward pass (no gradient) on the un-augmented image at
 the same step, closer to fT(x) of the formula, at about a third of a step's cost more (its batch statistics
-also enter the BN running averages, which the search never uses: BN normalises by batch statistics). The KL term's reduction is an option
-(``kl_reduction``): Section 3.3 writes H as a sum over the samples of a batch, next to a cross-entropy that every
-implementation averages over the batch; with the sum, lambda = 1 would weigh the distillation term 64 times the
-cross-entropy at batch 64, which Table 1's single lambda = 1 for every search space and batch size does not
-suggest. Default: the batch mean (the two terms on one scale); ``sum`` follows the formula as written.
+also enter the BN running averages, which the search never uses: BN normalises by batch statistics). The KL term's
+reduction is an option (``kl_reduction``): Section 3.3 writes H as a sum over the samples of a batch, next to a
+cross-entropy that every implementation averages over the batch; with the sum, lambda = 1 would weigh the distillation
+term 64 times the cross-entropy at batch 64, which Table 1's single lambda = 1 for every search space and batch size
+does not suggest. Default: the batch mean (the two terms on one scale); ``sum`` follows the formula as written.
 """
 from __future__ import annotations
 

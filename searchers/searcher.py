@@ -82,7 +82,8 @@ class Searcher:
             raise TypeError(f"{cls.__qualname__} overrides {', '.join(sorted(machinery))}: a searcher may override "
                             f"only the hooks {', '.join(sorted(HOOKS))}")
 
-    def __init__(self, supernet: SeedStack, optim: OptimConfig, context: SearchContext, options: dict[str, Any]) -> None:
+    def __init__(self, supernet: SeedStack, optim: OptimConfig, context: SearchContext,
+                 options: dict[str, Any]) -> None:
         self.supernet = supernet
         self.optim = optim
         self.context = context
@@ -129,7 +130,8 @@ class Searcher:
         logits = self.supernet(batch.images, self.arch_weights())
         return seed_cross_entropy(logits, batch.labels), logits
 
-    def arch_gradient(self, weight_batch: Batch, arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
+    def arch_gradient(self, weight_batch: Batch,
+                      arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:
         """Gradient of the architecture objective w.r.t. alphas (first order: of the validation loss at the
         current weights; only input gradients flow through the convolutions, no weight gradients)."""
         loss, logits = self.arch_loss(arch_batch)

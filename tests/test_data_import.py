@@ -48,7 +48,8 @@ def test_import_nb201_produces_a_loadable_table(tmp_path):
     assert table.accuracy(index)["cifar10_test"] == pytest.approx(85.0 + (index % 97) / 10 + 1)
     assert table.accuracy(index)["cifar100_valid"] == pytest.approx(60.0 + (index % 97) / 10)
     row = table.row(index)
-    assert row["acc12_imagenet16_xvalid"] == "" and float(row["acc12_cifar10_oritest"]) == pytest.approx(85.0 + (index % 97) / 10 - 20 + 1)
+    assert (row["acc12_imagenet16_xvalid"] == ""
+            and float(row["acc12_cifar10_oritest"]) == pytest.approx(85.0 + (index % 97) / 10 - 20 + 1))
     assert row["unique_str"] == f"u{index % 6466}" and float(row["flops_M_cifar100"]) == 10.0 + index % 7
 
 

@@ -32,8 +32,10 @@ def write_cifar100(data_dir: Path, train: int, test: int, seed: int = 0) -> dict
     """``cifar-100-python.tar.gz`` as the official one is laid out (``train``, ``test``, ``meta``; bytes keys), with
     a checksum sidecar standing in for the release's MD5."""
     rng = np.random.default_rng(seed)
-    arrays = {"x_train": rng.integers(0, 256, (train, 32, 32, 3), dtype=np.uint8), "y_train": rng.integers(0, 100, train),
-              "x_test": rng.integers(0, 256, (test, 32, 32, 3), dtype=np.uint8), "y_test": rng.integers(0, 100, test)}
+    arrays = {"x_train": rng.integers(0, 256, (train, 32, 32, 3), dtype=np.uint8),
+              "y_train": rng.integers(0, 100, train),
+              "x_test": rng.integers(0, 256, (test, 32, 32, 3), dtype=np.uint8),
+              "y_test": rng.integers(0, 100, test)}
     members = {}
     for part in ("train", "test"):
         images, labels = arrays[f"x_{part}"], arrays[f"y_{part}"]

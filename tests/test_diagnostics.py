@@ -53,7 +53,8 @@ def test_exact_hessian_equals_central_finite_differences_and_is_symmetric():
     assert (hessian - hessian.T).abs().max() < 1e-5 * hessian.abs().max()
 
     def gradient() -> torch.Tensor:
-        return sum(torch.autograd.grad(loss(b).sum(), alphas(stack))[0].reshape(-1) for b in range(len(data))) / len(data)
+        return sum(torch.autograd.grad(loss(b).sum(), alphas(stack))[0].reshape(-1)
+                   for b in range(len(data))) / len(data)
 
     step, columns = 1e-5, []
     base = alphas(stack).detach().clone().reshape(-1)
@@ -202,6 +203,7 @@ def test_rank_and_regret_of_the_best_and_worst_cells(nb201_table):
     assert nb201_table.rank_percentile(best)["cifar10_test"] == 100.0
     assert nb201_table.regret(best)["cifar10_test"] == 0.0
     assert nb201_table.rank_percentile(worst)["cifar10_test"] == 0.0
-    all_skip = nb201_table.index("|skip_connect~0|+|skip_connect~0|skip_connect~1|+|skip_connect~0|skip_connect~1|skip_connect~2|")
+    all_skip = nb201_table.index("|skip_connect~0|+|skip_connect~0|skip_connect~1|"
+                                 "+|skip_connect~0|skip_connect~1|skip_connect~2|")
     assert nb201_table.regret(all_skip)["cifar10_test"] == pytest.approx(94.373 - 54.297, abs=1e-3)
     assert 0 < nb201_table.rank_percentile(all_skip)["cifar10_test"] < 50

@@ -123,7 +123,8 @@ def _search(searcher: Darts, batches, step=None, lock_to: Trajectory | None = No
         if lock_to is not None:
             assert trajectory.losses[i] == pytest.approx(lock_to.losses[i], rel=TOLERANCE, abs=TOLERANCE), i
             for ours, theirs in zip(trajectory.gradients[i], lock_to.gradients[i], strict=True):
-                torch.testing.assert_close(ours, theirs, rtol=TOLERANCE, atol=TOLERANCE, msg=lambda m, i=i: f"step {i}: {m}")
+                torch.testing.assert_close(ours, theirs, rtol=TOLERANCE, atol=TOLERANCE,
+                                           msg=lambda m, i=i: f"step {i}: {m}")
     assert searcher.alphas[0].abs().max() > 1e-3  # the alphas moved: not a comparison of two untouched inits
     return trajectory
 

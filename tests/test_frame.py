@@ -37,7 +37,8 @@ def test_one_row_per_epoch_with_identity_and_flattened_records(results):
     assert set(frame[frame.searcher == "sd_darts"].run_status) == {"incomplete"}
     assert json.loads(frame[frame.searcher == "sd_darts"].overrides.iloc[0]) == {"warmup_epochs": 0}
     tse = frame[frame.searcher == "tse_darts"]
-    assert set(tse.dataset) == {"cifar100"} and set(tse.config_name) == {"smoke-cifar100"} and set(tse.setting) == {"smoke"}
+    assert (set(tse.dataset) == {"cifar100"} and set(tse.config_name) == {"smoke-cifar100"}
+            and set(tse.setting) == {"smoke"})
     # the aggregation a notebook does: final epoch, mean over finished seeds
     final = frame[(frame.run_status == "done") & (frame.epoch == 2)]
     means = final.groupby("searcher")["lookup.cifar10_test"].mean()

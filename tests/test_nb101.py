@@ -58,7 +58,8 @@ def test_space_one_cell_has_the_inserted_unused_conv1x1_vertex():
     cell = DEFINITIONS[1].cell(("maxpool3x3", "maxpool3x3", "conv3x3-bn-relu", "maxpool3x3"),
                                ((0,), (0, 1), (1, 2), (2, 3), (1, 4)))
     assert cell.matrix_str() == "0110000;0011001;0001100;0000100;0000001;0000000;0000000"
-    assert cell.ops == ("input", "maxpool3x3", "maxpool3x3", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu", "output")
+    assert cell.ops == ("input", "maxpool3x3", "maxpool3x3", "conv3x3-bn-relu", "maxpool3x3", "conv1x1-bn-relu",
+                        "output")
     assert fingerprint(prune(cell)) == "002f55ba58e6261f4fcca611cd885142"  # the membership file's first row
     space3 = DEFINITIONS[3].cell(("conv3x3-bn-relu",) * 5, ((0,), (1,), (2,), (2, 3), (3, 4), (4, 5)))
     assert len(space3.matrix) == 7 and depth(prune(space3)) == 6
@@ -99,7 +100,8 @@ def test_lookup_in_and_out_of_the_partial_table(data_dir, capsys):
                        "test_acc": None, "table": None}
     # CLI: unpruned input accepted, short op names accepted, JSON row with the flag
     code = main(["lookup", "--space", "1shot1-s1", "--data-dir", str(data_dir), "--json",
-                 "--matrix", "0100110;0010000;0001001;0000010;0000010;0000001;0000000", "--ops", "in,c3,mp,c3,c3,c1,out"])
+                 "--matrix", "0100110;0010000;0001001;0000010;0000010;0000001;0000000",
+                 "--ops", "in,c3,mp,c3,c3,c1,out"])
     result = json.loads(capsys.readouterr().out)
     assert code == 0 and result["hash"] == "00005c142e6f48ac74fdcf73e3439874" and result["depth"] == 5
     assert main(["lookup", "--space", "1shot1-s1", "--data-dir", str(data_dir), "--json",

@@ -35,7 +35,8 @@ def evaluation(epoch: float, seconds: float, train: float, valid: float, test: f
 
 
 def record(module_hash: str, epochs: int, valid: float, test: float, params: int) -> bytes:
-    metrics = (_bytes(1, evaluation(epochs / 2, 100.0, 0.5, 0.4, 0.3)) + _bytes(1, evaluation(epochs, 200.0, 1.0, valid, test))
+    metrics = (_bytes(1, evaluation(epochs / 2, 100.0, 0.5, 0.4, 0.3))
+               + _bytes(1, evaluation(epochs, 200.0, 1.0, valid, test))
                + _varint(2 << 3 | 0) + _varint(params) + _double(3, 210.0))
     payload = json.dumps([module_hash, epochs, "0110001000100000", "input,conv3x3-bn-relu,maxpool3x3,output",
                           base64.b64encode(metrics).decode()]).encode()

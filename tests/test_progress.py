@@ -36,8 +36,8 @@ def test_a_short_epoch_is_estimated_from_the_steps_after_warm_up(monkeypatch):
     readings = iter([0.0, 0.3])  # smoke: 4 steps, 2 of them after warm-up
     monkeypatch.setattr(progress.time, "perf_counter", lambda: next(readings))
     said: list[str] = []
-    clock = RunClock(said.append, torch.device("cpu"), epochs=[1, 2], steps=4, where="cpu", diagnostics_due=lambda e: False,
-                     diagnostics_each=0.0)
+    clock = RunClock(said.append, torch.device("cpu"), epochs=[1, 2], steps=4, where="cpu",
+                     diagnostics_due=lambda e: False, diagnostics_each=0.0)
     for step in range(4):
         clock.after_step(step)
     assert said == ["0.150 s/step on cpu: about 1 s for 2 epoch(s) of 4 steps"]

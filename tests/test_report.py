@@ -140,11 +140,13 @@ def test_ablation_figures_need_two_settings(tmp_path):
     names = {info.name for info in report.figures}
     assert "nb201_sd_darts_warmup_epochs_ablation" in names
     titles = {info.name: info.title for info in report.figures}
-    assert titles["nb201_sd_darts_warmup_epochs_ablation"] == "nb201 analogue of SD-DARTS Fig. 5: sd_darts vs warmup_epochs"
+    assert (titles["nb201_sd_darts_warmup_epochs_ablation"]
+            == "nb201 analogue of SD-DARTS Fig. 5: sd_darts vs warmup_epochs")
     assert not any("teacher_epochs" in name or "distill_weight" in name for name in names)  # one setting each
     runs = read_runs([root])
     assert {r.label for r in runs} == {"sd_darts (smoke)", "sd_darts (smoke, warmup_epochs=0)",
-                                       "sd_darts (smoke, warmup_epochs=3)"}  # 1 is the smoke preset's own (half of 2 epochs)
+                                       "sd_darts (smoke, warmup_epochs=3)"}  # 1 is the smoke preset's own
+                                                                             # (half of 2 epochs)
 
 
 def test_labels_come_from_config_json_and_survive_a_preset_change(tmp_path, monkeypatch):
@@ -201,7 +203,8 @@ REPORT_DAMAGES = {
     "seed-a-string": lambda f: _edit_json(f / "config.json", lambda meta: {**meta, "seed": "0"}),
     "config-a-list": lambda f: (f / "config.json").write_text("[]"),
     "config-without-searcher": lambda f: _edit_json(
-        f / "config.json", lambda meta: {**meta, "config": {k: v for k, v in meta["config"].items() if k != "searcher"}}),
+        f / "config.json",
+        lambda meta: {**meta, "config": {k: v for k, v in meta["config"].items() if k != "searcher"}}),
     "records-garbage-line": lambda f: (f / "epochs.jsonl").write_text("{}\n"),
     "records-not-utf8": lambda f: (f / "epochs.jsonl").write_bytes(b"\xff\n"),
 }
@@ -289,7 +292,7 @@ def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_pat
                   "hessian_eig_max", "supernet_acc", "discrete_acc", "discretization_gap", "train_loss", "arch_loss",
                   "w_lr", "a_lr", "epoch_seconds", "arch_weights", "decisiveness.median_margin",
                   "decisiveness.changed", *(f"{field}.{key}" for key in NB201_KEYS
-                                                                     for field in ("lookup", "regret", "rank_percentile"))}
+                                            for field in ("lookup", "regret", "rank_percentile"))}
     assert documented <= set(frame.columns) and frame["lookup.cifar10_test"].notna().all()
 
 
@@ -310,7 +313,8 @@ def test_check_compares_each_published_column_only_with_searches_on_its_dataset(
         make_run(root, "tse_darts", seed, {**nb201_finals(50.0), "cifar100_test": 68.13 + 5 + seed},
                  sets=("dataset=cifar100",))
     runs = read_runs([root])
-    assert {run.config_name for run in runs} == {"paper", "paper-cifar100"} and {run.setting for run in runs} == {"paper"}
+    assert ({run.config_name for run in runs} == {"paper", "paper-cifar100"}
+            and {run.setting for run in runs} == {"paper"})
     comparisons = compare(runs)
     on_cifar100 = [c for c in comparisons if c.dataset == "cifar100"]
     assert [(c.published.table, c.key) for c in on_cifar100] == [("Table 3", "cifar100_test")]

@@ -50,7 +50,8 @@ def test_smoke_search_writes_complete_records(data_dir, search_data, nb201_table
     assert config["config"]["preset"] == "smoke" and config["data"]["source"] in ("official", "jpeg_q75")
     assert config["data"]["split"] == "nb201-cifar-split" and config["seed"] == 0
     diagnostics = config["diagnostics"]
-    assert diagnostics["hessian_method"] == "lanczos" and (diagnostics["eval_images"], diagnostics["hessian_images"]) == (64, 32)
+    assert (diagnostics["hessian_method"] == "lanczos"
+            and (diagnostics["eval_images"], diagnostics["hessian_images"]) == (64, 32))
     assert "held out" in diagnostics["eval_set"] and config["data"]["halves"]["heldout"] == "test"
     assert config["table"]["sha256"] == nb201_table.provenance["sha256"] and config["config"]["dataset"] == "cifar10"
     assert {bn["affine"] for bn in config["batch_norm"]} == {True, False}  # stem/classifier BN affine, cells not

@@ -91,7 +91,8 @@ def test_sampled_forward_matches_the_reference_forward_gdas():
 def test_structure_matches_the_reference_search_network():
     net = NB201Supernet(channels=16, cells_per_stage=5)
     kinds = [type(layer).__name__ for layer in net.layers]
-    assert kinds == ["SearchCell"] * 5 + ["ResidualReduction"] + ["SearchCell"] * 5 + ["ResidualReduction"] + ["SearchCell"] * 5
+    assert kinds == (["SearchCell"] * 5 + ["ResidualReduction"] + ["SearchCell"] * 5 + ["ResidualReduction"]
+                     + ["SearchCell"] * 5)
     assert net.alphas.shape == (6, 5) and net.alphas.abs().max() < 0.01  # 1e-3 * N(0, 1)
     # search cells: BN without affine parameters (the reference's search setting)
     cell_bns = [m for layer in net.layers if isinstance(layer, SearchCell) for m in layer.modules()

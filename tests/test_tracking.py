@@ -80,7 +80,8 @@ def test_tensorboard_and_wandb_hold_each_epoch_once_across_a_resume(search_data,
     history = wandb_history(folder / "wandb")
     assert len(list((folder / "wandb").glob("offline-run-*"))) == 2  # the first process and the resumed one
     assert [row["_step"] for row in history] == [1, 2]  # the resumed process logged only epoch 2
-    assert [row["lookup/cifar10_test"] for row in history] == pytest.approx([r["lookup"]["cifar10_test"] for r in records])
+    assert ([row["lookup/cifar10_test"] for row in history]
+            == pytest.approx([r["lookup"]["cifar10_test"] for r in records]))
     assert all(row["arch_weights/_type"] == "image-file" for row in history)
 
 

@@ -40,7 +40,8 @@ def load_imagenet16(data_dir: Path) -> ImageSet:
     path = Path(data_dir) / CONVERTED_FILE
     if not path.is_file():
         raise UserError(f"missing data file {CONVERTED_FILE}: expected in {path.parent} (run `harness data "
-                        "import-imagenet16 FOLDER` on the official ImageNet16 folder: train_data_batch_1..10, val_data)")
+                        "import-imagenet16 FOLDER` on the official ImageNet16 folder: train_data_batch_1..10, "
+                        "val_data)")
     sha = verified_sha256(path)
     try:
         with np.load(path) as arrays:
@@ -108,7 +109,8 @@ def import_pickles(folder: Path, data_dir: Path, allow_unofficial: bool = False,
 DATASET = Dataset(
     "imagenet16-120", NUM_CLASSES, NUM_TRAIN, NUM_TEST, (NUM_TRAIN, NUM_TEST // 2),
     # the reference's constants: mean (122.68, 116.66, 104.01) / 255, std (63.22, 61.26, 65.09) / 255
-    Augmentation(SIZE, 2, tuple(v / 255 for v in (122.68, 116.66, 104.01)), tuple(v / 255 for v in (63.22, 61.26, 65.09))),
+    Augmentation(SIZE, 2, tuple(v / 255 for v in (122.68, 116.66, 104.01)),
+                 tuple(v / 255 for v in (63.22, 61.26, 65.09))),
     load_imagenet16, test_split(SPLIT_FILE, NUM_TEST),
     "the official ImageNet16 folder (downsampled ImageNet 16x16, the files NB201 distributes), converted by "
     "`harness data import-imagenet16 FOLDER`")

@@ -40,7 +40,8 @@ def parse_cell(matrix: str, ops: str) -> Cell:
     names = [SHORT.get(name.strip(), name.strip()) for name in ops.split(",")]
     unknown = [n for n in names if n not in OPS]
     if unknown:
-        raise UserError(f"bad NB101 ops {ops!r}: unknown op {unknown[0]!r} (ops: {', '.join(OPS)} or {', '.join(SHORT)})")
+        raise UserError(f"bad NB101 ops {ops!r}: unknown op {unknown[0]!r} "
+                        f"(ops: {', '.join(OPS)} or {', '.join(SHORT)})")
     return validate(Cell(tuple(tuple(int(b) for b in row) for row in rows), tuple(names)))
 
 

@@ -48,7 +48,8 @@ def load_table(data_dir: Path) -> NB101Table:
         return _load_official(official.resolve())
     paths = tuple(Path(data_dir) / name for name in PARTIAL_FILES if (Path(data_dir) / name).is_file())
     if not paths:
-        raise UserError(f"missing data file {PARTIAL_FILES[0]}: no NB101 table in {Path(data_dir) / 'nb101'} ({HOW_TO_GET})")
+        raise UserError(f"missing data file {PARTIAL_FILES[0]}: no NB101 table in {Path(data_dir) / 'nb101'} "
+                        f"({HOW_TO_GET})")
     return _load(tuple(p.resolve() for p in paths))
 
 

@@ -17,7 +17,8 @@ def reference_step(config: Any, device: torch.device) -> Callable[[Batch, Batch]
         from xautodl.config_utils import dict2config
         from xautodl.models import get_cell_based_tiny_net, get_search_spaces
     except ImportError:
-        raise UserError("the reference needs the optional dev dependency xautodl: pip install --no-deps xautodl") from None
+        raise UserError("the reference needs the optional dev dependency xautodl: "
+                        "pip install --no-deps xautodl") from None
     net_config = dict2config({"name": "DARTS-V1", "C": config.channels, "N": config.cells_per_stage, "max_nodes": 4,
                               "num_classes": 10, "space": get_search_spaces("cell", "nas-bench-201"),
                               "affine": False, "track_running_stats": config.track_running_stats}, None)

@@ -17,7 +17,8 @@ if TYPE_CHECKING:  # torch is loaded by the search, not by the report that reads
 
 class NB201Space(SearchSpace):
     name = "nb201"
-    summary = "NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10/100 or ImageNet16-120, looked up on all 3"
+    summary = ("NAS-Bench-201 cell space (6 edges x 5 ops), searched on CIFAR-10/100 or ImageNet16-120, "
+               "looked up on all 3")
     datasets = ("cifar10", "cifar100", "imagenet16-120")
     metrics = (("cifar10_test", "CIFAR-10 test accuracy (%)"), ("cifar100_test", "CIFAR-100 test accuracy (%)"),
                ("imagenet16_test", "ImageNet16-120 test accuracy (%)"))

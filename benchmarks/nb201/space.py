@@ -41,7 +41,8 @@ def str_to_genotype(arch: str) -> Genotype:
             raise UserError(f"bad NB201 architecture string {arch!r}: node {node!r} is not of the form |op~i|...|")
         inputs = node.strip("|").split("|")
         if [int(item.split("~")[1]) for item in inputs] != list(range(dst)):
-            raise UserError(f"bad NB201 architecture string {arch!r}: node {dst} must take inputs 0..{dst - 1} in order")
+            raise UserError(f"bad NB201 architecture string {arch!r}: "
+                            f"node {dst} must take inputs 0..{dst - 1} in order")
         for item in inputs:
             op = item.split("~")[0]
             if op not in OPS:

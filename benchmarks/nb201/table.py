@@ -21,7 +21,8 @@ from foundation.paths import require_file
 
 TABLE_FILE = "nb201/nb201_table.csv.gz"
 NUM_ARCHS = 15625
-HOW_TO_GET = "run `harness data import-nb201 FILE` on the official NAS-Bench-201/NATS-Bench file, or point --data-dir at a folder holding it"
+HOW_TO_GET = ("run `harness data import-nb201 FILE` on the official NAS-Bench-201/NATS-Bench file, "
+              "or point --data-dir at a folder holding it")
 
 # SHA-256 of the table files whose version is known -> that version (``../shared/data/nb201/README.md``)
 KNOWN_VERSIONS = {"5219aae11dc442fe735b2a93d0b19eb9b0030f524d75d69cde1a5281b9cc4539":

@@ -146,7 +146,8 @@ def _space_class(number: int) -> type[OneShot1Space]:
     return type(f"OneShot1Space{number}", (OneShot1Space,), {
         "definition": definition, "name": f"1shot1-s{number}",
         "summary": f"NAS-Bench-1shot1 space {number} ({definition.num_nodes} nodes, parents "
-                   f"{'/'.join(map(str, definition.node_parents))}, output {definition.output_parents}); NB101 look-ups"})
+                   f"{'/'.join(map(str, definition.node_parents))}, output {definition.output_parents}); "
+                   "NB101 look-ups"})
 
 
 OneShot1Space1, OneShot1Space2, OneShot1Space3 = (_space_class(n) for n in (1, 2, 3))
