@@ -35,7 +35,7 @@ from harness.progress import RunClock
 from harness.provenance import run_provenance
 from harness.run_folder import RunFolder
 from harness.seed_run import SeedRun, restore_together
-from harness.tracking import BACKENDS
+from harness.tracking import check_backends
 from searchers.context import OptimConfig, SearchContext
 from searchers.searcher import Searcher
 from searchers.seeds import SeedStack, stack_seeds
@@ -92,9 +92,7 @@ class SeedBatch:
     def __init__(self, experiment: Experiment, seeds: Sequence[int], out_root: Path, data_dir: Path,
                  device: torch.device, log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
                  repair: bool = False, tracking: Sequence[str] = ()) -> None:
-        unknown = sorted(set(tracking) - set(BACKENDS))
-        if unknown:
-            raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")
+        check_backends(tracking)
         self.experiment, self.config, self.seeds, self.device = experiment, experiment.config, list(seeds), device
         self.tracking = tuple(tracking)
         self.progress, self.wait_for_lock, self.log = progress, wait_for_lock, log

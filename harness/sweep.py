@@ -36,7 +36,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, StrictInt, S
 
 from foundation.errors import UserError
 from foundation.run_config import SEEDS_RULE, check_seed_batch, checked_seeds
-from harness.tracking import BACKENDS
+from harness.tracking import check_backends
 
 PR_SET_PDEATHSIG = 1
 
@@ -311,9 +311,7 @@ def sweep(path: Path, backend: str, out: Path, data_dir: Path, device: str, para
     if parallel is not None and parallel < 1:
         raise UserError(f"bad value --max-parallel {parallel}: must be >= 1")
     check_seed_batch(seed_batch)
-    unknown = sorted(set(tracking) - set(BACKENDS))
-    if unknown:
-        raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")
+    check_backends(tracking)
     cells = [replace(cell, tracking=tuple(tracking)) for cell in load_sweep(path, log)]
     if not seed_batch:
         from harness.device import default_seed_batch, resolve_device

@@ -26,6 +26,13 @@ SCALARS = ("skip_count", "depth", "hessian_eig_max", "supernet_acc", "discrete_a
            "train_loss", "train_acc", "arch_loss", "arch_acc", "w_lr", "a_lr", "epoch_seconds", "diagnostics_seconds")
 
 
+def check_backends(names: Sequence[str]) -> None:
+    """``--log`` values, checked once for ``run``, the Python API and sweeps."""
+    unknown = sorted(set(names) - set(BACKENDS))
+    if unknown:
+        raise UserError(f"bad value --log {unknown[0]}: known: {', '.join(BACKENDS)}")
+
+
 class Tracker(Protocol):
     def log(self, record: EpochRecord) -> None: ...
     def close(self) -> None: ...
