@@ -220,6 +220,9 @@ def read_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
             if run.summary is not None and run.status == "incomplete":
                 say(f"{folder}: {RECORDS_FILE} ends at epoch {len(run.records)} but {SUMMARY_FILE} says "
                     f"{run.summary.epochs_done} epochs were done; reported as incomplete")
+            if run.space_class is None:
+                say(f"{folder}: space {run.space!r} does not load here (a plug-in not installed, or broken); its "
+                    "figures use defaults and older records get no decisiveness")
             runs[folder] = run
     return sorted(runs.values(), key=lambda run: (*run.group, run.seed, str(run.folder)))
 

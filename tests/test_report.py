@@ -328,3 +328,15 @@ def test_check_compares_each_published_column_only_with_searches_on_its_dataset(
     sd_layout = next(layout for layout in layouts() if layout.name == "sd_darts_table4")
     sd_rows = build_table(sd_layout, runs)  # searched on CIFAR-10: the CIFAR-100 searches are not in it
     assert _table_row(sd_rows, "tse_darts (paper)").seeds == "2"
+
+
+def test_a_run_of_a_space_that_does_not_load_is_read_with_a_warning(results, capsys):
+    seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
+    meta = json.loads((seed0 / "config.json").read_text())
+    meta["config"]["space"], meta["space_class"] = "gone_plugin", "gone_plugin_package.spaces:GoneSpace"
+    (seed0 / "config.json").write_text(json.dumps(meta))
+    runs = read_runs([results], warn=print)
+    said = capsys.readouterr().out
+    assert "space 'gone_plugin' does not load here" in said and said.count("does not load") == 1
+    assert next(r for r in runs if r.folder == seed0.resolve()).space_class is None
+    assert len(runs) == 6  # read, not skipped
