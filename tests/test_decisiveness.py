@@ -68,7 +68,7 @@ def test_records_carry_decisiveness_and_older_records_get_the_same_on_load(searc
     older = [{k: v for k, v in r.items() if k != "decisiveness"} | {"format": 2} for r in records]
     path.write_text("".join(json.dumps(r) + "\n" for r in older))
     loaded = read_runs([tmp_path])[0].records
-    assert [r["decisiveness"] for r in loaded] == [r["decisiveness"] for r in records]
+    assert [r.decisiveness.model_dump() for r in loaded] == [r["decisiveness"] for r in records]
 
 
 def _with_weights(folder, edge_weights):
