@@ -18,6 +18,8 @@ $(VENV)/.installed: setup.cfg pyproject.toml examples/plugin_searcher/pyproject.
 	$(BIN)/pip install -q -e '.[test]'
 	# the example searcher plug-in, found through its entry point (tests/test_plugins.py)
 	$(BIN)/pip install -q --no-deps -e examples/plugin_searcher
+	# the speed reference of `harness bench` (tests/test_bench.py), without its pinned dependencies
+	$(BIN)/pip install -q --no-deps xautodl
 	touch $@
 
 DEMO ?= results/demo
