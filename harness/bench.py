@@ -16,9 +16,12 @@ from __future__ import annotations
 import platform
 import resource
 import statistics
+import subprocess
+import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import torch
 from pydantic import BaseModel
@@ -141,6 +144,8 @@ class BenchResult(BaseModel):
     seeds_per_hour_batched: float | None = None
     seeds_per_hour_sequential: float | None = None
     batched_vs_reference_throughput: float | None = None
+    beside_busy_s_per_step: float | None = None  # ours beside a busy process (``--contention``)
+    contention_slowdown: float | None = None  # that over ours alone; a fair share of C cores is C / (C - 1)
 
     def to_json(self) -> dict[str, Any]:
         return self.model_dump(exclude_none=True)
@@ -163,13 +168,28 @@ class BenchResult(BaseModel):
                          f"({self.batching_speedup:.2f}x); seeds per hour of a {self.epochs}-epoch search: "
                          f"{self.seeds_per_hour_batched:.2f} batched, {self.seeds_per_hour_sequential:.2f} "
                          f"sequential{reference}")
+        if self.contention_slowdown is not None:
+            lines.append(f"  beside a busy process {self.beside_busy_s_per_step * 1e3:9.1f} ms/step  "
+                         f"({self.contention_slowdown:.2f}x alone)")
         lines.append(f"  peak memory {self.peak_memory_mb:.0f} MiB; a {self.epochs}-epoch search: "
                      f"~{self.estimated_search_s / 60:.1f} min")
         return lines
 
 
+@contextmanager
+def busy_neighbour() -> Iterator[None]:
+    """Another process at normal priority keeping one core busy meanwhile: a shared machine, as a user meets it."""
+    neighbour = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.5)  # scheduled and spinning before the first timed step
+        yield
+    finally:
+        neighbour.kill()
+        neighbour.wait()
+
+
 def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: int, with_reference: bool,
-              results_dir: Path | None, seeds: int = 1) -> BenchResult:
+              results_dir: Path | None, seeds: int = 1, contention: bool = False) -> BenchResult:
     config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
@@ -195,6 +215,10 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
     for _ in range(rounds):
         for name, (step, batches) in candidates.items():
             times[name].append(_time_steps(step, batches, device))
+    if contention:
+        step, batches = candidates["ours"]
+        with busy_neighbour():
+            times["beside_busy"] = [_time_steps(step, batches, device) for _ in range(rounds)]
     median = {name: statistics.median(values) for name, values in times.items()}
     search_steps = steps_per_epoch(experiment) * config.epochs
     result = BenchResult(
@@ -222,6 +246,9 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
             "seeds_per_hour_batched": 3600 * seeds / (batched * search_steps),
             "seeds_per_hour_sequential": 3600 * seeds / (sequential * search_steps),
             "batched_vs_reference_throughput": median["reference"] * seeds / batched if with_reference else None})
+    if contention:
+        result = result.model_copy(update={"beside_busy_s_per_step": median["beside_busy"],
+                                           "contention_slowdown": median["beside_busy"] / median["ours"]})
     if results_dir is not None:
         append_jsonl(_bench_file(results_dir), result.to_json())
     return result

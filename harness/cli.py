@@ -88,6 +88,8 @@ def build_parser() -> Parser:
     bench.add_argument("--seeds", type=int, default=1,
                        help="also time K seeds computed together (batched) vs one after another")
     bench.add_argument("--no-reference", action="store_true", help="time only our step")
+    bench.add_argument("--contention", action="store_true",
+                       help="also time our step beside a busy process at normal priority (a shared machine)")
     bench.add_argument("--out", default="results")
     bench.add_argument("--json", action="store_true")
 
@@ -244,7 +246,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
                         "must be >= 1")
     experiment = configure(*names(args.space, args.searcher), args.preset, args.assignments)
     result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
-                       Path(args.out), args.seeds)
+                       Path(args.out), args.seeds, args.contention)
     print(json.dumps(result.to_json(), sort_keys=True) if args.json else "\n".join(result.lines()))
     return 0
 

@@ -61,3 +61,19 @@ def test_a_space_without_a_reference_says_so(tmp_path, capsys):
     assert main(["bench", "--device", "cpu", "--preset", "smoke", "--space", "1shot1-s1", "--steps", "1",
                  "--out", str(tmp_path)]) == 2
     assert "no reference implementation" in capsys.readouterr().err
+
+
+def test_contention_times_our_step_beside_a_busy_process_that_is_gone_after(tmp_path, capsys, monkeypatch):
+    neighbours = []
+    popen = bench.subprocess.Popen
+
+    def recording(*args, **kwargs):
+        neighbours.append(popen(*args, **kwargs))
+        return neighbours[-1]
+
+    monkeypatch.setattr(bench.subprocess, "Popen", recording)
+    result = _bench(tmp_path, capsys, "--no-reference", "--contention")
+    assert len(neighbours) == 1 and neighbours[0].poll() is not None  # started once, stopped
+    assert result["beside_busy_s_per_step"] > 0
+    assert result["contention_slowdown"] == pytest.approx(result["beside_busy_s_per_step"] / result["ours_s_per_step"])
+    assert "contention_slowdown" not in _bench(tmp_path, capsys, "--no-reference")
