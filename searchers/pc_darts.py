@@ -41,7 +41,8 @@ class PcDarts(Darts):
                                                         "(train_search.py: epoch >= 15)")
 
     # reduced presets: K must divide the channels (smoke: C=2); warm up for the paper's 30 % of the epochs
-    preset_options = {"quick": {"warmup_epochs": 2}, "smoke": {"partial_channels": 2, "warmup_epochs": 1}}
+    preset_options = {"quick": {"warmup_epochs": 2}, "reduced": {"warmup_epochs": 5},
+                      "smoke": {"partial_channels": 2, "warmup_epochs": 1}}
     graph_capturable = False  # the step branches on the epoch (warm-up)
 
     @classmethod

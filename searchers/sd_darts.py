@@ -71,7 +71,7 @@ class SdDarts(Darts):
                                                                    "Section 4.5) or of the clean image (fT(x), 3.3)")
 
     # reduced presets keep the paper's proportion: warm up for half of the epochs
-    preset_options = {"quick": {"warmup_epochs": 4}, "smoke": {"warmup_epochs": 1}}
+    preset_options = {"quick": {"warmup_epochs": 4}, "reduced": {"warmup_epochs": 8}, "smoke": {"warmup_epochs": 1}}
     graph_capturable = False  # the step branches on the epoch (warm-up) and keeps per-sample teachers
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

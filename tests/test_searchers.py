@@ -294,3 +294,20 @@ def test_paper_settings_per_searcher():
     assert build_config("nb201", "tse_darts", "paper", []).searcher_options["unroll_steps"] == 100
     assert build_config("nb201", "drnas", "smoke", []).epochs == 2  # presets win over paper settings
     assert build_config("nb201", "sd_darts", "smoke", ["warmup_epochs=0"]).searcher_options["warmup_epochs"] == 0
+
+
+def test_the_reduced_preset_is_quick_longer_with_the_calibrated_architecture_step():
+    """``reduced`` changes ``quick`` in its epochs and architecture learning rate only (docs/calibration.md);
+    TSE windows of 16 batches keep the paper's 8 architecture steps an epoch (782 batches / T = 100; here 126 / 16);
+    SD-DARTS and PC-DARTS keep their warm-ups' share of the epochs."""
+    from harness.config import configure
+
+    quick, reduced = (configure("nb201", "darts", preset, []).config for preset in ("quick", "reduced"))
+    changed = {k for k, v in reduced.to_dict().items() if quick.to_dict()[k] != v}
+    assert changed == {"preset", "epochs", "a_lr"} and reduced.epochs == 2 * quick.epochs
+    assert reduced.a_lr == pytest.approx(77.58 * quick.a_lr, rel=1e-3)
+    tse = configure("nb201", "tse_darts", "reduced", []).config
+    windows = math.ceil(2 * math.ceil(tse.train_images / tse.batch_size) / tse.searcher_options["unroll_steps"])
+    assert windows == math.ceil(2 * math.ceil(25_000 / 64) / 100) == 8
+    assert configure("nb201", "sd_darts", "reduced", []).config.searcher_options["warmup_epochs"] == 8  # 25 of 50
+    assert configure("nb201", "pc_darts", "reduced", []).config.searcher_options["warmup_epochs"] == 5  # 15 of 50
