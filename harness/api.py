@@ -21,21 +21,23 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
                settings: Mapping[str, Any] | Iterable[str] = (), device: str = "auto", out: str | Path = "results",
                data_dir: str | Path | None = None, seed_batch: int | None = None, wait: bool = False,
                repair: bool = False, progress: bool = False, tracking: Iterable[str] = (),
-               log: Log | None = None) -> list[tuple[Path, Summary]]:
+               log: Log | None = None, threads: int | None = None) -> list[tuple[Path, Summary]]:
     """Run (or resume, or skip when finished) the searches of one configuration, one per seed, ``seed_batch`` seeds
     computed together (default per device); ``settings`` are ``--set`` values, a mapping or ``key=value`` texts
-    (validated exactly as on the command line); ``tracking``: ``tensorboard`` and/or ``wandb`` (``harness.tracking``).
+    (validated exactly as on the command line); ``tracking``: ``tensorboard`` and/or ``wandb`` (``harness.tracking``);
+    ``threads``: CPU threads (default: every core).
     Returns each seed's run folder and summary, in seed order."""
     from foundation.paths import resolve_data_dir
     from foundation.run_config import check_seed_batch, checked_seeds
     from harness.config import configure
-    from harness.device import default_seed_batch, resolve_device
+    from harness.device import check_threads, default_seed_batch, resolve_device
     from harness.log import stderr_log
     from harness.runner import SeedBatch
     from harness.sweep import set_text
 
     seeds = checked_seeds(seeds)
     check_seed_batch(seed_batch)
+    check_threads(threads)
     if epochs is not None and epochs < 1:
         raise UserError(f"bad value --epochs {epochs}: must be >= 1")
     check_folder("--out", out)
@@ -48,7 +50,7 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
     for start in range(0, len(seeds), size):
         batch = SeedBatch(experiment, seeds[start:start + size], Path(out), resolve_data_dir(data_dir), resolved,
                           log=log or stderr_log, progress=progress, wait_for_lock=wait, repair=repair,
-                          tracking=tuple(tracking))
+                          tracking=tuple(tracking), threads=threads)
         results += list(zip(batch.folders, batch.execute()))
     return results
 

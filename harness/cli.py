@@ -25,6 +25,8 @@ class Terminated(Exception):
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 SPACE_HELP = "a built-in or installed space, or package.module:Class (default: the default space, `harness list`)"
+THREADS_HELP = ("CPU threads (default: every core; on a machine where other processes keep cores busy, the free "
+                "ones: docs/timings.md)")
 SEARCHER_HELP = "a built-in or installed searcher, or package.module:Class (default: DARTS)"
 
 
@@ -66,6 +68,7 @@ def build_parser() -> Parser:
     run.add_argument("--seeds", type=int, help="run seeds 0..N-1")
     run.add_argument("--seed", type=int, action="append", default=[], help="an explicit seed (repeatable)")
     run.add_argument("--epochs", type=int)
+    run.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     run.add_argument("--wait", action="store_true",
                      help="if another process is writing a run folder, wait for it instead of refusing")
     run.add_argument("--repair", action="store_true",
@@ -83,6 +86,7 @@ def build_parser() -> Parser:
     bench = sub.add_parser("bench", help="time our search step against the reference implementation",
                            parents=[configuration])
     bench.add_argument("--device", default="auto", help="cpu, cuda or auto (default)")
+    bench.add_argument("--threads", type=int, metavar="N", help=THREADS_HELP)
     bench.add_argument("--steps", type=int, default=10, help="search steps per timed round")
     bench.add_argument("--rounds", type=int, default=3)
     bench.add_argument("--seeds", type=int, default=1,
@@ -145,7 +149,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     seeds = [*args.seed, *(checked_seeds(args.seeds) if args.seeds is not None else [])] or [0]
     results = run_search(args.searcher, args.space, args.preset, seeds, args.epochs, args.assignments, args.device,
                          args.out, args.data_dir, args.seed_batch, args.wait, args.repair, sys.stderr.isatty(),
-                         tracking=args.tracking)
+                         tracking=args.tracking, threads=args.threads)
     for folder, summary in results:
         print(f"{folder}: {summary.status} ({summary.epochs_done}/{summary.epochs} epochs)")
     return 0 if all(summary.status == "done" for _, summary in results) else 1
@@ -239,14 +243,15 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.api import names
     from harness.bench import run_bench
     from harness.config import configure
-    from harness.device import resolve_device
+    from harness.device import cpu_threads, resolve_device
 
     if args.steps < 1 or args.rounds < 1 or args.seeds < 1:
         raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds} / --seeds {args.seeds}: "
                         "must be >= 1")
     experiment = configure(*names(args.space, args.searcher), args.preset, args.assignments)
-    result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
-                       Path(args.out), args.seeds, args.contention)
+    with cpu_threads(args.threads):
+        result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
+                           Path(args.out), args.seeds, args.contention)
     print(json.dumps(result.to_json(), sort_keys=True) if args.json else "\n".join(result.lines()))
     return 0
 

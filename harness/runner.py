@@ -25,7 +25,7 @@ from benchmarks.images import get_dataset, search_images
 from foundation.errors import UserError
 from foundation.records import Summary
 from harness.config import Experiment
-from harness.device import configure_backends, default_dtype, device_description
+from harness.device import configure_backends, cpu_threads, default_dtype, device_description
 from harness.diagnostics import probe_seconds
 from harness.epoch import EpochRunner
 from harness.graphed import StepFn, search_step
@@ -91,10 +91,10 @@ class SeedBatch:
 
     def __init__(self, experiment: Experiment, seeds: Sequence[int], out_root: Path, data_dir: Path,
                  device: torch.device, log: Log = stderr_log, progress: bool = False, wait_for_lock: bool = False,
-                 repair: bool = False, tracking: Sequence[str] = ()) -> None:
+                 repair: bool = False, tracking: Sequence[str] = (), threads: int | None = None) -> None:
         check_backends(tracking)
         self.experiment, self.config, self.seeds, self.device = experiment, experiment.config, list(seeds), device
-        self.tracking = tuple(tracking)
+        self.tracking, self.threads = tuple(tracking), threads
         self.progress, self.wait_for_lock, self.log = progress, wait_for_lock, log
         self.data_dir = Path(data_dir)
         self.space = experiment.space(self.data_dir)  # its table first: a missing one is said before anything starts
@@ -113,6 +113,7 @@ class SeedBatch:
             self._check_data_size()
             with ExitStack() as held:
                 held.enter_context(default_dtype(self.config.precision))
+                held.enter_context(cpu_threads(self.threads))
                 check_fits(self.experiment, self.device, len(pending))
                 for folder in pending:
                     held.enter_context(folder.locked(self.wait_for_lock))

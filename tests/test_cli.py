@@ -48,6 +48,7 @@ BAD_INPUTS = [
     ("searcher-not-a-searcher", [*RUN, "--searcher", "pathlib:Path"],
      "is not a subclass of searchers.searcher.Searcher"),
     ("space-not-a-space", [*RUN, "--space", "pathlib:Path"], "is not a subclass of benchmarks.search_space"),
+    ("threads-zero", [*RUN, "--threads", "0"], "bad value --threads 0: must be >= 1"),
     ("seeds-zero", [*RUN, "--seeds", "0"], "--seeds 0"),
     ("seeds-a-billion", [*RUN, "--seeds", "1000000000"], "--seeds 1000000000: must be in 1..10000"),
     ("seed-beyond-64-bits", [*RUN, "--seed", str(2**64)], f"--seed {2**64}: seeds are integers in 0..4294967295"),

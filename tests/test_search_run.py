@@ -235,3 +235,13 @@ def test_diverging_search_stops_with_a_record_saying_so(data_dir, search_data, t
     assert all(r["status"] == "ok" and r["genotype"] for r in records[:-1])  # no NaN genotype ever written
     summary = json.loads((folder / "summary.json").read_text())
     assert summary["status"] == "diverged" and summary["epochs_done"] == len(records) - 1
+
+
+@pytest.mark.slow
+def test_threads_are_the_runs_and_recorded_then_restored(search_data, tmp_path):
+    import torch
+
+    before = torch.get_num_threads()
+    assert main(smoke_args(search_data, tmp_path, "--threads", "1", "--set", "diagnostics_every=0")) == 0
+    meta = json.loads(next(tmp_path.rglob("config.json")).read_text())
+    assert meta["device"].endswith(", 1 thread)") and torch.get_num_threads() == before
