@@ -110,6 +110,7 @@ class EpochRecord(CellDescription, Diagnostics):
     w_lr: float | None = None
     a_lr: float | None = None
     epoch_seconds: float | None = None
+    threads: list[int] | None = None  # the CPU thread counts the epoch's steps used, in order (harness.threads)
 
     @classmethod
     def build(cls, cell: CellDescription, diagnostics: Diagnostics, **fields: Any) -> "EpochRecord":

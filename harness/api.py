@@ -25,15 +25,17 @@ def run_search(searcher: str | None = None, space: str | None = None, preset: st
     """Run (or resume, or skip when finished) the searches of one configuration, one per seed, ``seed_batch`` seeds
     computed together (default per device); ``settings`` are ``--set`` values, a mapping or ``key=value`` texts
     (validated exactly as on the command line); ``tracking``: ``tensorboard`` and/or ``wandb`` (``harness.tracking``);
-    ``threads``: CPU threads (default: every core).
+    ``threads``: CPU threads (default: ``$HARNESS_THREADS``, else the cores other processes leave free,
+    ``harness.threads``).
     Returns each seed's run folder and summary, in seed order."""
     from foundation.paths import resolve_data_dir
     from foundation.run_config import check_seed_batch, checked_seeds
     from harness.config import configure
-    from harness.device import check_threads, default_seed_batch, resolve_device
+    from harness.device import default_seed_batch, resolve_device
     from harness.log import stderr_log
     from harness.runner import SeedBatch
     from harness.sweep import set_text
+    from harness.threads import check_threads
 
     seeds = checked_seeds(seeds)
     check_seed_batch(seed_batch)

@@ -33,6 +33,7 @@ from harness.config import Experiment
 from harness.device import configure_backends, device_description, precision_context
 from harness.graphed import search_step
 from harness.runner import build_searcher
+from harness.threads import CpuThreads, pinned_threads
 from searchers.context import EpochStats
 from searchers.darts import Darts
 
@@ -145,6 +146,7 @@ class BenchResult(BaseModel):
     seeds_per_hour_sequential: float | None = None
     batched_vs_reference_throughput: float | None = None
     beside_busy_s_per_step: float | None = None  # ours beside a busy process (``--contention``)
+    beside_busy_threads: int | None = None  # the CPU threads chosen beside it
     contention_slowdown: float | None = None  # that over ours alone; a fair share of C cores is C / (C - 1)
 
     def to_json(self) -> dict[str, Any]:
@@ -170,7 +172,7 @@ class BenchResult(BaseModel):
                          f"sequential{reference}")
         if self.contention_slowdown is not None:
             lines.append(f"  beside a busy process {self.beside_busy_s_per_step * 1e3:9.1f} ms/step  "
-                         f"({self.contention_slowdown:.2f}x alone)")
+                         f"({self.contention_slowdown:.2f}x alone, {self.beside_busy_threads} threads)")
         lines.append(f"  peak memory {self.peak_memory_mb:.0f} MiB; a {self.epochs}-epoch search: "
                      f"~{self.estimated_search_s / 60:.1f} min")
         return lines
@@ -189,7 +191,16 @@ def busy_neighbour() -> Iterator[None]:
 
 
 def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: int, with_reference: bool,
-              results_dir: Path | None, seeds: int = 1, contention: bool = False) -> BenchResult:
+              results_dir: Path | None, seeds: int = 1, contention: bool = False,
+              threads: int | None = None) -> BenchResult:
+    """``threads``: pinned CPU threads, else chosen as a run chooses them (``harness.threads``), beside the busy
+    process too (``--contention``: the choice a run started on a loaded machine makes)."""
+    with CpuThreads(pinned_threads(threads)):
+        return _measure(experiment, device, steps, rounds, with_reference, results_dir, seeds, contention, threads)
+
+
+def _measure(experiment: Experiment, device: torch.device, steps: int, rounds: int, with_reference: bool,
+             results_dir: Path | None, seeds: int, contention: bool, threads: int | None) -> BenchResult:
     config = experiment.config
     configure_backends(config.precision, device)
     torch.manual_seed(0)
@@ -217,7 +228,8 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
             times[name].append(_time_steps(step, batches, device))
     if contention:
         step, batches = candidates["ours"]
-        with busy_neighbour():
+        with busy_neighbour(), CpuThreads(pinned_threads(threads)):
+            beside_threads = torch.get_num_threads()
             times["beside_busy"] = [_time_steps(step, batches, device) for _ in range(rounds)]
     median = {name: statistics.median(values) for name, values in times.items()}
     search_steps = steps_per_epoch(experiment) * config.epochs
@@ -248,6 +260,7 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
             "batched_vs_reference_throughput": median["reference"] * seeds / batched if with_reference else None})
     if contention:
         result = result.model_copy(update={"beside_busy_s_per_step": median["beside_busy"],
+                                           "beside_busy_threads": beside_threads,
                                            "contention_slowdown": median["beside_busy"] / median["ours"]})
     if results_dir is not None:
         append_jsonl(_bench_file(results_dir), result.to_json())

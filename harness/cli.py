@@ -25,8 +25,8 @@ class Terminated(Exception):
 def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 SPACE_HELP = "a built-in or installed space, or package.module:Class (default: the default space, `harness list`)"
-THREADS_HELP = ("CPU threads (default: every core; on a machine where other processes keep cores busy, the free "
-                "ones: docs/timings.md)")
+THREADS_HELP = ("CPU threads (default: $HARNESS_THREADS, else the cores other processes leave free, looked at "
+                "again every 10 s; the count changes fp32 rounding: docs/timings.md)")
 SEARCHER_HELP = "a built-in or installed searcher, or package.module:Class (default: DARTS)"
 
 
@@ -243,15 +243,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     from harness.api import names
     from harness.bench import run_bench
     from harness.config import configure
-    from harness.device import cpu_threads, resolve_device
+    from harness.device import resolve_device
 
     if args.steps < 1 or args.rounds < 1 or args.seeds < 1:
         raise UserError(f"bad value --steps {args.steps} / --rounds {args.rounds} / --seeds {args.seeds}: "
                         "must be >= 1")
     experiment = configure(*names(args.space, args.searcher), args.preset, args.assignments)
-    with cpu_threads(args.threads):
-        result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
-                           Path(args.out), args.seeds, args.contention)
+    result = run_bench(experiment, resolve_device(args.device), args.steps, args.rounds, not args.no_reference,
+                       Path(args.out), args.seeds, args.contention, args.threads)
     print(json.dumps(result.to_json(), sort_keys=True) if args.json else "\n".join(result.lines()))
     return 0
 

@@ -60,28 +60,6 @@ def default_dtype(precision: str) -> Iterator[None]:
         torch.set_default_dtype(previous)
 
 
-def check_threads(threads: int | None) -> None:
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 1):
-        raise UserError(f"bad value --threads {threads}: must be >= 1")
-
-
-@contextmanager
-def cpu_threads(threads: int | None) -> Iterator[None]:
-    """``threads`` CPU threads meanwhile (None: torch's default, every core). On a machine where another process
-    keeps cores busy, fewer threads than cores avoid OpenMP workers spinning for a descheduled sibling
-    (docs/timings.md: 12.9x slower beside one busy process with 2 threads on 2 cores, 1.0x with 1)."""
-    if threads is None:
-        yield
-        return
-    check_threads(threads)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 def precision_context(precision: str, device: torch.device):
     """bf16 autocast around a whole search step (forward and backward), or nothing for fp32/tf32."""
     return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")

@@ -22,6 +22,7 @@ from harness.diagnostics import epoch_diagnostics
 from harness.graphed import StepFn
 from harness.progress import EpochBar, RunClock
 from harness.seed_run import SeedRun
+from harness.threads import CpuThreads
 from searchers.context import EpochStats
 from searchers.searcher import Searcher
 
@@ -41,6 +42,7 @@ class EpochRunner:
     data: SearchData
     eval_batches: list[Batch]
     hessian_batches: list[Batch]
+    threads: CpuThreads
     progress: bool = False
 
     def diagnostics_due(self, epoch: int) -> bool:
@@ -71,6 +73,7 @@ class EpochRunner:
                 step_fn(weight_batch, arch_batch, weight_stats, arch_stats)
             bar.update()
             clock.after_step(step)
+            self.threads.tick()
         searcher.end_epoch(epoch)
         bar.close()
         return weight_stats, arch_stats, lr
@@ -86,7 +89,7 @@ class EpochRunner:
         diagnostics = (epoch_diagnostics(searcher, self.eval_batches, self.hessian_batches, cfg.hessian_method,
                                          self.space.discrete_weights)
                        if any(finite) and self.diagnostics_due(epoch) else [Diagnostics()] * len(batch))
-        records = []
+        records, used = [], self.threads.take_used()
         for index, (train, arch, ok, measured) in enumerate(zip(trains, archs, finite, diagnostics)):
             seed_weights = [w[index] for w in weights]
             cell = self.space.describe(self.space.derive(seed_weights)) if ok else CellDescription()
@@ -96,5 +99,5 @@ class EpochRunner:
                 cell, measured if ok else Diagnostics(), epoch=epoch, status="ok" if ok else "diverged",
                 arch_weights=stored, decisiveness=of_weights(self.space.decisions, stored, previous) if ok else None,
                 train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
-                w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds))
+                w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds, threads=used))
         return records

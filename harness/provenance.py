@@ -46,8 +46,11 @@ def batch_norm_settings(supernet: nn.Module) -> list[dict[str, Any]]:
 
 
 def run_provenance(experiment: Experiment, space: SearchSpace, device: torch.device, data: dict[str, Any],
-                   batch: Sequence[int], eval_batches: list[Batch], hessian_batches: list[Batch]) -> dict[str, Any]:
-    """Everything ``config.json`` holds besides the configuration, for a run computed with the seeds ``batch``."""
+                   batch: Sequence[int], eval_batches: list[Batch], hessian_batches: list[Batch],
+                   thread_policy: str) -> dict[str, Any]:
+    """Everything ``config.json`` holds besides the configuration, for a run computed with the seeds ``batch``;
+    ``thread_policy``: how the CPU thread count was chosen (``harness.threads``; the count at the start is in
+    ``device``, each epoch's in its record)."""
     config = experiment.config
     count = lambda batches: sum(len(b.labels) for b in batches)  # noqa: E731
     eval_set = EVAL_SETS[config.eval_set].format(dataset=data["dataset"], heldout=data["halves"]["heldout"])
@@ -55,7 +58,7 @@ def run_provenance(experiment: Experiment, space: SearchSpace, device: torch.dev
         "config_name": experiment.name, "overrides": experiment.overrides, **experiment.classes(),
         "harness_version": harness.__version__, "git_commit": git_commit(), "torch_version": torch.__version__,
         "python_version": platform.python_version(), "numpy_version": np.__version__,
-        "device": device_description(device), "seed_batch": list(batch), "data": data,
+        "device": device_description(device), "thread_policy": thread_policy, "seed_batch": list(batch), "data": data,
         "table": space.table_provenance(), "batch_norm": batch_norm_settings(experiment.build_supernet()),
         "diagnostics": {"hessian_method": config.hessian_method, "every": config.diagnostics_every,
                         "eval_set": eval_set, "eval_images": count(eval_batches),

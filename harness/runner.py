@@ -25,7 +25,7 @@ from benchmarks.images import get_dataset, search_images
 from foundation.errors import UserError
 from foundation.records import Summary
 from harness.config import Experiment
-from harness.device import configure_backends, cpu_threads, default_dtype, device_description
+from harness.device import configure_backends, default_dtype, device_description
 from harness.diagnostics import probe_seconds
 from harness.epoch import EpochRunner
 from harness.graphed import StepFn, search_step
@@ -35,6 +35,7 @@ from harness.progress import RunClock
 from harness.provenance import run_provenance
 from harness.run_folder import RunFolder
 from harness.seed_run import SeedRun, restore_together
+from harness.threads import CpuThreads, pinned_threads
 from harness.tracking import check_backends
 from searchers.context import OptimConfig, SearchContext
 from searchers.searcher import Searcher
@@ -113,7 +114,7 @@ class SeedBatch:
             self._check_data_size()
             with ExitStack() as held:
                 held.enter_context(default_dtype(self.config.precision))
-                held.enter_context(cpu_threads(self.threads))
+                threads = held.enter_context(CpuThreads(pinned_threads(self.threads), self.log))
                 check_fits(self.experiment, self.device, len(pending))
                 for folder in pending:
                     held.enter_context(folder.locked(self.wait_for_lock))
@@ -123,13 +124,13 @@ class SeedBatch:
                     if summaries[folder.seed] is None:
                         still.append(folder)
                 if still:
-                    summaries.update(self._execute(still))
+                    summaries.update(self._execute(still, threads))
         for folder in self.run_folders:
             if folder not in pending:
                 folder.log(f"already finished, skipping ({folder.path})")
         return [summaries[seed] for seed in self.seeds]
 
-    def _execute(self, folders: list[RunFolder]) -> dict[int, Summary]:
+    def _execute(self, folders: list[RunFolder], threads: CpuThreads) -> dict[int, Summary]:
         cfg = self.config
         inputs = device_data(str(self.data_dir), cfg.dataset, cfg.train_images, str(self.device), cfg.channels_last,
                              cfg.eval_images)
@@ -137,10 +138,11 @@ class SeedBatch:
         eval_source = inputs.heldout if cfg.eval_set == "heldout" else inputs.data.arch_half
         self.epoch_runner = EpochRunner(cfg, self.space, self.device, inputs.data,
                                         eval_source.fixed_batches(cfg.eval_images, cfg.batch_size),
-                                        eval_source.fixed_batches(cfg.hessian_images, cfg.batch_size), self.progress)
+                                        eval_source.fixed_batches(cfg.hessian_images, cfg.batch_size), threads,
+                                        self.progress)
         provenance = run_provenance(self.experiment, self.space, self.device, inputs.data_provenance,
                                     [folder.seed for folder in folders], self.epoch_runner.eval_batches,
-                                    self.epoch_runner.hessian_batches)
+                                    self.epoch_runner.hessian_batches, threads.policy)
         for folder in folders:
             folder.write_config(provenance)
         restored = restore_together(folders, self.device, cfg.epochs)

@@ -1,5 +1,6 @@
 """Shared fixtures and helpers: the benchmark data directory and the NB201 table, the arguments of a smoke search,
-record comparison, interrupting a search, and the rule that a test running a search is marked ``slow``.
+record comparison, interrupting a search, the pinned thread count, and the rule that a test running a search is
+marked ``slow``.
 
 The data directory is ``$HARNESS_DATA`` when set, else ``<repo>/../shared/data``. Tests that need it skip
 (with the path in the reason) when it, or the file they need, is absent.
@@ -13,6 +14,9 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 NONDETERMINISTIC = {"epoch_seconds", "diagnostics_seconds"}
+# Searches here run on a pinned thread count: by default a search follows the machine's load (harness.threads), and
+# the thread count changes fp32 rounding, which records compared across runs within a test must not depend on.
+os.environ.setdefault("HARNESS_THREADS", str(os.cpu_count() or 1))
 
 
 def smoke_args(data_dir: Path, out: Path, *extra: str) -> list[str]:

@@ -49,14 +49,9 @@ def trajectory(space: str, searcher: str, data_dir: Path, out: Path) -> dict:
     from foundation.atomic import read_jsonl
     from harness.cli import main
 
-    threads = torch.get_num_threads()
-    torch.set_num_threads(THREADS)
     args = ["run", "--searcher", searcher, "--space", space, "--preset", "smoke", "--set", "precision=fp64", "--seed",
-            "0", "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out)]
-    try:
-        assert main(args) == 0
-    finally:
-        torch.set_num_threads(threads)
+            "0", "--threads", str(THREADS), "--device", "cpu", "--data-dir", str(data_dir), "--out", str(out)]
+    assert main(args) == 0
     folder = next(Path(out).rglob("seed-0"))
     meta = json.loads((folder / "config.json").read_text())
     records = [{key: record[key] for key in RECORDED} for record in read_jsonl(folder / "epochs.jsonl")]

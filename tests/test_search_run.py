@@ -245,3 +245,17 @@ def test_threads_are_the_runs_and_recorded_then_restored(search_data, tmp_path):
     assert main(smoke_args(search_data, tmp_path, "--threads", "1", "--set", "diagnostics_every=0")) == 0
     meta = json.loads(next(tmp_path.rglob("config.json")).read_text())
     assert meta["device"].endswith(", 1 thread)") and torch.get_num_threads() == before
+    assert meta["thread_policy"] == "pinned"
+    assert [record["threads"] for record in read_jsonl(next(tmp_path.rglob("epochs.jsonl")))] == [[1]] * 2
+
+
+@pytest.mark.slow
+def test_by_default_a_run_takes_the_free_cores_and_records_each_epochs_threads(search_data, tmp_path, monkeypatch):
+    from harness import threads
+
+    monkeypatch.setenv(threads.THREADS_ENV, "auto")
+    monkeypatch.setattr(threads, "free_threads", lambda others: 1)  # as if the other processes kept all but one busy
+    assert main(smoke_args(search_data, tmp_path, "--set", "diagnostics_every=0")) == 0
+    meta = json.loads(next(tmp_path.rglob("config.json")).read_text())
+    assert meta["thread_policy"] == "free cores" and meta["device"].endswith(", 1 thread)")
+    assert [record["threads"] for record in read_jsonl(next(tmp_path.rglob("epochs.jsonl")))] == [[1]] * 2
