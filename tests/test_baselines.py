@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 from test_searchers import batch, make, stats
+from test_supernet import edge_conv
 from torch.nn import functional as F
 
 from benchmarks.nb201.supernet import NB201Supernet
@@ -214,7 +215,7 @@ def test_partial_channel_edges_mix_a_quarter_of_the_channels_and_scale_whole_edg
     torch.manual_seed(0)
     net = NB201Supernet(channels=8, cells_per_stage=1, partial_channels=4, edge_normalisation=True).double()
     cell, x = net.layers[0], torch.randn(2, 8, 6, 6, dtype=torch.float64)
-    assert cell.conv3[0][0].weight.shape == (2, 2, 3, 3)  # the ops see C/K channels
+    assert cell.edge_kernel(cell.conv3, 0).shape == (2, 2, 3, 3)  # the ops see C/K channels
     weights = F.softmax(torch.randn(6, 5, dtype=torch.float64), dim=-1)
     scales = net.normalised_edges(net.betas.detach() * 100)
     assert torch.allclose(scales[1:3].sum(), torch.tensor(1.0, dtype=torch.float64))  # node 2's two inputs
@@ -226,7 +227,8 @@ def test_partial_channel_edges_mix_a_quarter_of_the_channels_and_scale_whole_edg
             if d == dst:
                 h, rest = nodes[src][:, :2], nodes[src][:, 2:]
                 w = weights[e]
-                mixed = (w[1] * h + w[2] * cell.conv1[e](F.relu(h)) + w[3] * cell.conv3[e](F.relu(h))
+                mixed = (w[1] * h + w[2] * edge_conv(cell, "nor_conv_1x1", e, h)
+                         + w[3] * edge_conv(cell, "nor_conv_3x3", e, h)
                          + w[4] * F.avg_pool2d(h, 3, 1, 1, count_include_pad=False))
                 total = total + scales[e] * channel_shuffle(torch.cat([mixed, rest], 1), 4)
         nodes.append(total)

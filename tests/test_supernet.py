@@ -9,6 +9,13 @@ from benchmarks.nb201.space import EDGES, NUM_NODES, OPS
 from benchmarks.nb201.supernet import NB201Supernet, ResidualReduction, SearchCell
 
 
+def edge_conv(cell: SearchCell, name: str, edge: int, h: torch.Tensor) -> torch.Tensor:
+    """The reference's ReLU-conv-BN of one edge (BN by batch statistics, no affine parameters), from the edge's
+    slice of the stacked kernels."""
+    kernel = cell.edge_kernel(cell.conv1 if name == "nor_conv_1x1" else cell.conv3, edge)
+    return F.batch_norm(F.conv2d(F.relu(h), kernel, padding=kernel.shape[-1] // 2), None, None, training=True)
+
+
 def straightforward_cell(cell: SearchCell, x: torch.Tensor, weights: torch.Tensor,
                          active: torch.Tensor | None = None) -> torch.Tensor:
     """Every op of every edge, evaluated separately and summed with its weight; ``none`` multiplies by zero. With
@@ -18,10 +25,8 @@ def straightforward_cell(cell: SearchCell, x: torch.Tensor, weights: torch.Tenso
             return h.mul(0.0)
         if name == "skip_connect":
             return h
-        if name == "nor_conv_1x1":
-            return cell.conv1[edge](F.relu(h))
-        if name == "nor_conv_3x3":
-            return cell.conv3[edge](F.relu(h))
+        if name in ("nor_conv_1x1", "nor_conv_3x3"):
+            return edge_conv(cell, name, edge, h)
         return F.avg_pool2d(h, 3, 1, 1, count_include_pad=False)
 
     nodes = [x]

@@ -23,8 +23,11 @@ whole output.
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from benchmarks.nb201.space import EDGES, NUM_NODES, OPS
 from benchmarks.partial_channels import rejoin
@@ -52,32 +55,73 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(torch.relu(self.conv_a(torch.relu(x))))
 
 
+# The edges leaving each node (in EDGES order) and entering it.
+OUT_EDGES = tuple(tuple(e for e, (src, _) in enumerate(EDGES) if src == node) for node in range(NUM_NODES))
+IN_EDGES = tuple(tuple(e for e, (_, dst) in enumerate(EDGES) if dst == node) for node in range(NUM_NODES))
+
+
+class ScaledBatchNorm(nn.BatchNorm2d):
+    """BatchNorm without affine parameters whose output is multiplied per channel by ``scale`` (an op's mixing
+    weight): ``F.batch_norm``'s weight argument, so the product costs no pass of its own."""
+
+    def __init__(self, channels: int, track: bool) -> None:
+        super().__init__(channels, affine=False, track_running_stats=track)
+
+    def forward(self, x: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        if self.training and self.track_running_stats:
+            self.num_batches_tracked.add_(1)
+        return F.batch_norm(x, self.running_mean, self.running_var, scale, None,
+                            self.training or not self.track_running_stats, self.momentum, self.eps)
+
+
 class SearchCell(nn.Module):
-    """Four nodes; node j is the weighted sum over i < j of the mixed op on edge (i, j)."""
+    """Four nodes; node j is the weighted sum over i < j of the mixed op on edge (i, j).
+
+    The convolutions of the edges leaving a node share their input (the node's ReLU), so they run as one: node
+    i's 1x1 kernels of all its outgoing edges are stacked along the output channels (``conv1[i]``, edges in
+    ``EDGES`` order), likewise its 3x3 kernels (``conv3[i]``), each followed by one BatchNorm (per channel, so
+    stacking changes nothing) scaled by the ops' mixing weights. Every edge's kernels are drawn as the
+    reference's per-edge convolutions draw them (Kaiming uniform, all 1x1 kernels edge by edge, then all 3x3)."""
 
     def __init__(self, channels: int, track: bool, partial_channels: int = 1) -> None:
         super().__init__()
         self.partial_channels = partial_channels
         part = channels // partial_channels
-        self.conv1 = nn.ModuleList(conv_bn(part, part, 1, 1, False, track) for _ in EDGES)
-        self.conv3 = nn.ModuleList(conv_bn(part, part, 3, 1, False, track) for _ in EDGES)
+        leaving = [len(OUT_EDGES[node]) * part for node in range(NUM_NODES - 1)]
+        self.conv1 = nn.ParameterList(nn.Parameter(torch.empty(n, part, 1, 1)) for n in leaving)
+        self.conv3 = nn.ParameterList(nn.Parameter(torch.empty(n, part, 3, 3)) for n in leaving)
+        self.bn1 = nn.ModuleList(ScaledBatchNorm(n, track) for n in leaving)
+        self.bn3 = nn.ModuleList(ScaledBatchNorm(n, track) for n in leaving)
         self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
+        with torch.no_grad():
+            for kernels in (self.conv1, self.conv3):
+                for e in range(len(EDGES)):
+                    nn.init.kaiming_uniform_(self.edge_kernel(kernels, e), a=math.sqrt(5))  # nn.Conv2d's init
+
+    def edge_kernel(self, kernels: nn.ParameterList, edge: int) -> torch.Tensor:
+        """Edge ``edge``'s slice of its source node's stacked kernels (``conv1`` or ``conv3``)."""
+        src = EDGES[edge][0]
+        part = kernels[src].shape[-3]
+        position = OUT_EDGES[src].index(edge)
+        return kernels[src][position * part:(position + 1) * part]
 
     def forward(self, x: torch.Tensor, weights: torch.Tensor, offsets: torch.Tensor | None = None,
                 edge_scales: torch.Tensor | None = None) -> torch.Tensor:
         part = x.shape[1] // self.partial_channels
-        nodes, relus, pools = [x], [], []
+        nodes, pools, convs = [x], [], {}
         for dst in range(1, NUM_NODES):
-            mixed_in = nodes[-1][:, :part]
-            relus.append(torch.relu(mixed_in))
+            newest = dst - 1  # its outgoing edges' convolutions, now that it is complete
+            mixed_in = nodes[newest][:, :part]
             pools.append(self.pool(mixed_in))
+            relu, leaving = torch.relu(mixed_in), list(OUT_EDGES[newest])
+            scale1, scale3 = (weights[leaving, op].repeat_interleave(part) for op in (CONV1, CONV3))
+            both = (self.bn1[newest](F.conv2d(relu, self.conv1[newest]), scale1)
+                    + self.bn3[newest](F.conv2d(relu, self.conv3[newest], padding=1), scale3))
+            convs.update(zip(leaving, both.unflatten(1, (len(leaving), part)).unbind(1)))
             total = None
-            for e, (src, d) in enumerate(EDGES):
-                if d != dst:
-                    continue
-                w = weights[e]
-                out = (w[SKIP] * nodes[src][:, :part] + w[POOL] * pools[src]
-                       + w[CONV1] * self.conv1[e](relus[src]) + w[CONV3] * self.conv3[e](relus[src]))
+            for e in IN_EDGES[dst]:
+                src, w = EDGES[e][0], weights[e]
+                out = convs[e].addcmul(w[SKIP], nodes[src][:, :part]).addcmul(w[POOL], pools[src])
                 if offsets is not None:
                     out = out + offsets[e]
                 out = rejoin(out, nodes[src][:, part:], self.partial_channels)
