@@ -73,7 +73,7 @@ class RunConfig(OptionSet):
     channels_last: bool = Field(True, description="memory layout only; faster convolutions at C=16")
     diagnostics_every: int = Field(1, ge=0, description="epochs between Hessian / gap evaluations; 0 = never")
     hessian_method: Literal["lanczos", "exact", "power"] = Field(
-        "lanczos", description="lanczos: the exact top eigenvalue in ~1/3 of exact's products (harness.hessian)")
+        "lanczos", description="lanczos: the exact top eigenvalue in ~1/3 of exact's products (searchers.hessian)")
     eval_set: Literal["heldout", "arch_half"] = Field(
         "heldout", description="diagnostics' images: held out from every searcher (default) or the architecture half")
     eval_images: int = Field(1024, ge=1, le=1_000_000, description="diagnostics' accuracies and gap: the first n "

@@ -1,7 +1,7 @@
 """Per-epoch search diagnostics on a fixed evaluation set (same images, no augmentation, every epoch).
 
 - ``hessian_eig_max``: largest eigenvalue of the Hessian of the evaluation loss w.r.t. all architecture
-  parameters (``harness.hessian``), the sharpness SD-DARTS (Fig. 2) and the TSE paper (Fig. 2b, App. E) track.
+  parameters (``searchers.hessian``), the sharpness SD-DARTS (Fig. 2) and the TSE paper (Fig. 2b, App. E) track.
 - ``supernet_acc``: accuracy of the supernet with its mixing weights; ``discrete_acc``: accuracy of the derived
   cell's network with the inherited weights (one-hot mixing: only the argmax op of each edge); their difference is
   the discretization gap SD-DARTS claims to close. BN is in training mode, as during search.
@@ -28,7 +28,7 @@ from torch import nn
 
 from benchmarks.data_stream import Batch
 from foundation.records import Diagnostics
-from harness.hessian import dominant_eigenvalues
+from searchers.hessian import dominant_eigenvalues
 from searchers.seeds import seed_cross_entropy
 
 

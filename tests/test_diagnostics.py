@@ -11,9 +11,9 @@ from benchmarks.data_stream import Batch
 from benchmarks.nb201.search_space import NB201Space
 from benchmarks.nb201.supernet import NB201Supernet
 from harness.diagnostics import epoch_diagnostics, preserved_buffers
-from harness.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
 from searchers import get_searcher
 from searchers.context import OptimConfig, SearchContext
+from searchers.hessian import HessianProducts, dominant_eigenvalues, exact_hessian, lanczos, power_iteration
 from searchers.seeds import SeedStack, seed_cross_entropy
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
