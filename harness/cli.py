@@ -26,7 +26,7 @@ def _terminate(signum: int, frame: object) -> None:
     raise Terminated
 SPACE_HELP = "a built-in or installed space, or package.module:Class (default: the default space, `harness list`)"
 THREADS_HELP = ("CPU threads (default: $HARNESS_THREADS, else the cores other processes leave free, looked at "
-                "again every 10 s; the count changes fp32 rounding: docs/timings.md)")
+                "again every 10 s: docs/command-line.md)")
 SEARCHER_HELP = "a built-in or installed searcher, or package.module:Class (default: DARTS)"
 
 

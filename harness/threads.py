@@ -5,7 +5,8 @@ for a descheduled sibling: on 2 cores, 2 threads beside one busy process are an 
 alone, 1 thread is not (docs/timings.md). So by default a search uses the cores that other processes at its
 priority or above leave free, and looks again every ``RECHECK_SECONDS``: a neighbour that starts or stops
 mid-run changes the count at the next look. A pinned count (``--threads N``, ``$HARNESS_THREADS``) is kept
-whatever the load. The thread count changes fp32 rounding (docs/calibration.md, the noise floor), so the count at
+whatever the load. A kernel may split a reduction by thread and so round differently with another count (at
+C = 4 on a Xeon none did: docs/calibration.md, the noise floor), so the count at
 the start is in ``config.json`` and the counts an epoch used are in its record: a run is reproduced bit for bit
 with ``--threads`` set to them.
 """

@@ -15,7 +15,8 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 NONDETERMINISTIC = {"epoch_seconds", "diagnostics_seconds"}
 # Searches here run on a pinned thread count: by default a search follows the machine's load (harness.threads), and
-# the thread count changes fp32 rounding, which records compared across runs within a test must not depend on.
+# a kernel may round differently with another thread count, which records compared across runs within a test
+# must not depend on.
 os.environ.setdefault("HARNESS_THREADS", str(os.cpu_count() or 1))
 
 

@@ -143,7 +143,7 @@ def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
 @pytest.mark.slow
 @pytest.mark.data
 def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, tmp_path, capfd):
-    assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
+    assert _sweep(tmp_path, data_dir, tmp_path / "local", "--seed-batch", "2") == 0
     out, err = capfd.readouterr()
     assert "4 runs in 2 task(s) of seeds computed together, 2 at a time on the local backend" in out
     assert "sweep: 4 done, 0 failed" in out
@@ -152,11 +152,12 @@ def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, 
     local = _records(tmp_path / "local")
     assert len(local) == 4 and all(len(records) == 1 for records in local.values())
     # a second sweep skips everything
-    assert _sweep(tmp_path, data_dir, tmp_path / "local") == 0
+    assert _sweep(tmp_path, data_dir, tmp_path / "local", "--seed-batch", "2") == 0
     assert _records(tmp_path / "local") == local
 
     pytest.importorskip("ray")
-    assert _sweep(tmp_path, data_dir, tmp_path / "ray", "--backend", "ray", "--max-parallel", "2") == 0
+    assert _sweep(tmp_path, data_dir, tmp_path / "ray", "--backend", "ray", "--max-parallel", "2",
+                  "--seed-batch", "2") == 0
     assert "on the ray backend" in capfd.readouterr().out
     ray_records = _records(tmp_path / "ray")
     assert ray_records.keys() == local.keys()
