@@ -75,6 +75,9 @@ class Gdas(Darts):
             return self
 
     graph_capturable = False  # redraws infinite Gumbel noise: a host-side check per sample
+    # the hard sample of an op choice and its active mask, (alpha, tau, generator) -> (weights, active); ReinMax
+    # replaces it
+    hard_sample = staticmethod(hard_gumbel_softmax)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -90,7 +93,7 @@ class Gdas(Darts):
         def draw(alpha: torch.Tensor, hard: bool) -> Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]:
             def one_seed(seed: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
                 if hard:
-                    return hard_gumbel_softmax(alpha[seed], self.tau, generator)
+                    return self.hard_sample(alpha[seed], self.tau, generator)
                 sample = relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
                 return sample, torch.ones_like(sample)
             return one_seed

@@ -27,15 +27,12 @@ options must be >= 1.
 """
 from __future__ import annotations
 
-from typing import Callable
-
 import torch
 from pydantic import Field
 from torch.autograd.function import once_differentiable
 from torch.nn import functional as F
 
-from searchers.gdas import Gdas, relaxed_gumbel_softmax
-from searchers.seeds import SampledWeights
+from searchers.gdas import Gdas
 
 
 def softmax_jacobian_product(probs: torch.Tensor, grad: torch.Tensor) -> torch.Tensor:
@@ -80,16 +77,4 @@ class ReinMax(Gdas):
         tau_max: float = Field(10.0, ge=1, description="temperature of the first epoch (GDAS's 10; ReinMax: >= 1)")
         tau_min: float = Field(1.0, ge=1, description="temperature of the last epoch (ReinMax's lower bound, 1)")
 
-    def arch_weights(self) -> SampledWeights:
-        """One sample per forward pass, seed k's from seed k's stream: ReinMax for op choices, relaxed otherwise."""
-        def draw(alpha: torch.Tensor, hard: bool) -> Callable[[int, torch.Generator], tuple[torch.Tensor, ...]]:
-            def one_seed(seed: int, generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-                if hard:
-                    return reinmax_sample(alpha[seed], self.tau, generator)
-                sample = relaxed_gumbel_softmax(alpha[seed], self.tau, generator)
-                return sample, torch.ones_like(sample)
-            return one_seed
-
-        weights, active = zip(*(self.per_seed(draw(alpha, index in self.supernet.op_choice_parameters))
-                                for index, alpha in enumerate(self.alphas)))
-        return SampledWeights(list(weights), list(active))
+    hard_sample = staticmethod(reinmax_sample)  # GDAS's forward, ReinMax's sample and gradient for op choices

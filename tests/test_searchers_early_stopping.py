@@ -5,12 +5,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from test_searchers_perturbation import batch, stats
 from torch.nn import functional as F
 
-from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from searchers import get_searcher
-from searchers.context import EpochStats, OptimConfig, SearchContext
+from searchers.context import OptimConfig, SearchContext
 from searchers.darts_es import EarlyStopOptions, stop_index
 from searchers.hessian import dominant_eigenvalues
 from searchers.oles import operation_cosines
@@ -24,16 +24,6 @@ def make(name: str, options: dict | None = None, seeds: int = 1):
     torch.manual_seed(0)
     nets = [NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=False).double() for _ in range(seeds)]
     return get_searcher(name)(SeedStack(nets), OPTIM, SearchContext(2, (16, 16), 10), options or {})
-
-
-def batch(seed: int, seeds: int = 1, size: int = 8) -> Batch:
-    gen = torch.Generator().manual_seed(seed)
-    return Batch(torch.randn(seeds, size, 3, 8, 8, generator=gen, dtype=torch.float64),
-                 torch.randint(0, 10, (seeds, size), generator=gen), torch.arange(size).repeat(seeds, 1))
-
-
-def stats(seeds: int = 1) -> EpochStats:
-    return EpochStats(torch.device("cpu"), seeds)
 
 
 def epoch(searcher, number: int, seeds: int = 1, steps: int = 2) -> None:
