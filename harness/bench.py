@@ -194,7 +194,12 @@ def run_bench(experiment: Experiment, device: torch.device, steps: int, rounds: 
               results_dir: Path | None, seeds: int = 1, contention: bool = False,
               threads: int | None = None) -> BenchResult:
     """``threads``: pinned CPU threads, else chosen as a run chooses them (``harness.threads``), beside the busy
-    process too (``--contention``: the choice a run started on a loaded machine makes)."""
+    process too (``--contention``: the choice a run started on a loaded machine makes). ``steps`` is rounded up
+    to whole updates of the searcher (``Searcher.steps_per_update``: TSE's window), so that a round does all the
+    work of the steps it times."""
+    searcher, options = experiment.searcher, experiment.config.searcher_options
+    update = searcher.steps_per_update(searcher.Options(**options))
+    steps = -(-steps // update) * update
     with CpuThreads(pinned_threads(threads)):
         return _measure(experiment, device, steps, rounds, with_reference, results_dir, seeds, contention, threads)
 

@@ -26,8 +26,8 @@ from searchers.context import EpochStats, OptimConfig, SearchContext
 from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entropy
 
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
-HOOKS = frozenset({"__init__", "supernet_features", "arch_weights", "expected_arch_weights", "arch_loss",
-                   "weight_loss", "arch_gradient", "step", "begin_epoch", "end_epoch", "extra_state",
+HOOKS = frozenset({"__init__", "supernet_features", "steps_per_update", "arch_weights", "expected_arch_weights",
+                   "arch_loss", "weight_loss", "arch_gradient", "step", "begin_epoch", "end_epoch", "extra_state",
                    "load_extra_state"})
 
 
@@ -45,7 +45,9 @@ class Searcher:
     shape the loss at ``expected_arch_weights``, so diagnostics record no Hessian eigenvalue).
 
     Hooks: ``supernet_features`` (a class method: what the searcher needs its supernet built with, e.g. PC-DARTS's
-    partial channels; the space's ``build_supernet`` takes them), ``arch_weights`` (mixing weights fed to the
+    partial channels; the space's ``build_supernet`` takes them), ``steps_per_update`` (a class method: the steps
+    whose work the searcher may defer to the last of them, e.g. TSE's window; ``harness bench`` times whole
+    multiples of it), ``arch_weights`` (mixing weights fed to the
     supernet in search; ``SampledWeights`` for a sampled forward), ``expected_arch_weights`` (deterministic
     ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
     ``step`` (one architecture step and one weight step), ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
@@ -105,6 +107,11 @@ class Searcher:
     def supernet_features(cls, options: OptionSet) -> dict[str, Any]:
         """Keyword arguments for the space's ``build_supernet`` (DARTS: none)."""
         return {}
+
+    @classmethod
+    def steps_per_update(cls, options: OptionSet) -> int:
+        """Steps that make one whole update (DARTS: each step is one)."""
+        return 1
 
     def arch_weights(self) -> list[torch.Tensor]:
         """Mixing weights fed to the supernet during search: DARTS feeds its deterministic ones (a softmax over

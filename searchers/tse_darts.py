@@ -49,6 +49,11 @@ class TseDarts(Darts):
         self.window: list[Batch] = []
         self.stats: tuple[EpochStats, EpochStats] | None = None
 
+    @classmethod
+    def steps_per_update(cls, options: OptionSet) -> int:
+        """A window of T batches, two to a step."""
+        return -(-options.unroll_steps // 2)
+
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
         """Collect training batches (both halves are training data here); run an outer step per T batches."""
         self.stats = (weight_stats, arch_stats)

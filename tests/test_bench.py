@@ -11,6 +11,7 @@ from foundation.atomic import read_jsonl
 from harness import bench
 from harness.cli import main
 from searchers.darts import Darts
+from searchers.tse_darts import TseDarts
 
 
 def _bench(tmp_path, capsys, *extra: str) -> dict:
@@ -44,6 +45,14 @@ def test_the_timed_steps_are_the_searcher_darts_and_k_seeds(tmp_path, capsys, mo
     assert result["seeds_per_hour_batched"] == pytest.approx(
         result["seeds_per_hour_sequential"] * result["batching_speedup"])
     assert read_jsonl(tmp_path / "bench" / "bench.jsonl") == [result]
+
+
+def test_a_searcher_that_defers_work_is_timed_over_whole_updates(tmp_path, capsys, monkeypatch):
+    outer_steps = []
+    monkeypatch.setattr(TseDarts, "outer_step", lambda self, batches: outer_steps.append(len(batches)))
+    result = _bench(tmp_path, capsys, "--no-reference", "--searcher", "tse_darts", "--set", "unroll_steps=6")
+    assert result["steps_per_round"] == 3  # a window of 6 batches is 3 steps: the 1 asked for is rounded up
+    assert outer_steps and set(outer_steps) == {6}
 
 
 def test_darts_is_not_timed_against_itself(tmp_path, capsys):

@@ -42,7 +42,10 @@ CASES = [("nb201", name) for name in sorted(builtin_searchers())] + [("1shot1-s2
                                                                      ("1shot1-s2", "gdas")]
 # TSE's step is a whole outer step (2T weight updates and an Adam update) once per T batches: locking before it
 # leaves the updates inside free-running, so its lock-step check compares the losses only (float64 checks all).
-UPDATES_INSIDE_A_STEP = {"tse_darts", "tse_drnas"}
+# DSNAS's step is two single-level updates, the second on a fresh categorical draw from the alphas the first
+# updated: a rounding-level difference there can draw another op (measured: seed 1's second step, once the pool's
+# additions came in another order), so it too compares the losses only.
+UPDATES_INSIDE_A_STEP = {"tse_darts", "tse_drnas", "dsnas"}
 OPTIONS = {"sd_darts": ["warmup_epochs=1"], "sd_darts_voted": ["warmup_epochs=1"], "tse_darts": ["unroll_steps=4"],
            "tse_drnas": ["unroll_steps=4"]}
 

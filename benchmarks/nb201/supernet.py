@@ -24,6 +24,7 @@ whole output.
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 
 import torch
 from torch import nn
@@ -74,6 +75,52 @@ class ScaledBatchNorm(nn.BatchNorm2d):
                             self.training or not self.track_running_stats, self.momentum, self.eps)
 
 
+@lru_cache(maxsize=None)
+def _window_sizes(height: int, width: int, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """The number of in-image positions of each 3x3 window (4 at a corner, 6 on a side, 9 inside)."""
+    ones = torch.ones(1, 1, height + 2, width + 2, dtype=dtype, device=device)
+    ones[..., 0, :] = ones[..., -1, :] = ones[..., :, 0] = ones[..., :, -1] = 0
+    return F.avg_pool2d(ones, 3, 1, 0, divisor_override=1)
+
+
+def _window_sums(x: torch.Tensor) -> torch.Tensor:
+    """Each 3x3 window's sum (zero padding): three shifted columns, then three shifted rows."""
+    padded = F.pad(x, (1, 1, 1, 1))
+    rows = padded[..., :-2] + padded[..., 1:-1] + padded[..., 2:]
+    return rows[..., :-2, :] + rows[..., 1:-1, :] + rows[..., 2:, :]
+
+
+class _WindowMean(torch.autograd.Function):
+    """The windows' means; the gradient is again a mean of windows (the zero-padded 3x3 sum is its own adjoint),
+    so the backward costs a forward instead of six slice gradients, each a zero-filled padded copy."""
+
+    generate_vmap_rule = True
+
+    @staticmethod
+    def forward(x: torch.Tensor, sizes: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        return _window_sums(x) / sizes
+
+    @staticmethod
+    def setup_context(ctx, inputs, output) -> None:  # type: ignore[override]
+        ctx.save_for_backward(inputs[1])
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor, None]:  # type: ignore[override]
+        (sizes,) = ctx.saved_tensors
+        return _window_sums(grad / sizes), None
+
+
+def mean_pool3x3(x: torch.Tensor) -> torch.Tensor:
+    """NB201's ``avg_pool_3x3``: stride 1, padding 1, the mean over each window's in-image positions
+    (``count_include_pad=False``). A channels-last input takes torch's pooling kernel (vectorised over the
+    channels); any other sums each window as three shifted columns then three shifted rows and divides by the
+    window's size, where torch's kernel for that layout works position by position. Same maths, the additions
+    in another order."""
+    if x.shape[-3] > 1 and x.stride(-3) == 1:  # channels last
+        return F.avg_pool2d(x, 3, 1, 1, count_include_pad=False)
+    return _WindowMean.apply(x, _window_sizes(x.shape[-2], x.shape[-1], x.dtype, x.device))
+
+
 class SearchCell(nn.Module):
     """Four nodes; node j is the weighted sum over i < j of the mixed op on edge (i, j).
 
@@ -92,7 +139,6 @@ class SearchCell(nn.Module):
         self.conv3 = nn.ParameterList(nn.Parameter(torch.empty(n, part, 3, 3)) for n in leaving)
         self.bn1 = nn.ModuleList(ScaledBatchNorm(n, track) for n in leaving)
         self.bn3 = nn.ModuleList(ScaledBatchNorm(n, track) for n in leaving)
-        self.pool = nn.AvgPool2d(3, stride=1, padding=1, count_include_pad=False)
         with torch.no_grad():
             for kernels in (self.conv1, self.conv3):
                 for e in range(len(EDGES)):
@@ -112,7 +158,7 @@ class SearchCell(nn.Module):
         for dst in range(1, NUM_NODES):
             newest = dst - 1  # its outgoing edges' convolutions, now that it is complete
             mixed_in = nodes[newest][:, :part]
-            pools.append(self.pool(mixed_in))
+            pools.append(mean_pool3x3(mixed_in))
             relu, leaving = torch.relu(mixed_in), list(OUT_EDGES[newest])
             scale1, scale3 = (weights[leaving, op].repeat_interleave(part) for op in (CONV1, CONV3))
             both = (self.bn1[newest](F.conv2d(relu, self.conv1[newest]), scale1)
