@@ -10,9 +10,10 @@ A space's ``build_supernet`` returns a module with:
   parameter; ``active``, 0/1 masks of the same shapes, marks the ops a sampled forward runs (GDAS).
 
 Optional features, which a searcher asks for and a space may lack (``OPTIONAL_FEATURES``): ``normalised_edges``
-(edge scales from one parameter per edge, PC-DARTS's edge normalisation) and ``with_identity`` (mixing weights that
-also pass a multiple of the input on every edge, DARTS-'s auxiliary skip). Searchers reach a supernet only through
-the seed stack (``searchers.seeds.SeedStack``), which forwards these.
+(edge scales from one parameter per edge, PC-DARTS's edge normalisation), ``with_identity`` (mixing weights that
+also pass a multiple of the input on every edge, DARTS-'s auxiliary skip) and ``per_cell_weights`` (the number of
+search cells, each of which can mix with its own copy of the op weights: Lambda-DARTS). Searchers reach a
+supernet only through the seed stack (``searchers.seeds.SeedStack``), which forwards these.
 """
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from torch import nn
 OPTIONAL_FEATURES = {
     "normalised_edges": "edge scales from one parameter per edge (PC-DARTS's edge normalisation)",
     "with_identity": "an identity op on every edge to add an auxiliary skip to (DARTS-)",
+    "per_cell_weights": "op-mixing weights per search cell (Lambda-DARTS)",
 }
 
 

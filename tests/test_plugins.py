@@ -16,7 +16,7 @@ from foundation.records import RECORD_FORMAT
 from harness.cli import main
 from searchers import all_searchers, get_searcher
 
-PLUGIN = "fair_darts"
+PLUGIN = "milenas"
 SMOKE = ["--device", "cpu", "--preset", "smoke", "--epochs", "1"]
 OUTSIDE = '''
     """A searcher written outside the repository: DARTS with a softmax temperature on the mixing weights."""
@@ -66,19 +66,19 @@ def _installed() -> None:
 
 def test_entry_point_and_module_class_name_the_same_class(capsys):
     _installed()
-    from fair_darts_plugin.searcher import FairDarts
+    from milenas_plugin.searcher import Milenas
 
-    assert all_searchers()[PLUGIN] is FairDarts is get_searcher(PLUGIN)
-    assert get_searcher("fair_darts_plugin.searcher:FairDarts") is FairDarts
+    assert all_searchers()[PLUGIN] is Milenas is get_searcher(PLUGIN)
+    assert get_searcher("milenas_plugin.searcher:Milenas") is Milenas
     assert main(["list"]) == 0
     listing = capsys.readouterr().out
-    assert "fair_darts" in listing and "zero_one_weight=10.0" in listing
+    assert "milenas" in listing and "lambda_train=1.0" in listing
 
 
 def test_plugin_options_are_validated_like_built_in_ones(capsys):
     _installed()
-    code = main(["run", *SMOKE, "--searcher", PLUGIN, "--set", "zero_one_weight=-1", "--out", "/nonexistent"])
-    assert code == 2 and "fair_darts option zero_one_weight=-1" in capsys.readouterr().err
+    code = main(["run", *SMOKE, "--searcher", PLUGIN, "--set", "lambda_train=-1", "--out", "/nonexistent"])
+    assert code == 2 and "milenas option lambda_train=-1" in capsys.readouterr().err
 
 
 def test_a_second_class_with_a_taken_name_is_refused(outside, capsys):
@@ -95,10 +95,10 @@ def test_run_resume_bench_and_report_of_plug_ins(search_data, outside, tmp_path,
     assert main(["run", *SMOKE, *data, "--searcher", PLUGIN, "--out", str(out)]) == 0
     (folder,) = (out / "nb201" / PLUGIN).glob("*/seed-0")
     meta = json.loads((folder / "config.json").read_text())
-    assert meta["searcher_class"] == "fair_darts_plugin.searcher:FairDarts" and meta["overrides"] == {"epochs": 1}
-    assert meta["config"]["searcher_options"] == {"zero_one_weight": 10.0}
+    assert meta["searcher_class"] == "milenas_plugin.searcher:Milenas" and meta["overrides"] == {"epochs": 1}
+    assert meta["config"]["searcher_options"] == {"lambda_train": 1.0, "lambda_valid": 1.0}
     # the same class by module:Class is the same run: already finished
-    assert main(["run", *SMOKE, *data, "--searcher", "fair_darts_plugin.searcher:FairDarts", "--out", str(out)]) == 0
+    assert main(["run", *SMOKE, *data, "--searcher", "milenas_plugin.searcher:Milenas", "--out", str(out)]) == 0
     assert "already finished" in capsys.readouterr().err
 
     # a file outside the repository, interrupted after its first epoch and resumed
@@ -123,14 +123,14 @@ def test_run_resume_bench_and_report_of_plug_ins(search_data, outside, tmp_path,
     assert main(["report", str(out), "--out", str(tmp_path / "report"), "--no-figures"]) == 0
     table = (tmp_path / "report" / "tables" / "sd_darts_table4.md").read_text()
     ours = [row[:3] for row in md_rows(table)]
-    assert ["fair_darts (smoke, epochs=1)", "ours", "1"] in ours
+    assert ["milenas (smoke, epochs=1)", "ours", "1"] in ours
     assert ["tempered_darts (smoke, temperature=4.0)", "ours", "1"] in ours
 
 
 SWEEP = """
 preset: smoke
 spaces: [nb201]
-searchers: [fair_darts, "outside_searchers:TemperedDarts"]
+searchers: [milenas, "outside_searchers:TemperedDarts"]
 seeds: 1
 epochs: 1
 """
@@ -148,4 +148,4 @@ def test_sweep_of_plug_ins(backend, search_data, outside, tmp_path, capsys):
     assert main(["sweep", str(sweep_file), "--backend", backend, "--device", "cpu", "--max-parallel", "2",
                  "--out", str(out), "--data-dir", str(search_data)]) == 0
     summaries = sorted(p.parent.parent.parent.name for p in out.rglob("summary.json"))
-    assert summaries == ["fair_darts", "tempered_darts"]
+    assert summaries == ["milenas", "tempered_darts"]

@@ -225,6 +225,11 @@ class NB201Supernet(nn.Module):
         identity = nn.functional.one_hot(torch.tensor(SKIP), len(OPS)).to(edge_weights)
         return [edge_weights + coefficient * identity, *edge_scales]
 
+    def per_cell_weights(self) -> int:
+        """The number of search cells L: ``forward`` also takes the op-mixing weights with a cell dimension,
+        (L, edges, ops), search cell l mixing with row l (Lambda-DARTS's per-cell copies)."""
+        return sum(isinstance(layer, SearchCell) for layer in self.layers)
+
     def forward(self, x: torch.Tensor, arch_weights: list[torch.Tensor],
                 active: list[torch.Tensor] | None = None) -> torch.Tensor:
         edge_weights, *edge_scales = arch_weights  # edge scales: with edge normalisation
@@ -234,7 +239,8 @@ class NB201Supernet(nn.Module):
             mask = active[0]
             offsets, edge_weights = ((1 - mask) * edge_weights).sum(dim=-1), mask * edge_weights
         x = self.stem(x)
+        cells = iter(edge_weights if edge_weights.dim() == 3 else [edge_weights] * self.per_cell_weights())
         for layer in self.layers:
-            x = layer(x, edge_weights, offsets, edge_scales) if isinstance(layer, SearchCell) else layer(x)
+            x = layer(x, next(cells), offsets, edge_scales) if isinstance(layer, SearchCell) else layer(x)
         x = self.head(x).mean(dim=(2, 3))
         return self.classifier(x)

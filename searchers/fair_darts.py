@@ -1,12 +1,13 @@
 """Fair DARTS (Chu et al., "Fair DARTS: Eliminating Unfair Advantages in Differentiable Architecture Search",
-ECCV 2020) as a dnas-harness plug-in: how it differs from DARTS, and nothing else.
+ECCV 2020; reference: the authors' ``FairDARTS`` code): how it differs from DARTS, and nothing else.
 
 1. Ops cooperate instead of competing: each op's mixing weight is an independent sigmoid of its alpha, not a
    softmax over the edge, so one op's weight no longer has to fall for another's to rise (the paper's remedy for
    the "unfair advantage" of skip connections).
 2. The architecture loss adds the zero-one loss, ``-w * mean((sigmoid(alpha) - 0.5) ** 2)``, which pushes every
-   weight towards 0 or 1 so that the derived cell matches the supernet; ``w = 10`` is the default of the
-   authors' search script (``aux_loss_weight``, L2 form).
+   weight towards 0 or 1 so that the derived cell matches the supernet (the paper's zero-one loss, L_{0-1} =
+   -1/N sum (sigma(alpha_i) - 0.5)^2); ``w = 10`` is the default of the authors' search script
+   (``aux_loss_weight``, L2 form).
 
 The genotype is the argmax per edge of the sigmoid weights, as for DARTS (the sigmoid is monotone), so the
 search space's own derivation applies unchanged. Everything else (optimisers, schedule, data) is DARTS's.
@@ -16,12 +17,14 @@ from __future__ import annotations
 import torch
 from pydantic import Field
 
-from searchers import Darts, OptionSet, seed_cross_entropy
+from foundation.options import OptionSet
+from searchers.darts import Darts
+from searchers.seeds import seed_cross_entropy
 
 
 class FairDarts(Darts):
     name = "fair_darts"
-    summary = "Fair DARTS: sigmoid op weights and a zero-one loss (Chu et al., ECCV 2020) [example plug-in]"
+    summary = "Fair DARTS: sigmoid op weights and a zero-one loss (Chu et al., ECCV 2020)"
 
     class Options(OptionSet):
         zero_one_weight: float = Field(10.0, ge=0, le=1e6, description="w_{0-1}, weight of the zero-one loss")

@@ -1,1 +1,0 @@
-"""An example searcher plug-in for dnas-harness (``searcher.FairDarts``)."""

@@ -1,0 +1,1 @@
+"""An example searcher plug-in for dnas-harness (``searcher.Milenas``)."""
