@@ -24,6 +24,7 @@ from foundation.records import (
     EpochRecord,
     StoredConfig,
     Summary,
+    check_nothing_after_summary,
     read_json,
     read_records,
     read_summary,
@@ -233,10 +234,16 @@ def _load_run(folder: Path) -> Run:
     for key in ("space", "searcher"):
         if not isinstance(stored.config.get(key), str):
             raise DamagedFile(folder / CONFIG_FILE, f"bad field config.{key}: a name was expected")
+    problem = stored.misplaced(folder)
+    if problem is not None:
+        raise DamagedFile(folder / CONFIG_FILE, problem)
     records, damage = read_records(folder / RECORDS_FILE)
     if damage is not None:
         raise damage
-    run = Run(folder, meta, tuple(records), read_summary(folder))
+    summary = read_summary(folder)
+    if summary is not None:
+        check_nothing_after_summary(folder / RECORDS_FILE, records, summary)
+    run = Run(folder, meta, tuple(records), summary)
     return replace(run, records=_with_decisiveness(run.records, run.space_class))
 
 

@@ -12,12 +12,14 @@ epoch's NaN), so records, unlike option sets, allow them.
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
 
 from foundation.errors import UserError
+from foundation.run_config import config_hash
 
 RECORD_FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
@@ -150,6 +152,15 @@ def records_cover(records: list["EpochRecord"], summary: Summary) -> bool:
     return sum(record.status == "ok" for record in records) >= summary.epochs_done
 
 
+def check_nothing_after_summary(path: Path, records: list["EpochRecord"], summary: Summary) -> None:
+    """Records beyond the epochs ``summary.json`` counts were appended after the run ended: damage (a
+    ``DamagedFile`` naming ``path``), never results to average in."""
+    done = sum(record.status == "ok" for record in records)
+    if done > summary.epochs_done:
+        raise DamagedFile(path, f"{done} epochs recorded where {SUMMARY_FILE} counts {summary.epochs_done}: "
+                                "records were added after the run ended")
+
+
 class StoredConfig(StoredSchema):
     """What readers of ``config.json`` rely on (the rest is provenance, shown as it is)."""
 
@@ -157,6 +168,23 @@ class StoredConfig(StoredSchema):
     config_name: str
     seed: StrictInt = Field(ge=0)
     data: dict[str, Any] | None = None  # provenance of the images searched on
+    space_class: str | None = None  # module:Class of the space and the searcher that made the run
+    searcher_class: str | None = None
+
+    def misplaced(self, folder: Path) -> str | None:
+        """Why ``folder`` is not the run folder this ``config.json`` describes (a folder copied, renamed or
+        edited), or None: its path ends in the stored space/searcher/configuration name/seed, and a configuration
+        name that carries a hash carries this configuration's."""
+        expected = seed_folder(Path(), str(self.config.get("space")), str(self.config.get("searcher")),
+                               self.config_name, self.seed)
+        actual = Path(*Path(folder).parts[-len(expected.parts):])
+        if actual != expected:
+            return f"it is {actual} but its {CONFIG_FILE} describes {expected} (space/searcher/configuration/seed)"
+        named = re.fullmatch(r".*-([0-9a-f]{8})", self.config_name)
+        if named and named.group(1) != config_hash(self.config):
+            return (f"its {CONFIG_FILE} holds another configuration than the one its name's hash "
+                    f"{named.group(1)} stands for (edited?)")
+        return None
 
 
 S = TypeVar("S", bound=StoredSchema)

@@ -112,10 +112,15 @@ class RunConfig(OptionSet):
         return self.model_dump()
 
     def identity_hash(self) -> str:
-        """Hash of everything that changes the search but the dataset, which the folder name says apart (not the
-        seed or device): one setting searched on each dataset has one hash."""
-        fields = {key: value for key, value in self.to_dict().items() if key != "dataset"}
-        return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
+        return config_hash(self.to_dict())
+
+
+def config_hash(config: Mapping[str, Any]) -> str:
+    """Hash of everything in a configuration (``RunConfig.to_dict()``, or as stored in ``config.json``) that
+    changes the search but the dataset, which the folder name says apart (not the seed or device): one setting
+    searched on each dataset has one hash."""
+    fields = {key: value for key, value in config.items() if key != "dataset"}
+    return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
 PRESETS: dict[str, dict[str, Any]] = {

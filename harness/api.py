@@ -77,9 +77,13 @@ def check_folder(flag: str, value: str | Path) -> None:
 
 
 def names(space: str | None, searcher: str | None) -> tuple[str, str]:
-    """The space and the searcher, defaulting to the space that declares itself the default and DARTS."""
+    """The space and the searcher, defaulting (when not given: None) to the space that declares itself the default
+    and DARTS; an empty name (an unset shell variable) is refused, never taken for the default."""
     from benchmarks import default_space
     from searchers.darts import Darts
 
-    return space or default_space(), searcher or Darts.name
+    for option, name in (("--space", space), ("--searcher", searcher)):
+        if name is not None and not name.strip():
+            raise UserError(f"bad value {option} {name!r}: a name (harness list), or leave the option out")
+    return default_space() if space is None else space, Darts.name if searcher is None else searcher
 

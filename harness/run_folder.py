@@ -34,6 +34,7 @@ from foundation.records import (
     EpochRecord,
     StoredConfig,
     Summary,
+    check_nothing_after_summary,
     read_json_file,
     read_records,
     records_cover,
@@ -54,9 +55,12 @@ def _repairable(damage: DamagedFile, action: str) -> UserError:
 
 
 class RunFolder:
-    def __init__(self, out_root: Path, config: RunConfig, config_name: str, seed: int, log: Log,
-                 repair: bool = False) -> None:
-        self.config, self.seed, self.repair = config, seed, repair
+    """``classes``: the space's and the searcher's ``module:Class`` (``Experiment.classes``), part of the run's
+    identity with its configuration and seed: a folder made by another class of the same name is not this run."""
+
+    def __init__(self, out_root: Path, config: RunConfig, config_name: str, seed: int, classes: dict[str, str],
+                 log: Log, repair: bool = False) -> None:
+        self.config, self.seed, self.classes, self.repair = config, seed, classes, repair
         self.path = seed_folder(out_root, config.space, config.searcher, config_name, seed)
         if self.path.exists() and not self.path.is_dir():
             raise UserError(f"{self.path} is a file where a run folder belongs; move it away or use another --out")
@@ -73,7 +77,7 @@ class RunFolder:
         if not self.summary_path.is_file():
             return None
         try:
-            read_json_file(self.config_path, StoredConfig)
+            self.check_identity(read_json_file(self.config_path, StoredConfig))
         except DamagedFile as damage:
             if self.repair:
                 return None  # ``write_config`` rewrites it
@@ -83,6 +87,7 @@ class RunFolder:
             records, damage = read_records(self.records_path)
             if damage is not None:
                 raise damage
+            check_nothing_after_summary(self.records_path, records, summary)
             if not records_cover(records, summary):
                 raise DamagedFile(self.records_path, f"{len(records)} records where summary.json counts "
                                                      f"{summary.epochs_done} epochs")
@@ -115,11 +120,24 @@ class RunFolder:
                 self.log(f"{damage}; rewritten from this command's configuration")
                 atomic_write_json(path, document)
                 return
-            if stored.config != self.config.to_dict():
-                raise UserError(f"run folder {self.path} holds a different configuration; use another --out")
+            self.check_identity(stored)
             self._check_same_data(stored.data or {}, meta["data"])
             return
         atomic_write_json(path, document)
+
+    def check_identity(self, stored: StoredConfig) -> None:
+        """That the folder is this run's: where its ``config.json`` says it belongs (not copied or renamed from
+        another seed's), with this configuration, made by these classes."""
+        problem = stored.misplaced(self.path)
+        if problem is not None:
+            raise UserError(f"run folder {self.path}: {problem}; move it away or use another --out")
+        if stored.config != self.config.to_dict():
+            raise UserError(f"run folder {self.path} holds a different configuration; use another --out")
+        for key, current in self.classes.items():
+            made_by = getattr(stored, key)
+            if made_by is not None and made_by != current:
+                raise UserError(f"run folder {self.path} was made by {made_by}, not {current} (another class of the "
+                                "same name); use another --out")
 
     def _check_same_data(self, stored: dict[str, Any], current: dict[str, Any]) -> None:
         differing = [key for key in DATA_IDENTITY if key in stored and stored[key] != current.get(key)]

@@ -99,7 +99,8 @@ class SeedBatch:
         self.progress, self.wait_for_lock, self.log = progress, wait_for_lock, log
         self.data_dir = Path(data_dir)
         self.space = experiment.space(self.data_dir)  # its table first: a missing one is said before anything starts
-        self.run_folders = [RunFolder(out_root, experiment.config, experiment.name, seed, log, repair)
+        self.run_folders = [RunFolder(out_root, experiment.config, experiment.name, seed, experiment.classes(), log,
+                                      repair)
                             for seed in seeds]
 
     @property

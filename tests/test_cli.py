@@ -22,6 +22,8 @@ BAD_INPUTS = [
     # id, argv, fragment expected in the stderr line
     ("unknown-searcher", [*RUN, "--searcher", "nope"], "unknown searcher 'nope'"),
     ("unknown-space", [*RUN, "--space", "nope"], "unknown space 'nope'"),
+    ("empty-searcher", [*RUN, "--searcher", ""], "bad value --searcher '': a name"),  # an unset shell variable
+    ("empty-space", [*RUN, "--space", " "], "bad value --space ' ': a name"),
     ("unknown-preset", [*RUN, "--preset", "nope"], "unknown preset 'nope'"),
     ("set-no-equals", [*RUN, "--set", "epochs"], "malformed --set 'epochs'"),
     ("set-empty-value", [*RUN, "--set", "epochs="], "malformed --set"),

@@ -51,6 +51,9 @@ DAMAGES: dict[str, tuple[str, Callable[[Path], None], str]] = {
         "line 2: bad field epoch"),
     "records-lost-last": ("epochs.jsonl", lambda f: _lines(f / "epochs.jsonl", lambda ls: ls[:1]),
                           "1 records where summary.json counts 2 epochs"),
+    "records-after-summary": ("epochs.jsonl", lambda f: _lines(
+        f / "epochs.jsonl", lambda ls: [*ls, ls[-1].replace(b'"epoch": 2', b'"epoch": 3')]),
+                              "3 epochs recorded where summary.json counts 2: records were added after the run ended"),
     "config-not-json": ("config.json", lambda f: (f / "config.json").write_text("{"), "not JSON"),
     "config-a-list": ("config.json", lambda f: (f / "config.json").write_text("[1, 2]"),
                       "a JSON list where an object was expected"),
@@ -88,6 +91,61 @@ def test_a_damaged_file_is_named_and_repaired(case, finished, search_data, tmp_p
     assert json.loads((folder / "config.json").read_text())["config"]["preset"] == "smoke"
     assert main(smoke_args(search_data, out)) == 0  # and it is an ordinary finished run again
     assert "already finished" in capsys.readouterr().err
+
+
+def _edit_config(folder: Path, **fields) -> None:
+    meta = json.loads((folder / "config.json").read_text())
+    meta["config"].update(fields)
+    (folder / "config.json").write_text(json.dumps(meta))
+
+
+def _unfinished_copy_as_seed_1(out: Path) -> None:
+    _unfinished(out / FOLDER)
+    shutil.copytree(out / FOLDER, out / FOLDER.with_name("seed-1"))
+
+
+MISPLACED: dict[str, tuple[Callable[[Path], None], tuple[str, ...], str]] = {
+    # id: (what is done to the finished run's results, arguments of the command, fragment of the error)
+    "seed-folder-copied-as-another-seed": (_unfinished_copy_as_seed_1, ("--seed", "1"),
+                                           "seed-1 but its config.json describes nb201/darts/smoke/seed-0"),
+    "config-edited-to-another-searcher": (lambda out: _edit_config(out / FOLDER, searcher="gdas"), (),
+                                          "describes nb201/gdas/smoke/seed-0"),
+    "config-edited-to-another-space": (lambda out: _edit_config(out / FOLDER, space="1shot1-s2"), (),
+                                       "describes 1shot1-s2/darts/smoke/seed-0"),
+    "config-edited-epochs": (lambda out: _edit_config(out / FOLDER, epochs=3), (),
+                             "holds a different configuration"),
+}
+
+
+@pytest.mark.parametrize("case", MISPLACED, ids=list(MISPLACED))
+def test_a_folder_that_is_not_this_run_is_refused_by_run_and_skipped_by_report(case, finished, search_data, tmp_path,
+                                                                               capsys):
+    """Finished or not, a folder whose config.json describes another run (copied, renamed, edited) is never
+    resumed, skipped as finished or averaged in."""
+    change, extra, fragment = MISPLACED[case]
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    change(out)
+    capsys.readouterr()
+    assert main(smoke_args(search_data, out, *extra)) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "Traceback" not in err and fragment in err, err
+    if case != "config-edited-epochs":  # its folder name carries no hash: the report cannot tell
+        assert main(["report", str(out), "--out", str(tmp_path / "report"), "--no-figures"]) in (0, 2)
+        said = capsys.readouterr()
+        assert "skipping" in said.out + said.err and fragment.split(" but ")[-1] in said.out + said.err
+
+
+def test_a_class_of_the_same_name_does_not_take_over_a_finished_run(finished, search_data, tmp_path, capsys):
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    meta = json.loads((out / FOLDER / "config.json").read_text())
+    meta["searcher_class"] = "someone_elses_package:Darts"
+    (out / FOLDER / "config.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(smoke_args(search_data, out)) == 2
+    err = capsys.readouterr().err.strip()
+    assert "was made by someone_elses_package:Darts, not searchers.darts:Darts" in err, err
 
 
 def test_resuming_on_other_data_is_refused(search_data, tmp_path, capsys, interrupt):

@@ -330,13 +330,32 @@ def test_check_compares_each_published_column_only_with_searches_on_its_dataset(
     assert _table_row(sd_rows, "tse_darts (paper)").seeds == "2"
 
 
+def test_copied_folders_and_records_after_the_summary_are_skipped_not_averaged_in(results, capsys):
+    seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
+    shutil.copytree(seed0, seed0.with_name("seed-0.bak"))  # a backup copy is not another seed
+    seed1 = seed0.with_name("seed-1")
+    lines = (seed1 / "epochs.jsonl").read_text().splitlines()
+    extra = json.loads(lines[-1])
+    extra["epoch"] += 1
+    (seed1 / "epochs.jsonl").write_text("\n".join([*lines, json.dumps(extra)]) + "\n")
+    runs = read_runs([results], warn=print)
+    said = capsys.readouterr().out
+    assert f"skipping {seed0.with_name('seed-0.bak').resolve()}" in said
+    assert "describes nb201/darts/paper/seed-0" in said
+    assert f"skipping {seed1.resolve()}" in said and "records were added after the run ended" in said
+    assert seed0.resolve() in {run.folder for run in runs} and len(runs) == 5
+
+
 def test_a_run_of_a_space_that_does_not_load_is_read_with_a_warning(results, capsys):
     seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
     meta = json.loads((seed0 / "config.json").read_text())
     meta["config"]["space"], meta["space_class"] = "gone_plugin", "gone_plugin_package.spaces:GoneSpace"
     (seed0 / "config.json").write_text(json.dumps(meta))
+    moved = results / "gone_plugin" / "darts" / "paper" / "seed-0"  # where a run of that space lives
+    moved.parent.mkdir(parents=True)
+    seed0.rename(moved)
     runs = read_runs([results], warn=print)
     said = capsys.readouterr().out
     assert "space 'gone_plugin' does not load here" in said and said.count("does not load") == 1
-    assert next(r for r in runs if r.folder == seed0.resolve()).space_class is None
+    assert next(r for r in runs if r.folder == moved.resolve()).space_class is None
     assert len(runs) == 6  # read, not skipped
