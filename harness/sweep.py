@@ -91,6 +91,41 @@ Names = Annotated[list[StrictStr], BeforeValidator(_names), Field(min_length=1)]
 Settings = dict[StrictStr, Any]
 
 
+MAX_FILE_BYTES = 100_000  # a sweep file is a few lines; anything far larger is not one
+MAX_CELLS = 10_000  # runs in one sweep: more would take years, and validating them alone hours
+
+
+def strict_yaml(text: bytes) -> Any:
+    """A sweep file's YAML document, or a ValueError saying why it is refused: not UTF-8, larger than
+    ``MAX_FILE_BYTES``, not YAML, a key given twice in one mapping (YAML keeps the last silently) or an alias (a
+    few hundred bytes of nested aliases expand to gigabytes)."""
+    import yaml
+
+    class StrictLoader(yaml.SafeLoader):
+        def compose_node(self, parent: Any, index: Any) -> Any:
+            if self.check_event(yaml.AliasEvent):
+                raise ValueError(f"aliases (*{self.peek_event().anchor}) are not allowed; write the values out")
+            return super().compose_node(parent, index)
+
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            keys = [self.construct_object(key, deep=True) for key, _ in node.value]
+            repeated = sorted({str(key) for key in keys if keys.count(key) > 1})
+            if repeated:
+                raise ValueError(f"key {repeated[0]!r} is given twice (line {node.start_mark.line + 1})")
+            return super().construct_mapping(node, deep)
+
+    if len(text) > MAX_FILE_BYTES:
+        raise ValueError(f"{len(text):,} bytes, more than a sweep file's {MAX_FILE_BYTES:,}")
+    try:
+        decoded = text.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"not UTF-8 text (byte {exc.start})") from None
+    try:
+        return yaml.load(decoded, Loader=StrictLoader)  # a SafeLoader underneath
+    except yaml.YAMLError as exc:
+        raise ValueError(f"not YAML ({str(exc).splitlines()[0]})") from None
+
+
 class SweepFile(BaseModel):
     """A sweep file: ``preset``, ``spaces`` and ``searchers`` (a name or a list), ``seeds`` (a count or a list),
     ``epochs``, ``set`` (run fields and searcher options for every cell), ``grid`` (each a list of values, crossed)
@@ -111,15 +146,14 @@ class SweepFile(BaseModel):
 
     @classmethod
     def read(cls, path: Path) -> "SweepFile":
-        """The file's model; a UserError names the first bad key, its value and what it must be."""
-        import yaml
-
+        """The file's model; a UserError names the first bad key, its value and what it must be. Read strictly
+        (``strict_yaml``): UTF-8, at most ``MAX_FILE_BYTES``, no repeated keys, no aliases."""
         try:
-            spec = yaml.safe_load(Path(path).read_text())
+            spec = strict_yaml(Path(path).read_bytes())
         except OSError as exc:
             raise UserError(f"cannot read sweep file {path}: {exc.strerror}") from None
-        except yaml.YAMLError as exc:
-            raise UserError(f"bad sweep file {path}: not YAML ({str(exc).splitlines()[0]})") from None
+        except ValueError as exc:
+            raise UserError(f"bad sweep file {path}: {exc}") from None
         if not isinstance(spec, dict):
             raise UserError(f"bad sweep file {path}: expected a mapping of {', '.join(cls.model_fields)}")
         spec = {key: value for key, value in spec.items() if not (key in ("set", "grid", "cases") and value is None)}
@@ -146,6 +180,12 @@ def load_sweep(path: Path, log: Callable[[str], None] = print) -> list[Cell]:
     from harness.config import configure
 
     sweep = SweepFile.read(path)
+    count = len(sweep.spaces) * len(sweep.searchers) * len(sweep.cases) * len(sweep.seeds)
+    for values in sweep.grid.values():
+        count *= len(values)
+    if count > MAX_CELLS:
+        raise UserError(f"bad sweep file {path}: {count:,} runs, more than the {MAX_CELLS:,} a sweep may hold; "
+                        "split it")
     cells: dict[tuple, Cell] = {}
     merged = 0
     for space, searcher, assignments in itertools.product(sweep.spaces, sweep.searchers, sweep.assignments()):

@@ -43,13 +43,21 @@ BAD_SWEEPS = [
     ("set-infinite", "spaces: [nb201]\nsearchers: [darts]\nset: {w_lr: .inf}\n", "w_lr=inf: Input should be a finite"),
     ("set-list-for-scalar", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: [1, 2]}\n", "epochs=1,2"),
     ("unloadable-plug-in", "spaces: [nb201]\nsearchers: ['no_such_module_xyz:S']\n", "cannot load searcher"),
+    ("repeated-key", "spaces: [nb201]\nsearchers: [darts]\nsearchers: [gdas]\n", "key 'searchers' is given twice"),
+    ("alias", "spaces: &s [nb201]\nsearchers: *s\n", "aliases (*s) are not allowed"),
+    ("alias-nest", "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nspaces: [nb201]\nsearchers: [darts]\n",
+     "aliases (*a) are not allowed"),
+    ("not-utf8", b"spaces: [nb201]\nsearchers: [\xff]\n", "not UTF-8 text (byte 28)"),
+    ("too-large", "spaces: [nb201]\nsearchers: [darts]\n# " + "x" * 100_000 + "\n", "more than a sweep file's 100,000"),
+    ("too-many-runs", "spaces: [nb201]\nsearchers: [darts]\nseeds: 100\ngrid: {epochs: [" +
+     ", ".join(map(str, range(1, 201))) + "]}\n", "20,000 runs, more than the 10,000 a sweep may hold"),
 ]
 
 
 @pytest.mark.parametrize("text, fragment", [case[1:] for case in BAD_SWEEPS], ids=[case[0] for case in BAD_SWEEPS])
 def test_bad_sweep_file_exits_2_with_one_line(text, fragment, tmp_path, capsys):
     path = tmp_path / "sweep.yaml"
-    path.write_text(text)
+    path.write_bytes(text if isinstance(text, bytes) else text.encode())
     assert main(["sweep", str(path), "--out", str(tmp_path / "out"), "--device", "cpu"]) == 2
     err = capsys.readouterr().err
     assert err.startswith(f"harness: error: bad sweep file {path}") and fragment in err, err
