@@ -12,6 +12,7 @@ epoch's NaN), so records, unlike option sets, allow them.
 from __future__ import annotations
 
 import json
+import os
 import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -230,6 +231,17 @@ def read_records(path: Path) -> tuple[list[EpochRecord], DamagedFile | None]:
                 return records, DamagedFile(path, f"{where}epoch {record.epoch} where {len(records) + 1} was due")
             records.append(record)
     return records, None
+
+
+def torn_tail(path: Path) -> bool:
+    """Whether ``epochs.jsonl`` ends in a line without its newline (a kill mid-append), which ``read_records``
+    leaves out and an append must not continue."""
+    path = Path(path)
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) != b"\n"
 
 
 def read_summary(folder: Path) -> Summary | None:

@@ -39,6 +39,7 @@ from foundation.records import (
     read_records,
     records_cover,
     seed_folder,
+    torn_tail,
 )
 from foundation.run_config import RunConfig
 from harness.checkpoints import CheckpointStore
@@ -183,6 +184,7 @@ class RunFolder:
             kept = records[:state["epoch"] - 1] + [EpochRecord.from_json(state["record"], self.path / "checkpoint")]
         if damage is not None:
             self.log(f"{damage}; kept {len(kept)} epochs, re-running the rest")
-        if [r.to_json() for r in kept] != [r.to_json() for r in records] or damage is not None:
+        if ([r.to_json() for r in kept] != [r.to_json() for r in records] or damage is not None
+                or torn_tail(self.records_path)):
             rewrite_jsonl(self.records_path, [r.to_json() for r in kept])
         return state, kept

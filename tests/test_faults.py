@@ -114,3 +114,18 @@ def test_a_full_disk_while_appending_a_record_loses_nothing(data_dir, straight, 
     monkeypatch.setattr(harness.run_folder, "append_jsonl", real)
     assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), straight)
+
+
+def test_a_record_line_left_without_its_newline_is_not_continued(data_dir, straight, tmp_path, interrupt):
+    """A kill between a record's text and its newline, past the newest checkpoint: the fragment is no record, and
+    the resume rewrites the file rather than appending the next record onto it."""
+    interrupt(3)
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 130
+    interrupt(None)
+    records = next((tmp_path / "run").rglob("epochs.jsonl"))
+    done = len(read_jsonl(records))
+    with open(records, "ab") as handle:
+        handle.write(b'{"epoch": %d, "status": "o' % (done + 1))
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0
+    assert_records_close(read_jsonl(records), straight)
+    assert main(smoke_args(data_dir, tmp_path / "run", *EPOCHS)) == 0  # and the next command reads it as finished
