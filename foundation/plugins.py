@@ -62,9 +62,9 @@ def installed(group: str, base: type, builtins: dict[str, type]) -> dict[str, ty
     for entry in importlib.metadata.entry_points(group=group):
         try:
             cls = entry.load()
-        except Exception as exc:  # noqa: BLE001 - a broken plug-in is the user's input: one line, not a traceback
+        except (Exception, SystemExit) as exc:  # noqa: BLE001 - a broken plug-in is the user's input: one line
             raise UserError(f"entry point {entry.name!r} of {group} ({entry.value}) cannot be loaded: "
-                            f"{type(exc).__name__}: {exc}") from None
+                            f"{_failure(exc)}") from None
         _register(registry, _checked(cls, base, f"entry point {entry.name!r} ({entry.value})"))
     return registry
 
@@ -89,9 +89,17 @@ def import_class(spec: str, kind: str) -> type:
         target = importlib.import_module(module_name)
         for part in attribute.split("."):
             target = getattr(target, part)
-    except Exception as exc:  # noqa: BLE001 - any failure to import the user's module is one line
-        raise UserError(f"cannot load {kind} {spec!r}: {type(exc).__name__}: {exc}") from None
+    except (Exception, SystemExit) as exc:  # noqa: BLE001 - any failure to import the user's module is one line
+        raise UserError(f"cannot load {kind} {spec!r}: {_failure(exc)}") from None
     return target
+
+
+def _failure(exc: BaseException) -> str:
+    """How importing a plug-in failed; a module that exits on import (``sys.exit``) would otherwise end the
+    command silently, with its code."""
+    if isinstance(exc, SystemExit):
+        return f"its module called sys.exit({exc.code!r}) on import"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _checked(cls: object, base: type, where: str) -> type:

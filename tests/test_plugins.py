@@ -87,6 +87,14 @@ def test_a_second_class_with_a_taken_name_is_refused(outside, capsys):
     assert len(err.splitlines()) == 1 and "two different classes are named 'darts'" in err
 
 
+def test_a_plug_in_module_that_exits_on_import_is_one_line_and_exit_2(outside, capsys):
+    (outside / "exits_on_import.py").write_text("import sys\nsys.exit(0)\n")
+    assert main(["run", *SMOKE, "--searcher", "exits_on_import:Searcher"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "its module called sys.exit(0) on import" in err, err
+    sys.modules.pop("exits_on_import", None)
+
+
 @pytest.mark.slow
 def test_run_resume_bench_and_report_of_plug_ins(search_data, outside, tmp_path, capsys, interrupt):
     _installed()
