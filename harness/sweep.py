@@ -28,7 +28,7 @@ import signal
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import asdict, dataclass, replace
-from multiprocessing import get_context
+from multiprocessing import active_children, get_context
 from pathlib import Path
 from typing import Annotated, Any, Callable
 
@@ -267,11 +267,14 @@ def default_parallel(device: str, gpus_per_run: float) -> int:
 
 def run_local(tasks: list[list[Cell]], out: Path, data_dir: Path, device: str, parallel: int,
               progress: Progress) -> list[dict[str, Any]]:
-    """A process pool; each worker gets an equal share of the CPU threads (no oversubscription)."""
+    """A process pool; each worker gets an equal share of the CPU threads (no oversubscription). An interrupt
+    (Ctrl-C, SIGTERM) drops the queued tasks and ends the running ones now, rather than after every queued run:
+    each interrupted run resumes from its last checkpoint when the sweep is re-run."""
     threads = max(1, (os.cpu_count() or 1) // parallel)
     results = []
-    with ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn"), initializer=_die_with_parent,
-                             initargs=(os.getpid(),)) as pool:
+    pool = ProcessPoolExecutor(max_workers=parallel, mp_context=get_context("spawn"), initializer=_die_with_parent,
+                               initargs=(os.getpid(),))
+    try:
         pending = {pool.submit(run_cells, [asdict(c) for c in task], str(out), str(data_dir), device, threads)
                    for task in tasks}
         while pending:
@@ -280,6 +283,12 @@ def run_local(tasks: list[list[Cell]], out: Path, data_dir: Path, device: str, p
                 for result in future.result():
                     results.append(result)
                     progress.update(result, len(pending))
+    except BaseException:
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in active_children():
+            worker.terminate()
+        raise
+    pool.shutdown()
     return results
 
 

@@ -219,3 +219,24 @@ def test_a_sweep_killed_midway_completes_on_rerun(data_dir, search_data, tmp_pat
     for folder in reference:
         assert [r["epoch"] for r in resumed[folder]] == [1, 2]
         assert_records_close(resumed[folder], reference[folder])
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_sweep_now_not_after_its_queued_runs(data_dir, search_data, tmp_path):
+    path = tmp_path / "sweep.yaml"
+    path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2"))
+    out = tmp_path / "out"
+    args = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--data-dir", str(data_dir), "--device", "cpu",
+            "--max-parallel", "1", "--out", str(out)]
+    env = dict(os.environ, PYTHONPATH=str(REPO))
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.time() + 240
+    while time.time() < deadline and not any(out.rglob("epochs.jsonl")):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)  # the sweep only, as a scheduler would: its worker must end with it
+    started = time.time()
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143 and time.time() - started < 30, err
+    assert "terminated (SIGTERM); the run resumes from its last checkpoint" in err
+    assert len(list(out.rglob("summary.json"))) < 4  # re-running it resumes: test_a_sweep_killed_midway_...
