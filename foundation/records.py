@@ -113,7 +113,10 @@ class EpochRecord(CellDescription, Diagnostics):
     w_lr: float | None = None
     a_lr: float | None = None
     epoch_seconds: float | None = None
+    # How the epoch was computed, which float32 rounding depends on (float64 records agree across all three):
     threads: list[int] | None = None  # the CPU thread counts the epoch's steps used, in order (harness.threads)
+    batch_seeds: list[int] | None = None  # the seeds computed together in this epoch, this one included
+    kernels: str | None = None  # the GPU, or the CPU model and the vector instructions of its kernels
 
     @classmethod
     def build(cls, cell: CellDescription, diagnostics: Diagnostics, **fields: Any) -> "EpochRecord":

@@ -51,7 +51,8 @@ def _shared_flags() -> tuple[Parser, Parser, Parser]:
     execution.add_argument("--out", default="results", help="results root (default: results/)")
     execution.add_argument("--seed-batch", type=int, metavar="K",
                            help="seeds of one configuration computed together as one search vectorised over seeds "
-                                "(same records as each alone); 1 = one after another (default per device)")
+                                "(each epoch record names its batch: float64 records equal each alone, float32 ones "
+                                "round differently); 1 = one after another (default per device)")
     execution.add_argument("--log", dest="tracking", action="append", default=[], metavar="BACKEND",
                            help="live tracking after every epoch: tensorboard (<run>/tensorboard/) and/or wandb "
                                 "(offline unless W&B is configured); repeatable")

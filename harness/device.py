@@ -41,11 +41,19 @@ def cpu_model() -> str:
     return names[0] if names else platform.processor() or platform.machine()
 
 
-def device_description(device: torch.device) -> str:
+def kernels_description(device: torch.device) -> str:
+    """What picks the kernels, and so their float32 rounding: the GPU, or the CPU model and the vector
+    instructions torch uses on it (an epoch record's ``kernels``)."""
     if device.type == "cuda":
         return f"cuda ({torch.cuda.get_device_name(device)})"
+    return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()})"
+
+
+def device_description(device: torch.device) -> str:
+    if device.type == "cuda":
+        return kernels_description(device)
     threads = torch.get_num_threads()
-    return f"cpu ({cpu_model()}, {torch.backends.cpu.get_cpu_capability()}, {threads} thread{'s' * (threads > 1)})"
+    return f"{kernels_description(device)[:-1]}, {threads} thread{'s' * (threads > 1)})"
 
 
 @contextmanager

@@ -17,7 +17,7 @@ from benchmarks.search_space import SearchSpace
 from foundation.decisiveness import of_weights
 from foundation.records import CellDescription, Diagnostics, EpochRecord
 from foundation.run_config import RunConfig
-from harness.device import precision_context
+from harness.device import kernels_description, precision_context
 from harness.diagnostics import epoch_diagnostics
 from harness.graphed import StepFn
 from harness.progress import EpochBar, RunClock
@@ -99,5 +99,6 @@ class EpochRunner:
                 cell, measured if ok else Diagnostics(), epoch=epoch, status="ok" if ok else "diverged",
                 arch_weights=stored, decisiveness=of_weights(self.space.decisions, stored, previous) if ok else None,
                 train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
-                w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds, threads=used))
+                w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds, threads=used,
+                batch_seeds=[seed.seed for seed in batch], kernels=kernels_description(self.device)))
         return records

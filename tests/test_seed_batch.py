@@ -268,6 +268,9 @@ def test_a_batched_run_writes_for_each_seed_the_records_of_that_seed_alone(searc
     assert len({json.dumps(_records(batched_run, seed)[-1]["arch_weights"]) for seed in range(3)}) == 3
     config = json.loads((next(batched_run.rglob("seed-1")) / "config.json").read_text())
     assert config["seed"] == 1 and config["seed_batch"] == [0, 1, 2]
+    assert [record["batch_seeds"] for record in _records(batched_run, 1)] == [[0, 1, 2]] * 3  # how it was computed
+    assert [record["batch_seeds"] for record in _records(tmp_path, 2)] == [[2]] * 3
+    assert _records(tmp_path, 2)[0]["kernels"].startswith("cpu (")
     for seed in range(3):
         assert json.loads((next(batched_run.rglob(f"seed-{seed}")) / "summary.json").read_text())["status"] == "done"
 
