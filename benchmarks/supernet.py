@@ -17,10 +17,12 @@ supernet only through the seed stack (``searchers.seeds.SeedStack``), which forw
 """
 from __future__ import annotations
 
-from typing import Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 import torch
 from torch import nn
+
+from foundation.errors import UserError
 
 OPTIONAL_FEATURES = {
     "normalised_edges": "edge scales from one parameter per edge (PC-DARTS's edge normalisation)",
@@ -39,3 +41,13 @@ class Supernet(Protocol):
 
     def forward(self, images: torch.Tensor, arch_weights: list[torch.Tensor],
                 active: list[torch.Tensor] | None = None) -> torch.Tensor: ...
+
+
+def required_feature(supernet: nn.Module, name: str, searcher: str) -> Callable[..., Any]:
+    """The supernet's optional feature ``name``, or a UserError saying that ``searcher`` needs what this space's
+    supernet lacks."""
+    found = getattr(supernet, name, None)
+    if not callable(found):
+        raise UserError(f"{searcher} needs a supernet with {OPTIONAL_FEATURES[name]}; {type(supernet).__name__} "
+                        "has none")
+    return found

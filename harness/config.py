@@ -12,6 +12,7 @@ from torch import nn
 from benchmarks import get_space
 from benchmarks.images import Dataset, get_dataset
 from benchmarks.search_space import SearchSpace
+from benchmarks.supernet import required_feature
 from foundation import run_config
 from foundation.errors import UserError
 from foundation.plugins import qualified_name
@@ -68,7 +69,9 @@ def configure(space: str, searcher: str, preset: str, assignments: list[str], ep
     config = run_config.build_config(space_cls, searcher_cls, preset, assignments, epochs)
     experiment = Experiment(config, space_cls, searcher_cls)
     with torch.device("meta"):  # a supernet the space cannot build (a searcher's feature, a size) is said now
-        experiment.build_supernet()
+        supernet = experiment.build_supernet()
+    for feature in searcher_cls.supernet_needs:
+        required_feature(supernet, feature, config.searcher)
     return experiment
 
 

@@ -26,6 +26,7 @@ from searchers.darts import Darts
 class DartsMinus(Darts):
     name = "darts_minus"
     summary = "DARTS-: auxiliary skip connection, beta decayed 1 -> 0 linearly (Chu et al., ICLR 2021)"
+    supernet_needs = ("with_identity",)
 
     class Options(OptionSet):
         beta_init: float = Field(1.0, ge=0, description="auxiliary skip weight of the first epoch (--skip_beta)")

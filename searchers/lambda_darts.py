@@ -61,6 +61,7 @@ def alignment_perturbations(grads: torch.Tensor, epsilon_0: float) -> tuple[torc
 class LambdaDarts(Darts):
     name = "lambda_darts"
     summary = "Lambda-DARTS: align the cells' mixing-weight gradients in the weight step (Movahedi et al., ICLR 2023)"
+    supernet_needs = ("per_cell_weights",)
 
     class Options(OptionSet):
         lambda_: float = Field(0.125, ge=0, le=1e6, description="regularisation strength, reached in the last "

@@ -42,7 +42,9 @@ class Searcher:
     the architecture half is training data), ``graph_capturable`` (opt-in, declared by each class for itself,
     never inherited: the step is a fixed sequence of device ops that ``harness.graphed`` may capture) and
     ``hessian_defined`` (False: the architecture parameters do not
-    shape the loss at ``expected_arch_weights``, so diagnostics record no Hessian eigenvalue).
+    shape the loss at ``expected_arch_weights``, so diagnostics record no Hessian eigenvalue) and
+    ``supernet_needs`` (the optional supernet features it calls, ``benchmarks.supernet.OPTIONAL_FEATURES``: a space
+    without one is refused when the run or sweep is configured, before anything starts).
 
     Hooks: ``supernet_features`` (a class method: what the searcher needs its supernet built with, e.g. PC-DARTS's
     partial channels; the space's ``build_supernet`` takes them), ``steps_per_update`` (a class method: the steps
@@ -74,6 +76,7 @@ class Searcher:
     uses_validation_set: ClassVar[bool] = True
     graph_capturable: ClassVar[bool] = False
     hessian_defined: ClassVar[bool] = True
+    supernet_needs: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

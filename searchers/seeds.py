@@ -23,8 +23,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state
 from torch.nn import functional as F
 
-from benchmarks.supernet import OPTIONAL_FEATURES, Supernet
-from foundation.errors import UserError
+from benchmarks.supernet import Supernet, required_feature
 
 
 class SampledWeights(list):
@@ -71,11 +70,7 @@ class SeedStack(nn.Module):
     def feature(self, name: str, searcher: str) -> Callable[..., Any]:
         """The supernet's optional feature ``name`` (``benchmarks.supernet.OPTIONAL_FEATURES``), or a UserError
         saying that ``searcher`` needs what this space's supernet lacks."""
-        found = getattr(self.net, name, None)
-        if not callable(found):
-            raise UserError(f"{searcher} needs a supernet with {OPTIONAL_FEATURES[name]}; "
-                            f"{type(self.net).__name__} has none")
-        return found
+        return required_feature(self.net, name, searcher)
 
     def arch_parameters(self) -> list[nn.Parameter]:
         return self.net.arch_parameters()

@@ -22,6 +22,8 @@ BAD_INPUTS = [
     # id, argv, fragment expected in the stderr line
     ("unknown-searcher", [*RUN, "--searcher", "nope"], "unknown searcher 'nope'"),
     ("unknown-space", [*RUN, "--space", "nope"], "unknown space 'nope'"),
+    ("searcher-space-mismatch", [*RUN, "--searcher", "lambda_darts", "--space", "1shot1-s2"],
+     "lambda_darts needs a supernet with op-mixing weights per search cell"),
     ("empty-searcher", [*RUN, "--searcher", ""], "bad value --searcher '': a name"),  # an unset shell variable
     ("empty-space", [*RUN, "--space", " "], "bad value --space ' ': a name"),
     ("unknown-preset", [*RUN, "--preset", "nope"], "unknown preset 'nope'"),

@@ -43,6 +43,8 @@ BAD_SWEEPS = [
     ("set-infinite", "spaces: [nb201]\nsearchers: [darts]\nset: {w_lr: .inf}\n", "w_lr=inf: Input should be a finite"),
     ("set-list-for-scalar", "spaces: [nb201]\nsearchers: [darts]\nset: {epochs: [1, 2]}\n", "epochs=1,2"),
     ("unloadable-plug-in", "spaces: [nb201]\nsearchers: ['no_such_module_xyz:S']\n", "cannot load searcher"),
+    ("incompatible-cell", "spaces: [nb201, 1shot1-s1]\nsearchers: [darts, darts_minus]\n",
+     "darts_minus needs a supernet with an identity op on every edge"),  # refused before any cell starts
     ("repeated-key", "spaces: [nb201]\nsearchers: [darts]\nsearchers: [gdas]\n", "key 'searchers' is given twice"),
     ("alias", "spaces: &s [nb201]\nsearchers: *s\n", "aliases (*s) are not allowed"),
     ("alias-nest", "a: &a [x, x]\nb: &b [*a, *a]\nc: &c [*b, *b]\nspaces: [nb201]\nsearchers: [darts]\n",
