@@ -17,7 +17,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StrictInt, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from foundation.errors import UserError
 from foundation.run_config import config_hash
@@ -165,15 +165,43 @@ def check_nothing_after_summary(path: Path, records: list["EpochRecord"], summar
                                 "records were added after the run ended")
 
 
+class StoredRunFields(StoredSchema):
+    """The fields of ``config.json``'s configuration that readers rely on, typed (the rest is compared whole)."""
+
+    space: StrictStr
+    searcher: StrictStr
+    preset: StrictStr
+    epochs: StrictInt = Field(ge=1)
+    dataset: StrictStr | None = None  # absent before datasets other than CIFAR-10
+
+
 class StoredConfig(StoredSchema):
-    """What readers of ``config.json`` rely on (the rest is provenance, shown as it is)."""
+    """What readers of ``config.json`` rely on, typed, so that a folder whose file lacks it is damaged (named and
+    skipped) rather than a crash later (the rest is provenance, shown as it is)."""
 
     config: dict[str, Any]
-    config_name: str
+    config_name: StrictStr
     seed: StrictInt = Field(ge=0)
+    # Each may be absent (older formats); present, it must be what this version writes (``_not_null``):
     data: dict[str, Any] | None = None  # provenance of the images searched on
+    overrides: dict[str, Any] | None = None  # absent (format 1): recomputed from today's presets
+    device: StrictStr | None = None
+    seed_batch: list[StrictInt] | None = None
+
+    @field_validator("data", "overrides", "device", "seed_batch", mode="before")
+    @classmethod
+    def _not_null(cls, value: Any) -> Any:
+        if value is None:
+            raise ValueError("null where this version writes a value")
+        return value
     space_class: str | None = None  # module:Class of the space and the searcher that made the run
     searcher_class: str | None = None
+
+    @field_validator("config")
+    @classmethod
+    def _typed_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
+        StoredRunFields.model_validate(config)
+        return config
 
     def misplaced(self, folder: Path) -> str | None:
         """Why ``folder`` is not the run folder this ``config.json`` describes (a folder copied, renamed or

@@ -330,6 +330,29 @@ def test_check_compares_each_published_column_only_with_searches_on_its_dataset(
     assert _table_row(sd_rows, "tse_darts (paper)").seeds == "2"
 
 
+UNREADABLE_CONFIGS = {  # a config.json edit: the fragment of the line that skips the folder
+    "data-null": (lambda meta: meta.update(data=None), "bad field data: Value error, null"),
+    "overrides-null": (lambda meta: meta.update(overrides=None), "bad field overrides: Value error, null"),
+    "epochs-missing": (lambda meta: meta["config"].pop("epochs"), "bad field config.epochs: Field required"),
+    "epochs-text": (lambda meta: meta["config"].update(epochs="four"), "bad field config.epochs: Input should be"),
+    "seed-batch-text": (lambda meta: meta.update(seed_batch="0,1"), "bad field seed_batch: Input should be"),
+}
+
+
+@pytest.mark.parametrize("case", UNREADABLE_CONFIGS, ids=list(UNREADABLE_CONFIGS))
+def test_a_config_readers_cannot_rely_on_skips_its_folder_naming_it(case, results, capsys):
+    edit, fragment = UNREADABLE_CONFIGS[case]
+    seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
+    meta = json.loads((seed0 / "config.json").read_text())
+    edit(meta)
+    (seed0 / "config.json").write_text(json.dumps(meta))
+    runs = read_runs([results], warn=print)
+    said = capsys.readouterr().out
+    assert f"skipping {seed0.resolve()}: {seed0.resolve() / 'config.json'}: {fragment}" in said, said
+    assert len(runs) == 5 and main(["report", str(results), "--out", str(results.parent / "report"),
+                                     "--no-figures"]) == 0
+
+
 def test_copied_folders_and_records_after_the_summary_are_skipped_not_averaged_in(results, capsys):
     seed0 = results / "nb201" / "darts" / "paper" / "seed-0"
     shutil.copytree(seed0, seed0.with_name("seed-0.bak"))  # a backup copy is not another seed
