@@ -22,10 +22,14 @@ def default_seed_batch(device: torch.device) -> int:
 def resolve_device(name: str | None) -> torch.device:
     if name in (None, "auto"):
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name not in ("cpu", "cuda") and not name.startswith("cuda:"):
-        raise UserError(f"unknown device {name!r} (use cpu or cuda)")
+    index = name.removeprefix("cuda:") if name.startswith("cuda:") else None
+    if name not in ("cpu", "cuda") and not (index is not None and index.isdigit()):
+        raise UserError(f"unknown device {name!r} (use cpu, cuda or cuda:N, N a GPU index)")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {name!r} requested but no CUDA GPU is available to torch {torch.__version__}")
+    if index is not None and int(index) >= torch.cuda.device_count():
+        raise UserError(f"device {name!r}: this machine has {torch.cuda.device_count()} GPU(s), cuda:0 to "
+                        f"cuda:{torch.cuda.device_count() - 1}")
     return torch.device(name)
 
 

@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+from foundation.errors import UserError
 from harness.cli import main
 
 REPO = Path(__file__).resolve().parents[1]
@@ -228,3 +230,19 @@ def test_seed_batch_has_one_rule_for_run_and_sweep(tmp_path, capsys):
     assert main(["sweep", str(sweep), "--seed-batch", "10001", "--out", str(tmp_path / "b")]) == 2
     run_error, sweep_error = capsys.readouterr().err.splitlines()
     assert run_error == sweep_error == "harness: error: bad value --seed-batch 10001: must be in 1..10000"
+
+
+@pytest.mark.parametrize("name, fragment", [
+    ("cuda:x", "unknown device 'cuda:x' (use cpu, cuda or cuda:N"), ("cuda:", "unknown device 'cuda:'"),
+    ("cuda:-1", "unknown device 'cuda:-1'"), ("cuda:7", "this machine has 2 GPU(s), cuda:0 to cuda:1")])
+def test_a_malformed_or_absent_gpu_index_is_one_line_on_a_machine_with_cuda(name, fragment, monkeypatch):
+    """Simulated CUDA (this machine has none): torch's own parse would raise ``Invalid device string``."""
+    import torch
+
+    from harness.device import resolve_device
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    with pytest.raises(UserError, match=re.escape(fragment)):
+        resolve_device(name)
+    assert resolve_device("cuda:1") == torch.device("cuda", 1)
