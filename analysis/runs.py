@@ -208,7 +208,7 @@ def read_runs(roots: list[Path], warn: Callable[[str], None] | None = None,
     runs: dict[Path, Run] = {}
     for root in roots:
         if not Path(root).is_dir():
-            raise UserError(f"results folder {root} does not exist")
+            raise UserError(f"results folder {root} " + ("is a file" if Path(root).exists() else "does not exist"))
         for config_path in sorted(Path(root).rglob(CONFIG_FILE)):
             folder = config_path.parent.resolve()
             try:

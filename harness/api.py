@@ -8,6 +8,7 @@ and ``harness sweep`` commands are thin layers over it. Bad arguments raise ``Us
 """
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -72,8 +73,17 @@ def run_sweep(file: str | Path, backend: str = "local", out: str | Path = "resul
 
 
 def check_folder(flag: str, value: str | Path) -> None:
-    if Path(value).exists() and not Path(value).is_dir():
-        raise UserError(f"bad value {flag} {value}: a file, where a folder is expected")
+    """A results root this process can write, said before any run starts: not empty (an unset shell variable
+    would write into the working directory), not a file or under one, and writable where it begins to exist."""
+    if not str(value).strip():
+        raise UserError(f"bad value {flag} {str(value)!r}: a folder (leave the option out for results/)")
+    path = Path(value)
+    existing = next(folder for folder in (path, *path.parents) if folder.exists() or folder == Path(folder.anchor))
+    if not existing.is_dir():
+        where = "a file" if existing == path else f"under the file {existing}"
+        raise UserError(f"bad value {flag} {value}: {where}, where a folder is expected")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"bad value {flag} {value}: {existing} is not writable by this user")
 
 
 def names(space: str | None, searcher: str | None) -> tuple[str, str]:

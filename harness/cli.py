@@ -288,7 +288,10 @@ def cmd_report(args: argparse.Namespace) -> int:
     report = build_report(roots, out_dir, formats, not args.no_figures,
                           warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr),
                           reruns=[Path(r) for r in args.reruns])
-    if not report.runs:
+    if not report.runs and report.skipped:
+        print(f"no readable run folders under {', '.join(map(str, roots))}: {len(report.skipped)} skipped (above), "
+              "nothing to report", file=sys.stderr)
+    elif not report.runs:
         print(f"no run folders under {', '.join(map(str, roots))}: nothing to report "
               "(make runs with `harness run`)", file=sys.stderr)
     else:
@@ -331,6 +334,17 @@ COMMANDS = {"run": cmd_run, "sweep": cmd_sweep, "bench": cmd_bench, "report": cm
             "data": cmd_data, "export": cmd_export}
 
 
+MESSAGE_CHARS = 1_000  # an error line longer than this echoes a value (a 100 kB --set) the user need not see whole
+
+
+def readable(message: str) -> str:
+    """``message`` with its middle cut when too long: the start says what is wrong, the end what to do."""
+    if len(message) <= MESSAGE_CHARS:
+        return message
+    half = MESSAGE_CHARS // 2
+    return f"{message[:half]} [... {len(message) - 2 * half:,} characters cut ...] {message[-half:]}"
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -342,7 +356,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return cmd_lookup(args, extra) if args.command == "lookup" else COMMANDS[args.command](args)
     except UserError as exc:
-        print(f"harness: error: {exc}", file=sys.stderr)
+        print(f"harness: error: {readable(str(exc))}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as exc:  # a full disk, a read-only results folder: nothing half-written stays behind
         where = f" ({exc.filename})" if exc.filename else ""
