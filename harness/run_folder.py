@@ -17,6 +17,7 @@ consistent checkpoint) and otherwise starts the run over; nothing is guessed.
 """
 from __future__ import annotations
 
+import shutil
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
@@ -103,6 +104,18 @@ class RunFolder:
     def locked(self, wait: bool) -> Iterator[None]:
         with RunFolderLock(self.path, wait, self.log):
             yield
+
+    def remove_if_unstarted(self) -> None:
+        """Remove the folder, and the parents it alone filled under the results root, when it holds no epoch
+        (no record, no checkpoint): a run refused before it started leaves nothing that reads as a run."""
+        if not self.path.is_dir() or any(self.path.glob("checkpoint*")) or read_records(self.records_path)[0]:
+            return
+        shutil.rmtree(self.path, ignore_errors=True)
+        for parent in list(self.path.parents)[:3]:  # config name, searcher, space
+            try:
+                parent.rmdir()
+            except OSError:
+                break
 
     def write_summary(self, summary: Summary) -> None:
         atomic_write_json(self.summary_path, summary.model_dump())

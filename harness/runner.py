@@ -111,6 +111,19 @@ class SeedBatch:
         """Run (or resume) every seed under its folder's lock; finished seeds are skipped. Summaries in seed order."""
         summaries = {folder.seed: folder.summary() for folder in self.run_folders}
         pending = [folder for folder in self.run_folders if summaries[folder.seed] is None]
+        new = [folder for folder in pending if not folder.path.exists()]
+        try:
+            self._execute_pending(pending, summaries)
+        except UserError:  # refused before its first epoch: no folder of this command's is left as a run
+            for folder in new:
+                folder.remove_if_unstarted()
+            raise
+        for folder in self.run_folders:
+            if folder not in pending:
+                folder.log(f"already finished, skipping ({folder.path})")
+        return [summaries[seed] for seed in self.seeds]
+
+    def _execute_pending(self, pending: list[RunFolder], summaries: dict[int, Summary | None]) -> None:
         if pending:
             self._check_data_size()
             with ExitStack() as held:
@@ -126,10 +139,6 @@ class SeedBatch:
                         still.append(folder)
                 if still:
                     summaries.update(self._execute(still, threads))
-        for folder in self.run_folders:
-            if folder not in pending:
-                folder.log(f"already finished, skipping ({folder.path})")
-        return [summaries[seed] for seed in self.seeds]
 
     def _execute(self, folders: list[RunFolder], threads: CpuThreads) -> dict[int, Summary]:
         cfg = self.config
@@ -137,6 +146,10 @@ class SeedBatch:
                              cfg.eval_images)
         configure_backends(cfg.precision, self.device)
         eval_source = inputs.heldout if cfg.eval_set == "heldout" else inputs.data.arch_half
+        for field in ("eval_images", "hessian_images"):
+            if getattr(cfg, field) > len(eval_source):
+                self.log(f"{field}={getattr(cfg, field)}: the {cfg.eval_set} evaluation set holds "
+                         f"{len(eval_source)} images; all {len(eval_source)} are used")
         self.epoch_runner = EpochRunner(cfg, self.space, self.device, inputs.data,
                                         eval_source.fixed_batches(cfg.eval_images, cfg.batch_size),
                                         eval_source.fixed_batches(cfg.hessian_images, cfg.batch_size), threads,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -259,3 +260,25 @@ def test_by_default_a_run_takes_the_free_cores_and_records_each_epochs_threads(s
     meta = json.loads(next(tmp_path.rglob("config.json")).read_text())
     assert meta["thread_policy"] == "free cores" and meta["device"].endswith(", 1 thread)")
     assert [record["threads"] for record in read_jsonl(next(tmp_path.rglob("epochs.jsonl")))] == [[1]] * 2
+
+
+@pytest.mark.slow
+def test_more_evaluation_images_than_the_set_holds_is_said(search_data, tmp_path, capsys):
+    assert main(smoke_args(search_data, tmp_path, "--epochs", "1", "--set", "eval_images=1000000")) == 0
+    err = capsys.readouterr().err
+    assert re.search(r"eval_images=1000000: the heldout evaluation set holds \d+ images; all \d+ are used", err), err
+
+
+@pytest.mark.slow
+def test_a_run_refused_before_its_first_epoch_leaves_no_folder(search_data, tmp_path, capsys, monkeypatch):
+    from foundation.errors import UserError
+    from harness import runner
+
+    def refused(*args, **kwargs):
+        raise UserError("refused for the test")
+
+    (tmp_path / "kept").mkdir()  # the results root and what else it holds stay
+    monkeypatch.setattr(runner, "device_data", refused)
+    assert main(smoke_args(search_data, tmp_path, "--seeds", "2")) == 2
+    assert "refused for the test" in capsys.readouterr().err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["kept"]
