@@ -78,10 +78,19 @@ def check_fits(experiment: Experiment, device: torch.device, seeds: int = 1) -> 
     if needed is None or free is None or seeds * needed.total <= free:
         return
     batch = f" (x{seeds} seeds batched: run fewer with --seed-batch)" if seeds > 1 else ""
-    raise UserError(f"a search with {settings(experiment)} needs about {seeds * needed.total / GIB:.1f} GiB{batch} "
-                    f"(activations {needed.activations / GIB:.1f} GiB, parameters {needed.parameters / GIB:.2f} GiB "
-                    f"x{PARAMETER_COPIES} per seed) but {device.type} has {free / GIB:.1f} GiB free; lower channels, "
+    raise UserError(f"a search with {settings(experiment)} needs about {size(seeds * needed.total)}{batch} "
+                    f"(activations {size(needed.activations)}, parameters {size(needed.parameters)} "
+                    f"x{PARAMETER_COPIES} per seed) but {device.type} has {size(free)} free; lower channels, "
                     "batch_size or cells_per_stage")
+
+
+def size(count: float) -> str:
+    """Bytes in the unit that shows them with three significant figures (a small supernet's parameters are MiB,
+    not 0.00 GiB)."""
+    for unit, scale in (("GiB", GIB), ("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale:
+            return f"{count / scale:.3g} {unit}"
+    return f"{count:.0f} B"
 
 
 def out_of_memory(experiment: Experiment, device: torch.device, epoch: int, last_checkpoint: int) -> UserError:

@@ -252,3 +252,9 @@ def test_a_malformed_or_absent_gpu_index_is_one_line_on_a_machine_with_cuda(name
     with pytest.raises(UserError, match=re.escape(fragment)):
         resolve_device(name)
     assert resolve_device("cuda:1") == torch.device("cuda", 1)
+
+
+def test_memory_sizes_are_shown_in_a_unit_that_shows_them():
+    from harness.memory import size
+
+    assert [size(n) for n in (3 * 2**30, 1.5 * 2**20, 2048, 12)] == ["3 GiB", "1.5 MiB", "2 KiB", "12 B"]
