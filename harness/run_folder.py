@@ -68,6 +68,7 @@ class RunFolder:
             raise UserError(f"{self.path} is a file where a run folder belongs; move it away or use another --out")
         self.tag = f"{config.space}/{config.searcher}/{config_name} seed {seed}"
         self.log = lambda message: log(f"[{self.tag}] {message}")
+        self._said: set[str] = set()
         self.config_path = self.path / CONFIG_FILE
         self.records_path = self.path / RECORDS_FILE
         self.summary_path = self.path / SUMMARY_FILE
@@ -96,9 +97,15 @@ class RunFolder:
             return summary
         except DamagedFile as damage:
             if self.repair:
-                self.log(f"{damage}; finishing the run again from its checkpoints")
+                self.log_once(f"{damage}; finishing the run again from its checkpoints")
                 return None
             raise _repairable(damage, "finishes the run again from its checkpoints") from None
+
+    def log_once(self, message: str) -> None:
+        """A message the folder's checks may meet again (``summary`` is read before and after taking the lock)."""
+        if message not in self._said:
+            self._said.add(message)
+            self.log(message)
 
     @contextmanager
     def locked(self, wait: bool) -> Iterator[None]:

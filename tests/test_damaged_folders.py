@@ -84,6 +84,8 @@ def test_a_damaged_file_is_named_and_repaired(case, finished, search_data, tmp_p
     assert name in err and fragment in err and "--repair" in err, err
 
     assert main([*smoke_args(search_data, out), "--repair"]) == 0
+    repaired = capsys.readouterr().err
+    assert repaired.count(fragment) <= 2 and repaired.count("finishing the run again") <= 1, repaired  # said once
     folder = out / FOLDER
     assert_records_close(read_jsonl(folder / "epochs.jsonl"), reference)
     summary = json.loads((folder / "summary.json").read_text())
