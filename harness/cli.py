@@ -346,14 +346,15 @@ def readable(message: str) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "lookup":  # only ``lookup`` takes flags declared by the space
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    resumes = "; the run resumes from its last checkpoint when re-run" if args.command in RESUMABLE else ""
     in_main_thread = threading.current_thread() is threading.main_thread()  # only it may set signal handlers
-    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None
+    previous = signal.signal(signal.SIGTERM, _terminate) if in_main_thread else None  # first: a SIGTERM is said
+    resumes = ""
     try:
+        parser = build_parser()
+        args, extra = parser.parse_known_args(argv)
+        if extra and args.command != "lookup":  # only ``lookup`` takes flags declared by the space
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        resumes = "; the run resumes from its last checkpoint when re-run" if args.command in RESUMABLE else ""
         return cmd_lookup(args, extra) if args.command == "lookup" else COMMANDS[args.command](args)
     except UserError as exc:
         print(f"harness: error: {readable(str(exc))}", file=sys.stderr)
