@@ -265,9 +265,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 def cmd_export(args: argparse.Namespace) -> int:
     from analysis.frame import load_runs, write_frame
+    from harness.api import check_folder
 
     if Path(args.out).suffix not in (".csv", ".parquet"):
         raise UserError(f"bad value --out {args.out}: name a .csv or .parquet file")
+    if Path(args.out).is_dir():
+        raise UserError(f"bad value --out {args.out}: a folder, where a .csv or .parquet file is expected")
+    check_folder("--out's folder", Path(args.out).parent)
     frame = load_runs(args.results, warn=lambda message: print(f"harness: {message}", file=sys.stderr))
     path = write_frame(frame, Path(args.out))
     print(f"{len(frame)} epochs of {frame['folder'].nunique() if len(frame) else 0} runs: {path}")

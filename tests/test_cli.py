@@ -61,6 +61,7 @@ BAD_INPUTS = [
     ("run-out-is-a-file", [*RUN, "--out", "FILE"], "a file, where a folder is expected"),
     ("run-out-under-a-file", [*RUN, "--out", "FILE/results"], "under the file"),
     ("run-out-empty", [*RUN, "--out", ""], "bad value --out '': a folder"),
+    ("export-under-a-file", ["export", "EMPTY", "--out", "FILE/runs.csv"], "--out's folder"),
     ("report-of-a-file", ["report", "FILE", "--out", "OUT"], "a-file is a file"),
     ("set-huge-value", [*RUN, "--set", "a_lr=" + "9" * 100_000], "characters cut"),
     ("sweep-out-empty", ["sweep", "FILE", "--out", " "], "bad value --out ' ': a folder"),
