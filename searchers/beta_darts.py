@@ -53,8 +53,7 @@ class BetaDarts(Darts):
 
     def beta_weight(self) -> float:
         """This epoch's lambda."""
-        fraction = (max(self.epoch, 1) - 1) / self.optim.epochs
-        return self.options.lambda_start + (self.options.lambda_end - self.options.lambda_start) * fraction
+        return self.per_epoch_linear(self.options.lambda_start, self.options.lambda_end)
 
     def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         loss, logits = super().arch_loss(batch)

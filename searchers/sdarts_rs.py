@@ -70,8 +70,7 @@ class SdartsRs(Darts):
 
     def epsilon(self) -> float:
         """This epoch's radius: epsilon_min + (epsilon_max - epsilon_min) * (epoch - 1) / epochs."""
-        fraction = (max(self.epoch, 1) - 1) / self.optim.epochs
-        return self.options.epsilon_min + (self.options.epsilon_max - self.options.epsilon_min) * fraction
+        return self.per_epoch_linear(self.options.epsilon_min, self.options.epsilon_max)
 
     def noise(self, like: torch.Tensor) -> torch.Tensor:
         """U[-epsilon, epsilon] noise shaped like the (K, ...) tensor ``like``, seed k's from seed k's stream."""

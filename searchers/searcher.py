@@ -174,6 +174,12 @@ class Searcher:
         for generator, seed in zip(self.generators, seeds, strict=True):
             generator.manual_seed(seed)
 
+    def per_epoch_linear(self, start: float, end: float) -> float:
+        """A value that moves linearly, epoch by epoch, from ``start`` in the first epoch towards ``end``:
+        ``start + (end - start) * (epoch - 1) / epochs`` (the schedules of beta-DARTS's lambda and SDARTS's
+        epsilon)."""
+        return start + (end - start) * (max(self.epoch, 1) - 1) / self.optim.epochs
+
     def set_learning_rate(self, epoch: int, step: int) -> float:
         """Cosine annealing over fractional epochs, as the reference's per-iteration scheduler update."""
         progress = (epoch - 1 + step / self.context.steps_per_epoch) / self.optim.epochs
