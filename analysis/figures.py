@@ -45,6 +45,8 @@ PANEL_TITLE_CHARACTERS = 36  # a panel title's line at its 6-point font: longer 
 REGRET_FLOOR = 1e-3  # zero regret (the best cell) is drawn at this value on the log axis
 FORMATS = ("png", "pdf")
 METADATA = {"png": None, "pdf": {"CreationDate": None}}  # no timestamp: regenerating leaves unchanged figures unchanged
+# a sampling searcher's diagnostics are taken at softmax(alpha), a network it never trains (Searcher.diagnosed_network)
+UNTRAINED_CAVEAT = "at softmax(alpha), a network it does not train: not comparable"
 
 
 @dataclass
@@ -55,6 +57,7 @@ class FigureInfo:
     ylabel: str
     runs: list[str] = field(default_factory=list)  # run folders behind the figure
     files: list[Path] = field(default_factory=list)
+    caveats: list[str] = field(default_factory=list)  # "panel: note", also under the figure in the report
 
 
 def accuracy_key(runs: list[Run]) -> tuple[str, str]:
@@ -98,8 +101,10 @@ def _population_sd(values: pd.Series) -> tuple[float, float]:
     return values.mean() - values.std(ddof=0), values.mean() + values.std(ddof=0)
 
 
-def _panel(ax, label: str, group: list[Run], value: Callable[[Run], list[tuple[int, float]]], colour: tuple) -> None:
-    """One configuration: each seed a thin line, the mean over seeds in bold with a +-1 std band (seaborn)."""
+def _panel(ax, label: str, group: list[Run], value: Callable[[Run], list[tuple[int, float]]], colour: tuple,
+           caveat: str | None = None) -> None:
+    """One configuration: each seed a thin line, the mean over seeds in bold with a +-1 std band (seaborn);
+    ``caveat`` is added to its title."""
     linestyle = "-" if "[" not in label else "--"
     points = pd.DataFrame([(index, epoch, y) for index, run in enumerate(group) for epoch, y in value(run)],
                           columns=["run", "epoch", "value"])
@@ -107,7 +112,8 @@ def _panel(ax, label: str, group: list[Run], value: Callable[[Run], list[tuple[i
         ax.plot(seed_points["epoch"], seed_points["value"], color=colour, linestyle=linestyle, linewidth=0.6, alpha=0.5)
     sns.lineplot(data=points, x="epoch", y="value", errorbar=_population_sd, ax=ax, color=colour, linestyle=linestyle,
                  marker="o", markersize=2.5, linewidth=1.4, markeredgewidth=0, err_kws={"alpha": 0.15, "linewidth": 0})
-    ax.set_title(textwrap.fill(f"{label} (n={len(group)})", PANEL_TITLE_CHARACTERS), fontsize=6)
+    title = f"{label} (n={len(group)})" + (f": {caveat}" if caveat else "")
+    ax.set_title(textwrap.fill(title, PANEL_TITLE_CHARACTERS), fontsize=6)
     ax.set_xlabel("")
     ax.set_ylabel("")
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
@@ -124,8 +130,10 @@ def _save(fig, info: FigureInfo, out_dir: Path) -> FigureInfo:
 
 def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel: str,
                   value: Callable[[Run], list[tuple[int, float]]], log_y: bool = False,
-                  guide: float | None = None) -> FigureInfo | None:
-    """One panel per configuration; ``guide``: a threshold drawn dashed in every panel."""
+                  guide: float | None = None, caveat: Callable[[Run], str | None] = lambda run: None
+                  ) -> FigureInfo | None:
+    """One panel per configuration; ``guide``: a threshold drawn dashed in every panel; ``caveat``: a note for
+    a configuration's panel title."""
     used = [run for run in runs if value(run)]
     if not used:
         return None
@@ -135,8 +143,9 @@ def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel:
     rows = -(-len(curves) // columns)
     size = FIGSIZE if len(curves) == 1 else (PANEL_SIZE[0] * columns, PANEL_SIZE[1] * rows + 0.5)
     fig, axes = plt.subplots(rows, columns, figsize=size, sharey=True, squeeze=False, constrained_layout=True)
+    caveats = {label: caveat(group[0]) for label, group in curves.items()}
     for ax, (label, group) in zip(axes.flat, curves.items()):
-        _panel(ax, label, group, value, colours[label])
+        _panel(ax, label, group, value, colours[label], caveats[label])
         if log_y:
             ax.set_yscale("log")
         if guide is not None:
@@ -146,7 +155,8 @@ def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel:
     fig.suptitle(title, fontsize=8)
     fig.supxlabel("epoch", fontsize=7)
     fig.supylabel(ylabel, fontsize=7)
-    return _save(fig, FigureInfo(name, title, "epoch", ylabel, [str(r.folder) for r in used]), out_dir)
+    return _save(fig, FigureInfo(name, title, "epoch", ylabel, [str(r.folder) for r in used],
+                                 caveats=[f"{label}: {note}" for label, note in caveats.items() if note]), out_dir)
 
 
 def _depth_figure(runs: list[Run], out_dir: Path, space: str, key: str, ylabel: str) -> FigureInfo | None:
@@ -229,6 +239,11 @@ def _all_but(run: Run, option: str) -> tuple[str, str]:
     return run.config.get("preset", ""), json.dumps(rest, sort_keys=True, default=str)
 
 
+def _untrained_network(run: Run) -> str | None:
+    """The caveat of a searcher whose diagnostics are taken on a network it does not train."""
+    return UNTRAINED_CAVEAT if run.diagnosed_network == "untrained" else None
+
+
 def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
     """All figures the runs allow, written to ``out_dir``."""
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.8)
@@ -251,7 +266,7 @@ def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
                                   guide=UNDECIDED_MARGIN))
         made.append(_epoch_figure(in_space, out_dir, f"{space}_hessian_per_epoch",
                                   f"{space}: dominant Hessian eigenvalue", "largest eigenvalue of the Hessian",
-                                  lambda r: r.series("hessian_eig_max")))
+                                  lambda r: r.series("hessian_eig_max"), caveat=_untrained_network))
         if space_class is not None and space_class.plots_regret:
             made.append(_epoch_figure(
                 in_space, out_dir, f"{space}_regret_per_epoch", f"{space}: regret of the derived cell",

@@ -2,7 +2,8 @@
 
 Columns: the run's identity (``folder``, ``space``, ``searcher``, ``preset``, ``config_name``, ``setting`` = the
 configuration's name without the dataset, ``dataset``, ``seed``, ``overrides`` as JSON text, ``run_status`` =
-done / diverged / incomplete, ``paper_protocol``), then every field of the epoch's record flattened with dots:
+done / diverged / incomplete, ``paper_protocol``, ``diagnosed_network``: what the diagnostics were taken on,
+``Searcher.diagnosed_network``), then every field of the epoch's record flattened with dots:
 ``epoch``, ``status``, ``genotype``, ``arch_index``, ``depth``, ``skip_count``, ``lookup.<key>``,
 ``rank_percentile.<key>``, ``regret.<key>``, ``hessian_eig_max``, ``supernet_acc``, ``discrete_acc``,
 ``discretization_gap``, ``decisiveness.<field>`` (``foundation.decisiveness``: the per-decision lists and their
@@ -21,7 +22,7 @@ import pandas as pd
 from analysis.runs import Run, read_runs
 
 IDENTITY = ("folder", "space", "searcher", "preset", "config_name", "setting", "dataset", "seed", "overrides",
-            "run_status", "paper_protocol")
+            "run_status", "paper_protocol", "diagnosed_network")
 
 
 def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
@@ -30,7 +31,8 @@ def runs_frame(runs: Iterable[Run]) -> pd.DataFrame:
         identity = {"folder": str(run.folder), "space": run.space, "searcher": run.searcher,
                     "preset": run.config.get("preset"), "config_name": run.config_name, "setting": run.setting,
                     "dataset": run.dataset, "seed": run.seed, "overrides": json.dumps(run.overrides, sort_keys=True),
-                    "run_status": run.status, "paper_protocol": run.paper_protocol}
+                    "run_status": run.status, "paper_protocol": run.paper_protocol,
+                    "diagnosed_network": run.diagnosed_network}
         rows += [{**identity, **record.to_json()} for record in run.records]
     if not rows:
         return pd.DataFrame(columns=list(IDENTITY))

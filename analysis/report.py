@@ -90,7 +90,8 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
         png, *others = info.files
         parts += [f"### {info.title}", "", f"![{info.title}]({png.relative_to(out_dir)})", "",
                   " · ".join(f"[{p.suffix[1:]}]({p.relative_to(out_dir)})" for p in others)
-                  + f" — runs: {len(info.runs)}", ""]
+                  + f" — runs: {len(info.runs)}", "", *(f"- {caveat}" for caveat in info.caveats),
+                  *([""] if info.caveats else [])]
     parts += ["## Regression against the published numbers", "", *_check_lines(report.comparisons), ""]
     return "\n".join(parts)
 
@@ -131,6 +132,7 @@ def _html(report: Report, roots: list[Path]) -> str:
         encoded = base64.b64encode(info.files[0].read_bytes()).decode()
         parts.append(f"<h3>{html.escape(info.title)}</h3><img alt='{html.escape(info.title)}' "
                      f"src='data:image/png;base64,{encoded}'><p>{len(info.runs)} run(s)</p>")
+        parts += [f"<p>{html.escape(caveat)}</p>" for caveat in info.caveats]
     parts.append("<h2>Regression against the published numbers</h2><ul>")
     parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', ''))}</li>"
               for line in _check_lines(report.comparisons)]

@@ -167,6 +167,12 @@ class Run:
         return _first_resolving(get_searcher, (self.searcher, self.meta.get("searcher_class")))
 
     @property
+    def diagnosed_network(self) -> str | None:
+        """What the Hessian and supernet accuracy of its records were taken on (``Searcher.diagnosed_network``;
+        ``untrained``: not comparable with the DARTS family's), or None when the searcher does not resolve here."""
+        return None if self.searcher_class is None else self.searcher_class.diagnosed_network
+
+    @property
     def paper_protocol(self) -> bool:
         """Made with the paper preset, changed at most in its number of epochs (the TSE paper's 150-epoch row
         is the paper protocol run longer), its dataset (a per-dataset protocol's searches) and in how it was

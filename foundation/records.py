@@ -20,7 +20,7 @@ from typing import Any, Literal, TypeVar
 from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, ValidationError, field_validator
 
 from foundation.errors import UserError
-from foundation.run_config import config_hash
+from foundation.run_config import config_hash, with_added_fields
 
 RECORD_FORMAT = 3
 READABLE_FORMATS = (1, 2, 3)
@@ -201,7 +201,7 @@ class StoredConfig(StoredSchema):
     @classmethod
     def _typed_fields(cls, config: dict[str, Any]) -> dict[str, Any]:
         StoredRunFields.model_validate(config)
-        return config
+        return with_added_fields(config)
 
     def misplaced(self, folder: Path) -> str | None:
         """Why ``folder`` is not the run folder this ``config.json`` describes (a folder copied, renamed or

@@ -27,6 +27,10 @@ EXECUTION_FIELDS = frozenset({"channels_last", "cuda_graphs", "diagnostics_every
 MAX_SEEDS = 10_000  # seeds of one command or sweep: runs go one after another, so more is a typo, not a plan
 MAX_SEED = 2**32 - 1  # numpy's and CUDA's seed range
 IDENTITY_FIELDS = frozenset({"space", "searcher", "preset", "searcher_options"})  # not settable by --set
+# Run fields added after run folders were written, each with the value that reproduces what the code computed
+# before the field existed: a stored configuration without one is read with that value (``with_added_fields``),
+# and the configuration hash leaves a field out while it holds that value, so older folders keep their names.
+ADDED_FIELDS: dict[str, Any] = {"lr_schedule": "per_step", "step_order": "arch_first"}
 SEEDS_RULE = f"a count in 1..{MAX_SEEDS} or a list of seeds in 0..{MAX_SEED}"
 
 
@@ -84,6 +88,12 @@ class RunConfig(OptionSet):
     cuda_graphs: bool = Field(False, description="GPU: replay full-batch steps of capturable searchers")
     w_lr: float = Field(0.025, gt=0)
     w_lr_min: float = Field(0.001, ge=0)
+    lr_schedule: Literal["per_step", "per_epoch"] = Field(
+        "per_step", description="cosine of the weights' learning rate: per_step over fractional epochs, or "
+                                "per_epoch, constant within an epoch as xautodl's CosineAnnealingLR (paper preset)")
+    step_order: Literal["arch_first", "weights_first"] = Field(
+        "arch_first", description="which update of a search step comes first: the architecture's (DARTS's code, "
+                                  "PC-DARTS, DARTS-) or the weights' (xautodl's NB201 DARTS-V1/V2 and GDAS)")
     w_momentum: float = Field(0.9, ge=0, lt=1)
     w_weight_decay: float = Field(5e-4, ge=0)
     w_nesterov: bool = True
@@ -115,16 +125,24 @@ class RunConfig(OptionSet):
         return config_hash(self.to_dict())
 
 
+def with_added_fields(config: Mapping[str, Any]) -> dict[str, Any]:
+    """A stored configuration with each field added since it was written at the value the code then used."""
+    return {**ADDED_FIELDS, **config}
+
+
 def config_hash(config: Mapping[str, Any]) -> str:
     """Hash of everything in a configuration (``RunConfig.to_dict()``, or as stored in ``config.json``) that
     changes the search but the dataset, which the folder name says apart (not the seed or device): one setting
     searched on each dataset has one hash."""
-    fields = {key: value for key, value in config.items() if key != "dataset"}
+    fields = {key: value for key, value in config.items()
+              if key != "dataset" and not (key in ADDED_FIELDS and value == ADDED_FIELDS[key])}
     return hashlib.sha256(json.dumps(fields, sort_keys=True).encode()).hexdigest()[:8]
 
 
 PRESETS: dict[str, dict[str, Any]] = {
-    "paper": {},
+    # the schedule of the NB201 reference (xautodl's CosineAnnealingLR, updated per epoch; the original DARTS
+    # code's torch scheduler too): the learning rate is constant within an epoch.
+    "paper": {"lr_schedule": "per_epoch"},
     # minutes on a CPU with diagnostics (docs/timings.md).
     "quick": {"epochs": 8, "channels": 4, "train_images": 4000, "channels_last": False},
     # the calibrated reduced protocol (docs/calibration.md, candidate c4): quick's supernet and images over 16
@@ -156,6 +174,7 @@ class ConfiguresSpace(Protocol):
 class ConfiguresSearcher(Protocol):
     name: ClassVar[str]
     uses_validation_set: ClassVar[bool]
+    alternates: ClassVar[bool]
     Options: ClassVar[type[OptionSet]]
     paper_overrides: ClassVar[dict[str, Any]]
     preset_options: ClassVar[dict[str, dict[str, Any]]]
@@ -192,6 +211,9 @@ def build_config(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: s
     if config.dataset not in space.datasets:
         raise UserError(f"bad value dataset={config.dataset}: space {declared_name(space)} searches on "
                         f"{', '.join(space.datasets)}")
+    if config.step_order != "arch_first" and not searcher.alternates:
+        raise UserError(f"bad value step_order={config.step_order}: a step of {searcher.name} is not an architecture "
+                        "step and a weight step")
     if config.eval_set == "arch_half" and not searcher.uses_validation_set:
         raise UserError(f"bad value eval_set=arch_half: {searcher.name} has no architecture half (it searches "
                         "without a validation set); use eval_set=heldout")

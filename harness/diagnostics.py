@@ -6,6 +6,10 @@
   cell's network with the inherited weights (one-hot mixing: only the argmax op of each edge); their difference is
   the discretization gap SD-DARTS claims to close. BN is in training mode, as during search.
 
+The Hessian and ``supernet_acc`` are taken on the network the searcher declares (``Searcher.diagnosed_network``,
+``Searcher.diagnosed_weights``): the mixed network it trains (DARTS-: with its auxiliary skip), or, for a searcher
+that trains sampled networks, the softmax-mixed one it never trains, marked as not comparable in the report.
+
 The evaluation set (``eval_set``, ``eval_images``) is by default the first 1,024 held-out images, the same for
 every searcher: images no searcher trains on (the CIFAR-10 test set, the ``xtest`` half of the other datasets'
 test sets; ``benchmarks.images``). Why not the architecture half: DARTS-family searchers fit their mixing weights
@@ -77,13 +81,13 @@ def probe_seconds(searcher: Any, eval_batches: list[Batch], hessian_batches: lis
         sync()
         started = time.perf_counter()
         with torch.no_grad():
-            supernet(batches[0].images, searcher.expected_arch_weights())
+            supernet(batches[0].images, searcher.diagnosed_weights())
         sync()
         forward = time.perf_counter() - started
         if not searcher.hessian_defined:
             return 2 * len(eval_batches) * forward
         started = time.perf_counter()
-        loss = seed_cross_entropy(supernet(batches[0].images, searcher.expected_arch_weights()), batches[0].labels)
+        loss = seed_cross_entropy(supernet(batches[0].images, searcher.diagnosed_weights()), batches[0].labels)
         gradient = torch.autograd.grad(loss.sum(), searcher.alphas, create_graph=True)
         sync()
         graph = time.perf_counter() - started
@@ -110,13 +114,12 @@ def epoch_diagnostics(searcher: Any, batches: list[Batch], hessian_batches: list
     with preserved_buffers(supernet):
         supernet.train()
         with torch.no_grad():
-            mixed = searcher.derivation_weights()
-            supernet_acc = accuracy(supernet, batches, mixed)
-            discrete_acc = accuracy(supernet, batches, seedwise(discretize, mixed))
+            supernet_acc = accuracy(supernet, batches, searcher.diagnosed_weights())
+            discrete_acc = accuracy(supernet, batches, seedwise(discretize, searcher.derivation_weights()))
 
         def loss(b: int) -> torch.Tensor:
             batch = hessian_batches[b]
-            return seed_cross_entropy(supernet(batch.images, searcher.expected_arch_weights()), batch.labels)
+            return seed_cross_entropy(supernet(batch.images, searcher.diagnosed_weights()), batch.labels)
 
         eigenvalues = (dominant_eigenvalues(loss, searcher.alphas, len(hessian_batches), hessian_method)
                        if searcher.hessian_defined else [None] * searcher.seeds)

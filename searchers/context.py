@@ -30,6 +30,8 @@ class OptimConfig:
     a_beta1: float
     a_beta2: float
     a_weight_decay: float
+    lr_schedule: str  # per_step or per_epoch (RunConfig.lr_schedule)
+    step_order: str  # arch_first or weights_first (RunConfig.step_order)
 
 
 class EpochStats:

@@ -43,10 +43,12 @@ class Darts2(Darts):
         implicit = self._hessian_vector_product(saved, weight_grads, weight_batch)
         return [g - lr * h for g, h in zip(alpha_grads, implicit)], val_loss, val_logits
 
-    def _hessian_vector_product(self, saved: list[torch.Tensor], vector: tuple[torch.Tensor, ...],
-                                batch: Batch) -> list[torch.Tensor]:
-        """(grad_a L_train(w + eps v) - grad_a L_train(w - eps v)) / (2 eps), leaving the weights at ``saved``."""
-        eps = self.options.fd_radius / seed_norms(vector)
+    def _hessian_vector_product(self, saved: list[torch.Tensor], vector: tuple[torch.Tensor, ...] | list[torch.Tensor],
+                                batch: Batch, eps: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """(grad_a L_train(w + eps v) - grad_a L_train(w - eps v)) / (2 eps), leaving the weights at ``saved``;
+        eps per seed, by default ``fd_radius / ||v||``."""
+        if eps is None:
+            eps = self.options.fd_radius / seed_norms(vector)
         gradients = []
         for sign in (1.0, -1.0):
             with torch.no_grad():

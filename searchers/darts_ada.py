@@ -61,12 +61,10 @@ class DartsAda(DartsEs):
         self.decay = torch.full((self.seeds,), self.optim.w_weight_decay, dtype=torch.float64, device=self.device)
 
     # --- hooks ----------------------------------------------------------------------------------------------
-    def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
-        """DARTS's two steps; the weight step adds each seed's decay beyond the optimiser's after clipping."""
-        self.last_arch_batch = arch_batch
-        self.arch_step(weight_batch, arch_batch, arch_stats)
+    def weight_step(self, batch: Batch, stats: EpochStats) -> None:
+        """DARTS's weight step, adding each seed's decay beyond the optimiser's after clipping."""
         self.w_opt.zero_grad(set_to_none=True)
-        loss, logits = self.weight_loss(weight_batch)
+        loss, logits = self.weight_loss(batch)
         loss.sum().backward(inputs=self.weights)
         clip_grad_norm_per_seed(self.weights, self.optim.grad_clip)
         extra = self.decay - self.optim.w_weight_decay
@@ -75,7 +73,7 @@ class DartsAda(DartsEs):
                 for weight in self.weights:
                     weight.grad.add_(per_seed(extra.to(weight.dtype), weight) * weight)
         self.w_opt.step()
-        weight_stats.add(loss, logits, weight_batch.labels)
+        stats.add(loss, logits, batch.labels)
 
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "decay": self.decay}

@@ -75,6 +75,7 @@ class Gdas(Darts):
             return self
 
     graph_capturable = False  # redraws infinite Gumbel noise: a host-side check per sample
+    diagnosed_network = "untrained"  # it trains one-hot sampled cells, never the softmax-mixed supernet
     # the hard sample of an op choice and its active mask, (alpha, tau, generator) -> (weights, active); ReinMax
     # replaces it
     hard_sample = staticmethod(hard_gumbel_softmax)

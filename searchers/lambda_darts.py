@@ -79,20 +79,19 @@ class LambdaDarts(Darts):
         super().begin_epoch(epoch)
         self.strength = self.options.lambda_ * (epoch - 1) / max(self.optim.epochs - 1, 1)
 
-    def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
-        self.arch_step(weight_batch, arch_batch, arch_stats)
+    def weight_step(self, batch: Batch, stats: EpochStats) -> None:
         mixing, *rest = self.arch_weights()
         per_cell = mixing.detach()[:, None].repeat(1, self.cells, *[1] * (mixing.dim() - 1)).requires_grad_()
         self.w_opt.zero_grad(set_to_none=True)
-        logits = self.supernet(weight_batch.images, [per_cell, *rest])
-        loss = seed_cross_entropy(logits, weight_batch.labels)
+        logits = self.supernet(batch.images, [per_cell, *rest])
+        loss = seed_cross_entropy(logits, batch.labels)
         *weight_grads, cell_grads = torch.autograd.grad(loss.sum(), [*self.weights, per_cell])
         if self.strength:
             shift, epsilon = alignment_perturbations(cell_grads, self.options.epsilon_0)
             sides = []
             for sign in (-1.0, 1.0):  # the reference's forward (W - eps p) and backward (W + eps p) passes
-                shifted = seed_cross_entropy(self.supernet(weight_batch.images, [per_cell + sign * shift, *rest]),
-                                             weight_batch.labels)
+                shifted = seed_cross_entropy(self.supernet(batch.images, [per_cell + sign * shift, *rest]),
+                                             batch.labels)
                 sides.append(torch.autograd.grad(shifted.sum(), self.weights))
             weight_grads = [g + self.strength * (f - b) / (2 * per_seed(epsilon, g).to(g.dtype))
                             for g, f, b in zip(weight_grads, *sides)]
@@ -100,4 +99,4 @@ class LambdaDarts(Darts):
             weight.grad = grad
         clip_grad_norm_per_seed(self.weights, self.optim.grad_clip)
         self.w_opt.step()
-        weight_stats.add(loss, logits, weight_batch.labels)
+        stats.add(loss, logits, batch.labels)

@@ -110,11 +110,12 @@ class Oles(Darts):
         self.val_grads = [g.detach() for g in grads[len(self.alphas):]]
         return list(grads[:len(self.alphas)]), loss, logits
 
-    def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
-        self.arch_step(weight_batch, arch_batch, arch_stats)
+    def weight_step(self, batch: Batch, stats: EpochStats) -> None:
+        """Score the operations (the last weight step's training gradients against the last architecture step's
+        validation gradients), then the weight step with the frozen operations held."""
         if self.last_train is not None:
             self.score()
-        self.frozen_weight_step(weight_batch, weight_stats)
+        self.frozen_weight_step(batch, stats)
 
     def extra_state(self) -> dict[str, Any]:
         return {"frozen": self.frozen, "scores": self.scores, "counted": self.counted, "last_train": self.last_train}

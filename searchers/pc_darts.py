@@ -11,8 +11,15 @@ the derivation: the genotype is the argmax of alpha per edge (beta scales all op
 Settings: no NB201 reference exists, so the paper's CIFAR-10 search where they are PC-DARTS's own (Section 4.2):
 batch 256, weight learning rate 0.1 (cosine to 0.001, as the V100 version of the code), architecture learning
 rate 6e-4, warm-up 15 epochs; the rest is NB201's DARTS protocol (50 epochs, weight decay 5e-4; the paper uses
-3e-4 in the DARTS space). Interpretation: NB201's ops have no BN after pooling, so none is added (the reference
-adds one to its pooling ops in the DARTS space).
+3e-4 in the DARTS space). The weights' SGD has plain momentum, as the reference's ``train_search.py``
+(``torch.optim.SGD(..., momentum=args.momentum, weight_decay=args.weight_decay)``, no Nesterov): the paper preset
+sets ``w_nesterov`` false; the reduced presets keep the harness's Nesterov momentum (DARTS's NB201 optimiser).
+Interpretation: NB201's ops have no BN after pooling, so none is added (the reference adds one to its pooling ops
+in the DARTS space).
+
+At the reduced width (C = 4) with K = 4 the ops of the three stages see 1, 2 and 4 channels (the paper's C = 16:
+4, 8 and 16): a one-channel convolution and BN is a degenerate op, so reduced-preset PC-DARTS results say little
+about PC-DARTS at scale (``--set partial_channels=2`` gives 2, 4 and 8).
 """
 from __future__ import annotations
 
@@ -31,7 +38,7 @@ from searchers.darts import Darts
 class PcDarts(Darts):
     name = "pc_darts"
     summary = "PC-DARTS: partial channel connections (K=4), edge normalisation (Xu et al., ICLR 2020)"
-    paper_overrides = {"batch_size": 256, "w_lr": 0.1, "a_lr": 6e-4}
+    paper_overrides = {"batch_size": 256, "w_lr": 0.1, "a_lr": 6e-4, "w_nesterov": False}
 
     class Options(OptionSet):
         partial_channels: int = Field(4, ge=1, le=64, description="K: 1/K of the channels go through the ops "
@@ -61,7 +68,6 @@ class PcDarts(Darts):
         return [*(F.softmax(alpha, dim=-1) for alpha in alphas),
                 self.supernet.feature("normalised_edges", self.name)(betas)]
 
-    def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
+    def arch_step(self, weight_batch: Batch, arch_batch: Batch, stats: EpochStats) -> None:
         if self.epoch > self.options.warmup_epochs:
-            self.arch_step(weight_batch, arch_batch, arch_stats)
-        self.weight_step(weight_batch, weight_stats)
+            super().arch_step(weight_batch, arch_batch, stats)

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import inspect
 import math
-from typing import Any, Callable, ClassVar
+from typing import Any, Callable, ClassVar, Literal
 
 import torch
 from torch.nn import functional as F
@@ -27,8 +27,8 @@ from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entro
 
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
 HOOKS = frozenset({"__init__", "supernet_features", "steps_per_update", "arch_weights", "expected_arch_weights",
-                   "arch_loss", "weight_loss", "arch_gradient", "step", "begin_epoch", "end_epoch", "extra_state",
-                   "load_extra_state"})
+                   "arch_loss", "weight_loss", "arch_gradient", "arch_step", "weight_step", "step", "begin_epoch",
+                   "end_epoch", "extra_state", "load_extra_state"})
 
 
 class Searcher:
@@ -44,7 +44,14 @@ class Searcher:
     ``hessian_defined`` (False: the architecture parameters do not
     shape the loss at ``expected_arch_weights``, so diagnostics record no Hessian eigenvalue) and
     ``supernet_needs`` (the optional supernet features it calls, ``benchmarks.supernet.OPTIONAL_FEATURES``: a space
-    without one is refused when the run or sweep is configured, before anything starts).
+    without one is refused when the run or sweep is configured, before anything starts) and ``diagnosed_network``
+    (the network whose Hessian and accuracy the diagnostics take, so that they mean the same for every searcher:
+    ``expected``, at ``expected_arch_weights``, the mixed network the DARTS family trains; ``trained``, at
+    ``arch_weights``, deterministic and not the expected ones, e.g. DARTS-'s auxiliary skip; ``untrained``, at
+    ``expected_arch_weights`` although the searcher trains sampled networks: its Hessian, supernet accuracy and
+    gap are not comparable with the DARTS family's, and the report says so) and ``alternates`` (False: a step is
+    not one architecture step and one weight step, e.g. single-level or windowed updates, so the run's
+    ``step_order`` has no meaning and ``weights_first`` is refused).
 
     Hooks: ``supernet_features`` (a class method: what the searcher needs its supernet built with, e.g. PC-DARTS's
     partial channels; the space's ``build_supernet`` takes them), ``steps_per_update`` (a class method: the steps
@@ -52,7 +59,10 @@ class Searcher:
     multiples of it), ``arch_weights`` (mixing weights fed to the
     supernet in search; ``SampledWeights`` for a sampled forward), ``expected_arch_weights`` (deterministic
     ones, for derivation and diagnostics), ``arch_loss`` / ``weight_loss``, ``arch_gradient``,
-    ``step`` (one architecture step and one weight step), ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
+    ``arch_step`` / ``weight_step`` (one update each: override these, not ``step``, to change one of them, so
+    that the run's ``step_order`` still applies), ``step`` (both, in the run's ``step_order``; overridden only by
+    a searcher whose step is not that alternation, which then declares ``alternates`` false),
+    ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
     ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
     (call ``super().__init__`` first). ``self.options`` is the validated ``Options``; ``self.wants_clean_images``
     (set in ``__init__``, default False) asks for batches that also carry their images unaugmented (``Batch.clean``).
@@ -77,6 +87,8 @@ class Searcher:
     graph_capturable: ClassVar[bool] = False
     hessian_defined: ClassVar[bool] = True
     supernet_needs: ClassVar[tuple[str, ...]] = ()
+    diagnosed_network: ClassVar[Literal["expected", "trained", "untrained"]] = "expected"
+    alternates: ClassVar[bool] = True
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -130,6 +142,10 @@ class Searcher:
         with torch.no_grad():
             return self.expected_arch_weights()
 
+    def diagnosed_weights(self) -> list[torch.Tensor]:
+        """The mixing weights of the network the diagnostics evaluate (``diagnosed_network``), differentiable."""
+        return self.arch_weights() if self.diagnosed_network == "trained" else self.expected_arch_weights()
+
     def arch_loss(self, batch: Batch) -> tuple[torch.Tensor, torch.Tensor]:
         """Per-seed loss (K,) and logits of the architecture step."""
         logits = self.supernet(batch.images, self.arch_weights())
@@ -181,8 +197,13 @@ class Searcher:
         return start + (end - start) * (max(self.epoch, 1) - 1) / self.optim.epochs
 
     def set_learning_rate(self, epoch: int, step: int) -> float:
-        """Cosine annealing over fractional epochs, as the reference's per-iteration scheduler update."""
-        progress = (epoch - 1 + step / self.context.steps_per_epoch) / self.optim.epochs
+        """Cosine annealing from ``w_lr`` towards ``w_lr_min``: over fractional epochs (``per_step``), or constant
+        within an epoch (``per_epoch``): xautodl's ``CosineAnnealingLR.get_lr`` (``procedures/optimizers.py``)
+        reads only the epoch, ``eta_min + (base - eta_min) * (1 + cos(pi * e / T_max)) / 2`` for the 0-based epoch
+        e with T_max = the epochs; the step it is also given counts only in warm-up, which NB201's DARTS.config
+        does not have (``warmup`` 0)."""
+        within = step / self.context.steps_per_epoch if self.optim.lr_schedule == "per_step" else 0.0
+        progress = (epoch - 1 + within) / self.optim.epochs
         lr = self.optim.w_lr_min + 0.5 * (self.optim.w_lr - self.optim.w_lr_min) * (1 + math.cos(math.pi * progress))
         for group in self.w_opt.param_groups:
             if isinstance(group["lr"], torch.Tensor):
@@ -220,8 +241,15 @@ class Searcher:
         stats.add(loss, logits, batch.labels)
 
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:
-        self.arch_step(weight_batch, arch_batch, arch_stats)
-        self.weight_step(weight_batch, weight_stats)
+        """One architecture step and one weight step, in the run's ``step_order``: ``arch_first`` as DARTS's
+        Algorithm 1 and code (and PC-DARTS, DARTS-, nasbench-1shot1), ``weights_first`` as xautodl's NB201
+        DARTS-V1 and GDAS (``search_func``: "update the weights" before "update the architecture-weight")."""
+        if self.optim.step_order == "weights_first":
+            self.weight_step(weight_batch, weight_stats)
+            self.arch_step(weight_batch, arch_batch, arch_stats)
+        else:
+            self.arch_step(weight_batch, arch_batch, arch_stats)
+            self.weight_step(weight_batch, weight_stats)
 
     def state_dict(self) -> dict[str, Any]:
         return {"w_opt": self.w_opt.state_dict(), "a_opt": self.a_opt.state_dict(), "extra": self.extra_state()}

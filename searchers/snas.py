@@ -6,8 +6,11 @@ one sample shared by all cells), and one training loss, backpropagated once, upd
 (``train_search.py``: ``loss.backward()``, weight gradients clipped at 5 and alpha's at 10, then both optimisers
 step). The temperature falls linearly, per epoch, from ``tau_init`` = 1 to ``tau_min`` = 0.03 (the reference's
 ``--temp 1 --temp_min 0.03 --temp_annealing``): ``tau_init - (tau_init - tau_min) * epoch / anneal_epochs``. The
-reference hard-codes ``anneal_epochs`` = 150, its own epoch count; the default 0 anneals over the run's epochs, as
-the NB201 port of confopt (``profiles.py``: temperature decayed linearly over the search's epochs) does. Its
+reference hard-codes ``anneal_epochs`` = 150, its own epoch count: the paper preset follows it (a 50-epoch search
+then ends at tau 0.68, not 0.03);
+the reduced presets anneal over the run's epochs (``anneal_epochs`` 0), as the NB201 port of confopt
+(``profiles.py``: temperature decayed linearly over the search's epochs) does, so that their short searches
+reach tau_min. Its
 resource constraint is off, as the NB201 tables run it. The genotype is the argmax of alpha.
 
 DSNAS (Hu et al., CVPR 2020, Section 3; ``DSNAS/network.py`` of SNAS-Series): each forward pass runs one op per
@@ -66,13 +69,17 @@ class Snas(Darts):
     name = "snas"
     summary = "SNAS: relaxed Gumbel-softmax, weights and alphas on one training loss (Xie et al., ICLR 2019)"
     uses_validation_set = False
+    alternates = False  # single-level: one backward updates weights and alphas together
     graph_capturable = False  # redraws infinite Gumbel noise: a host-side check per sample
+    diagnosed_network = "untrained"  # it trains relaxed Gumbel samples, never the softmax-mixed supernet
 
     class Options(OptionSet):
         tau_init: float = Field(1.0, gt=0, description="temperature at the start (SNAS README: --temp 1)")
         tau_min: float = Field(0.03, gt=0, description="temperature reached after anneal_epochs (--temp_min)")
         anneal_epochs: int = Field(0, ge=0, description="epochs of the linear decay; 0 = the run's (the SNAS code "
-                                                        "hard-codes 150)")
+                                                        "hard-codes 150: the paper preset's)")
+
+    preset_options = {"paper": {"anneal_epochs": 150}}
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,7 +108,9 @@ class Dsnas(Darts):
     name = "dsnas"
     summary = "DSNAS: one sampled op per edge, single-path gradient dL/dZ * grad log p(Z) (Hu et al., CVPR 2020)"
     uses_validation_set = False
+    alternates = False  # single-level: one backward updates weights and alphas together
     graph_capturable = False  # categorical draws per seed from host-side generators
+    diagnosed_network = "untrained"  # it trains one-hot sampled cells, never the softmax-mixed supernet
 
     def arch_weights(self) -> list[torch.Tensor]:
         """One-hot ``Z ~ Categorical(softmax(alpha))`` per row, a fresh draw per forward pass (a leaf: the

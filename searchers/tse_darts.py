@@ -42,6 +42,7 @@ class TseDarts(Darts):
 
     preset_options = {"reduced": {"unroll_steps": 16}, "smoke": {"unroll_steps": 4}}
     uses_validation_set = False
+    alternates = False  # weight steps on each batch, an architecture step per window of T
     graph_capturable = False  # an architecture step every T batches over a host-side window
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:

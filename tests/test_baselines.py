@@ -8,6 +8,7 @@ from test_searchers import batch, make, stats
 from test_supernet import edge_conv
 from torch.nn import functional as F
 
+from benchmarks.data_stream import Batch
 from benchmarks.nb201.supernet import NB201Supernet
 from harness.config import build_config
 from searchers.gdas import hard_gumbel_softmax
@@ -75,26 +76,35 @@ def test_spos_trains_the_weights_on_uniform_single_paths_and_never_the_alphas():
     assert any(not torch.equal(w, v) for w, v in zip(searcher.weights, weights))
 
 
-def test_spos_returns_the_candidate_with_the_best_accuracy_on_its_batch():
-    searcher = make("spos", {"candidates": 6})
-    kept = [batch(seed, size=16) for seed in (3, 4, 5)]
-    for arch_batch in kept:
-        searcher.step(batch(1), arch_batch, stats(), stats())
+def test_spos_scores_each_candidate_on_the_next_unaugmented_images_and_returns_the_best():
+    """RANDOM-NAS.py's ``search_find_best``: each candidate on its own batch of ``selection_images`` clean
+    (test-transform) architecture-half images, the loader restarting when the epoch's images run out."""
+    searcher = make("spos", {"candidates": 6, "selection_images": 20})
+    assert searcher.wants_clean_images
+    kept = []
+    for seed in (3, 4, 5):
+        augmented, clean = batch(seed, size=16), batch(seed + 10, size=16)
+        kept.append(Batch(augmented.images, clean.labels, clean.indices, clean.images))
+        searcher.step(batch(1), kept[-1], stats(), stats())
     searcher.reseed([11])
     searcher.end_epoch(1)
     selected = searcher.derivation_weights()[0]
     searcher.reseed([11])  # the same draws again, scored by hand
+    images = torch.cat([b.clean[0] for b in kept])  # 48 images: candidates 0-1 on 0-39, 2 on 40-47 and 0-11, ...
+    labels = torch.cat([b.labels[0] for b in kept])
     searcher.supernet.eval()
     with torch.no_grad():
         scored = []
         for index in range(6):
             cell = searcher.uniform_cells()
-            b = kept[index % 3]
-            scored.append(((searcher.supernet(b.images, cell).argmax(-1) == b.labels).double().mean().item(), cell[0]))
+            rows = [(index * 20 + i) % 48 for i in range(20)]
+            logits = searcher.supernet(images[rows][None], cell)[0]
+            scored.append(((logits.argmax(-1) == labels[rows]).double().mean().item(), cell[0]))
     best = max(score for score, _ in scored)
     assert torch.equal(selected, next(cell for score, cell in scored if score == best))
     assert len({score for score, _ in scored}) > 1  # the choice is not a tie
     assert searcher.extra_state()["selected"][0] is selected
+    assert build_config("nb201", "spos", "paper", []).searcher_options["selection_images"] == 512
 
 
 # --- SNAS / DSNAS --------------------------------------------------------------------------------------------

@@ -241,3 +241,23 @@ def test_sigterm_ends_a_run_with_a_message_and_a_killed_sweep_takes_its_workers(
     proc.wait(30)
     _wait_for(lambda: not any(_alive(pid) for pid in workers), timeout=30)
     assert not any(_alive(pid) for pid in workers), "a worker outlived the killed sweep"
+
+
+def test_a_folder_written_before_a_run_field_existed_is_still_this_run(finished, search_data, tmp_path, capsys):
+    """A run field added later (``run_config.ADDED_FIELDS``) is read at the value the code used before it: the
+    older finished folder is skipped as finished, not refused, and a hashed name keeps its hash."""
+    from foundation.run_config import ADDED_FIELDS, config_hash
+
+    out = tmp_path / "out"
+    shutil.copytree(finished, out)
+    meta = json.loads((out / FOLDER / "config.json").read_text())
+    current = dict(meta["config"])
+    for key in ADDED_FIELDS:
+        del meta["config"][key]
+    (out / FOLDER / "config.json").write_text(json.dumps(meta))
+    capsys.readouterr()
+    assert main(smoke_args(search_data, out)) == 0
+    said = capsys.readouterr()
+    assert "already finished" in said.out + said.err, said
+    assert config_hash(meta["config"]) == config_hash(current)
+    assert all(config_hash({**current, key: "other"}) != config_hash(current) for key in ADDED_FIELDS)

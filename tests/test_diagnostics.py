@@ -17,7 +17,8 @@ from searchers.hessian import HessianProducts, dominant_eigenvalues, exact_hessi
 from searchers.seeds import SeedStack, seed_cross_entropy
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
-                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
+                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3,
+                    lr_schedule="per_step", step_order="arch_first")
 
 
 def tiny(*seeds: int, track: bool = False) -> SeedStack:
@@ -207,3 +208,42 @@ def test_rank_and_regret_of_the_best_and_worst_cells(nb201_table):
                                  "+|skip_connect~0|skip_connect~1|skip_connect~2|")
     assert nb201_table.regret(all_skip)["cifar10_test"] == pytest.approx(94.373 - 54.297, abs=1e-3)
     assert 0 < nb201_table.rank_percentile(all_skip)["cifar10_test"] < 50
+
+
+def test_darts_minus_is_diagnosed_on_the_network_it_trains_with_its_auxiliary_skip():
+    """The Hessian and the supernet's accuracy of DARTS- are those of softmax(alpha) + beta * skip (written out
+    by hand here, float64, exact Hessian by autograd), the derived cell's accuracy that of the argmax cell without
+    the skip; a sampling searcher declares that its diagnostics are not taken on what it trains."""
+    from benchmarks.nb201.space import OPS
+
+    torch.manual_seed(5)
+    single = NB201Supernet(channels=2, cells_per_stage=1, track_running_stats=False).double()
+    with torch.no_grad():
+        single.alphas.normal_(0, 1)
+    searcher = searcher_with(SeedStack([single]), "darts_minus")
+    searcher.begin_epoch(3)  # beta = 1 - 2 / 10
+    evaluation = batches(2)
+    (result,) = epoch_diagnostics(searcher, evaluation, evaluation[:1], "exact", NB201Space.discrete_weights)
+
+    skip = F.one_hot(torch.tensor(OPS.index("skip_connect")), len(OPS)).double()
+
+    def trained_weights(alpha: torch.Tensor) -> torch.Tensor:
+        return F.softmax(alpha, -1) + 0.8 * skip
+
+    def loss(alpha: torch.Tensor) -> torch.Tensor:
+        b = evaluation[0]
+        return F.cross_entropy(single(b.images, [trained_weights(alpha)]), b.labels)
+
+    hessian = torch.autograd.functional.hessian(loss, single.alphas.detach().clone()).reshape(30, 30)
+    assert result.hessian_eig_max == pytest.approx(float(torch.linalg.eigvalsh(hessian)[-1]), rel=1e-9)
+
+    def accuracy_by_hand(weights: torch.Tensor) -> float:
+        correct = sum(int((single(b.images, [weights]).argmax(1) == b.labels).sum()) for b in evaluation)
+        return 100.0 * correct / sum(len(b.labels) for b in evaluation)
+
+    with torch.no_grad():
+        assert result.supernet_acc == pytest.approx(accuracy_by_hand(trained_weights(single.alphas)))
+        argmax = F.one_hot(single.alphas.argmax(-1), len(OPS)).double()
+        assert result.discrete_acc == pytest.approx(accuracy_by_hand(argmax))
+    assert get_searcher("darts").diagnosed_network == "expected"
+    assert {get_searcher(name).diagnosed_network for name in ("gdas", "snas", "dsnas", "reinmax")} == {"untrained"}

@@ -141,6 +141,7 @@ spaces: [nb201]
 searchers: [milenas, "outside_searchers:TemperedDarts"]
 seeds: 1
 epochs: 1
+set: {diagnostics_every: 0}
 """
 
 

@@ -382,3 +382,19 @@ def test_a_run_of_a_space_that_does_not_load_is_read_with_a_warning(results, cap
     assert "space 'gone_plugin' does not load here" in said and said.count("does not load") == 1
     assert next(r for r in runs if r.folder == moved.resolve()).space_class is None
     assert len(runs) == 6  # read, not skipped
+
+
+def test_diagnostics_taken_on_a_network_the_searcher_does_not_train_are_marked(tmp_path):
+    """A sampling searcher's Hessian (at softmax(alpha), a network it never trains) carries a caveat in its
+    figure panel and under the figure, and the frame says what each run's diagnostics were taken on."""
+    root = tmp_path / "results"
+    for searcher in ("darts", "gdas", "darts_minus"):
+        make_run(root, searcher, 0, nb201_finals(90.0))
+    report = build_report([root], tmp_path / "report")
+    hessian = next(info for info in report.figures if info.name == "nb201_hessian_per_epoch")
+    (caveat,) = hessian.caveats
+    assert caveat.startswith("gdas ") and "not comparable" in caveat
+    assert hessian.caveats[0] in (tmp_path / "report" / "report.md").read_text()
+    frame = analysis.load_runs([root]).drop_duplicates("searcher").set_index("searcher")
+    assert frame["diagnosed_network"].to_dict() == {"darts": "expected", "gdas": "untrained",
+                                                    "darts_minus": "trained"}

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -19,7 +20,8 @@ from searchers.sd_darts import distillation_kl
 from searchers.seeds import SeedStack
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
-                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
+                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3,
+                    lr_schedule="per_step", step_order="arch_first")
 
 
 def make(name: str, options: dict | None = None, batch: int = 8, half: int = 16, grad_clip: float = 5.0):
@@ -292,6 +294,10 @@ def test_paper_settings_per_searcher():
     assert sd.searcher_options["teacher_epochs"] == 1 and sd.searcher_options["distill_weight"] == 1.0
     assert build_config("nb201", "sd_darts_voted", "paper", []).searcher_options["teacher_epochs"] == 2
     assert build_config("nb201", "tse_darts", "paper", []).searcher_options["unroll_steps"] == 100
+    assert not build_config("nb201", "pc_darts", "paper", []).w_nesterov  # train_search.py: plain momentum
+    assert build_config("nb201", "pc_darts", "reduced", []).w_nesterov
+    assert build_config("nb201", "snas", "paper", []).searcher_options["anneal_epochs"] == 150  # the SNAS code's
+    assert build_config("nb201", "snas", "reduced", []).searcher_options["anneal_epochs"] == 0  # the run's epochs
     assert build_config("nb201", "drnas", "smoke", []).epochs == 2  # presets win over paper settings
     assert build_config("nb201", "sd_darts", "smoke", ["warmup_epochs=0"]).searcher_options["warmup_epochs"] == 0
 
@@ -311,3 +317,133 @@ def test_the_reduced_preset_is_quick_longer_with_the_calibrated_architecture_ste
     assert windows == math.ceil(2 * math.ceil(25_000 / 64) / 100) == 8
     assert configure("nb201", "sd_darts", "reduced", []).config.searcher_options["warmup_epochs"] == 8  # 25 of 50
     assert configure("nb201", "pc_darts", "reduced", []).config.searcher_options["warmup_epochs"] == 5  # 15 of 50
+
+
+def xautodl_cosine_lr(base: float, eta_min: float, epochs: int, epoch: int, fraction: float) -> float:
+    """xautodl's ``CosineAnnealingLR.get_lr`` (``procedures/optimizers.py``) with no warm-up, written out: the
+    0-based ``epoch`` alone sets the rate (``fraction``, what ``update(None, step / len(loader))`` passes, is read
+    only in warm-up); at or past ``epochs`` it is ``eta_min``."""
+    if epoch >= epochs:
+        return eta_min
+    return eta_min + (base - eta_min) * (1 + math.cos(math.pi * epoch / epochs)) / 2
+
+
+@pytest.mark.parametrize("schedule", ["per_epoch", "per_step"])
+def test_learning_rate_schedules_against_the_reference_formula(schedule):
+    """per_epoch equals xautodl's scheduler at every step (float64); per_step agrees with it at each epoch's first
+    step and anneals within the epoch; the paper preset uses per_epoch, the reduced presets per_step."""
+    from harness.config import build_config
+
+    searcher = make("darts")
+    searcher.optim = OptimConfig(**{**OPTIM.__dict__, "lr_schedule": schedule})
+    steps = searcher.context.steps_per_epoch
+    for epoch in range(1, OPTIM.epochs + 1):
+        rates = [searcher.set_learning_rate(epoch, step) for step in range(steps)]
+        reference = [xautodl_cosine_lr(OPTIM.w_lr, OPTIM.w_lr_min, OPTIM.epochs, epoch - 1, step / steps)
+                     for step in range(steps)]
+        assert rates[0] == pytest.approx(reference[0], rel=1e-15, abs=0)
+        if schedule == "per_epoch":
+            assert rates == pytest.approx(reference, rel=1e-15, abs=0)
+        else:
+            assert all(later < earlier for earlier, later in zip(rates, rates[1:]))
+        assert searcher.w_opt.param_groups[0]["lr"] == rates[-1]
+    assert build_config("nb201", "darts", "paper", []).lr_schedule == "per_epoch"
+    assert build_config("1shot1-s1", "darts", "paper", []).lr_schedule == "per_epoch"
+    assert {build_config("nb201", "darts", preset, []).lr_schedule for preset in ("quick", "reduced", "smoke")} == {
+        "per_step"}
+
+
+def test_the_reference_scheduler_itself_when_installed():
+    """The written-out formula above against xautodl's own class (installed by ``make install``, read from its
+    file: its package imports torchvision)."""
+    import importlib.util
+
+    found = importlib.util.find_spec("xautodl")
+    assert found is not None, "xautodl is installed by make install (the speed reference)"
+    spec = importlib.util.spec_from_file_location(
+        "xautodl_optimizers", Path(found.submodule_search_locations[0]) / "procedures" / "optimizers.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    optimizer = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=0.025)
+    scheduler = module.CosineAnnealingLR(optimizer, 0, 50, 50, 0.001)
+    for epoch in range(52):
+        scheduler.update(epoch, 0.0)
+        for fraction in (0.0, 0.5, 0.99):
+            scheduler.update(None, fraction)
+            assert optimizer.param_groups[0]["lr"] == pytest.approx(
+                xautodl_cosine_lr(0.025, 0.001, 50, epoch, fraction), rel=1e-15, abs=0)
+
+
+def test_idarts_reference_weight_rule_by_hand():
+    """``weight_rule=reference`` (iDARTS_V2.ipynb): the architecture gradient with R = 0.01 / ||v|| and the only
+    weight change w - R (s - v), the weight optimiser never stepped; written out with autograd, float64."""
+    searcher = make("idarts", {"weight_rule": "reference"})
+    searcher.set_learning_rate(1, 0)
+    lr = searcher.w_opt.param_groups[0]["lr"]
+    train, val = batch(0), batch(1)
+    net, weights, (alpha,) = searcher.supernet, searcher.weights, searcher.alphas
+    start = [w.detach().clone() for w in weights]
+
+    def loss(data: Batch) -> torch.Tensor:
+        return F.cross_entropy(net(data.images, [F.softmax(alpha, -1)])[0], data.labels[0])
+
+    *vector, direct = torch.autograd.grad(loss(val), [*weights, alpha])
+
+    def minus_lr_hessian_times(p: list[torch.Tensor]) -> list[torch.Tensor]:
+        gradient = torch.autograd.grad(loss(train), weights, create_graph=True)
+        return [x - lr * h for x, h in zip(p, torch.autograd.grad(gradient, weights, grad_outputs=p))]
+
+    first = minus_lr_hessian_times(vector)
+    second = minus_lr_hessian_times(first)
+    series = [a + b + c for a, b, c in zip(vector, first, second)]
+    radius = 0.01 / torch.sqrt(sum((v ** 2).sum() for v in vector))
+
+    def alpha_gradient_at(sign: float) -> torch.Tensor:
+        with torch.no_grad():
+            for w, w0, s in zip(weights, start, series):
+                w.copy_(w0 + sign * radius * s)
+        return torch.autograd.grad(loss(train), alpha)[0]
+
+    expected = direct - lr * (alpha_gradient_at(1.0) - alpha_gradient_at(-1.0)) / (2 * radius)
+    with torch.no_grad():
+        for w, w0 in zip(weights, start):
+            w.copy_(w0)
+    searcher.step(train, val, stats(), stats())
+    assert torch.allclose(alpha.grad, expected, rtol=1e-9, atol=1e-12)
+    for w, w0, s, v in zip(weights, start, series, vector):
+        assert torch.allclose(w, w0 - radius * (s - v), rtol=1e-12, atol=1e-14)
+    assert not searcher.w_opt.state  # no SGD step: no momentum buffer was ever made
+    from harness.config import build_config
+
+    assert build_config("nb201", "idarts", "paper", []).searcher_options["weight_rule"] == "reference"
+    assert build_config("nb201", "idarts", "reduced", []).searcher_options["weight_rule"] == "darts"
+
+
+@pytest.mark.parametrize("name", ["darts", "pc_darts", "darts_ada", "lambda_darts", "oles"])
+def test_step_order_weights_first_takes_the_weight_step_before_the_architecture_step(name):
+    """``step_order=weights_first`` (xautodl's NB201 DARTS-V1/V2 and GDAS) is the two updates swapped, also for
+    searchers that change one of them; searchers whose step is not that alternation refuse it."""
+    from foundation.errors import UserError
+    from harness.config import build_config
+
+    options = {"warmup_epochs": 0, "edge_normalisation": False} if name == "pc_darts" else {}  # make: a plain supernet
+    swapped, by_hand = make(name, options), make(name, options)
+    swapped.optim = OptimConfig(**{**OPTIM.__dict__, "step_order": "weights_first"})
+    for searcher in (swapped, by_hand):
+        searcher.set_learning_rate(1, 0)
+        searcher.begin_epoch(2)
+    for step in range(3):
+        swapped.step(batch(2 * step), batch(2 * step + 1), stats(), stats())
+        by_hand.weight_step(batch(2 * step), stats())
+        by_hand.arch_step(batch(2 * step), batch(2 * step + 1), stats())
+    assert all(torch.equal(a, b) for a, b in zip(swapped.alphas + swapped.weights, by_hand.alphas + by_hand.weights))
+    arch_first = make(name, options)
+    arch_first.set_learning_rate(1, 0)
+    arch_first.begin_epoch(2)
+    for step in range(3):
+        arch_first.step(batch(2 * step), batch(2 * step + 1), stats(), stats())
+    assert not all(torch.equal(a, b) for a, b in zip(arch_first.alphas, swapped.alphas))
+    assert build_config("nb201", name, "smoke", ["step_order=weights_first"]).step_order == "weights_first"
+    for other in ("snas", "tse_darts", "spos"):
+        with pytest.raises(UserError, match="is not an architecture step and a weight step"):
+            build_config("nb201", other, "smoke", ["step_order=weights_first"])

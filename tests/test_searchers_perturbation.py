@@ -16,7 +16,8 @@ from searchers.sdarts_rs import project_to_simplex_rows
 from searchers.seeds import SeedStack
 
 OPTIM = OptimConfig(epochs=10, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
-                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3)
+                    grad_clip=5.0, a_lr=3e-4, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3,
+                    lr_schedule="per_step", step_order="arch_first")
 
 
 def make(name: str, options: dict | None = None, seeds: int = 1, track: bool = False, alpha_scale: float = 1.0):

@@ -73,7 +73,8 @@ def _searcher(space: str, name: str, seeds: list[int], extra: tuple[str, ...] = 
 
 
 def _as(dtype: torch.dtype, batch: Batch) -> Batch:
-    return Batch(batch.images.to(dtype), batch.labels, batch.indices)
+    return Batch(batch.images.to(dtype), batch.labels, batch.indices,
+                 None if batch.clean is None else batch.clean.to(dtype))
 
 
 def _steps(searcher: Darts, seeds: list[int], data: SearchData):
@@ -82,7 +83,7 @@ def _steps(searcher: Darts, seeds: list[int], data: SearchData):
     for epoch in range(1, EPOCHS + 1):
         searcher.reseed([epoch_seed(seed, epoch) for seed in seeds])
         searcher.begin_epoch(epoch)
-        for step, batches in enumerate(data.seed_epochs(seeds, epoch, BATCH)):
+        for step, batches in enumerate(data.seed_epochs(seeds, epoch, BATCH, searcher.wants_clean_images)):
             searcher.set_learning_rate(epoch, step)
             yield batches
         searcher.end_epoch(epoch)
@@ -220,6 +221,8 @@ def test_seeds_batched_equal_each_seed_alone_in_fp32_lock_step(space, name, data
             pairs = [(mine[index:index + 1], lone) for mine, lone in zip(gradients, lone_gradients, strict=True)
                      if lone is not None]
             assert len(pairs) == sum(g is not None for g in gradients)
+            if not pairs:  # a phase that updated nothing (PC-DARTS's architecture step in its warm-up)
+                continue
             largest = max(lone.abs().max().item() for _, lone in pairs)
             difference = max((mine - lone).abs().max().item() for mine, lone in pairs)
             assert difference <= 0.05 * largest, (seed, phase, difference, largest)

@@ -146,7 +146,7 @@ def _records(root: Path) -> dict[str, list[dict]]:
 
 def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
     path = tmp_path / "sweep.yaml"
-    path.write_text(SMOKE_SWEEP)
+    path.write_text(SMOKE_SWEEP + "set: {diagnostics_every: 0}\n")  # the records' search fields are compared
     return main(["sweep", str(path), "--out", str(out), "--data-dir", str(data_dir), "--device", "cpu", *extra])
 
 
@@ -197,7 +197,8 @@ def test_a_failing_cell_does_not_stop_the_others(data_dir, search_data, tmp_path
 @pytest.mark.faults
 def test_a_sweep_killed_midway_completes_on_rerun(data_dir, search_data, tmp_path):
     path = tmp_path / "sweep.yaml"
-    path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2") + "set: {diagnostics_every: 2}\n")
+    path.write_text(SMOKE_SWEEP.replace("epochs: 1", "epochs: 2").replace("[darts, drnas]", "[darts]") +
+                    "set: {diagnostics_every: 2}\n")
     args = [sys.executable, "-m", "harness.cli", "sweep", str(path), "--data-dir", str(data_dir), "--device", "cpu",
             "--max-parallel", "1"]
     env = dict(os.environ, PYTHONPATH=str(REPO))
@@ -213,11 +214,11 @@ def test_a_sweep_killed_midway_completes_on_rerun(data_dir, search_data, tmp_pat
     time.sleep(1.0)  # the next cell is under way
     os.killpg(proc.pid, signal.SIGKILL)  # the sweep and its workers
     proc.wait(30)
-    assert 0 < len(list(killed.rglob("summary.json"))) < 4
+    assert 0 < len(list(killed.rglob("summary.json"))) < 2
     assert subprocess.run([*args, "--out", str(killed)], env=env, capture_output=True, timeout=300).returncode == 0
     assert not list(killed.rglob(".*.tmp"))
     resumed, reference = _records(killed), _records(straight)
-    assert resumed.keys() == reference.keys() and len(resumed) == 4
+    assert resumed.keys() == reference.keys() and len(resumed) == 2
     for folder in reference:
         assert [r["epoch"] for r in resumed[folder]] == [1, 2]
         assert_records_close(resumed[folder], reference[folder])
