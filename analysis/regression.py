@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from analysis.published import PublishedRow, published_rows, searched_dataset
 from analysis.runs import Run
 from analysis.tables import Stat, seed_stats
+from foundation.errors import UserError
 
 MIN_TOLERANCE = 0.5
 STD_FACTOR = 2.0
@@ -72,3 +73,28 @@ def compare(runs: list[Run]) -> list[Comparison]:
                 if stat is not None:
                     comparisons.append(Comparison(row, config_name, key, dataset, stat))
     return comparisons
+
+
+# Where reference code computes differently from the papers' text (issue 35; docs/reproducing-papers.md): the run
+# fields whose paper-preset value follows the code behind a published row.
+REFERENCE_FIELDS = ("lr_schedule", "step_order", "w_nesterov")
+
+
+def reference_behaviour(row: PublishedRow) -> str | None:
+    """How the harness computes the row's search at the paper preset, on the points where reference code and
+    paper text part: the ``REFERENCE_FIELDS`` and the searcher options the paper preset sets (e.g. iDARTS's
+    notebook weight rule); None for a row of a method or space not here."""
+    from benchmarks import get_space
+    from foundation.run_config import preset_config
+    from searchers import get_searcher
+
+    if row.searcher is None:
+        return None
+    try:
+        searcher = get_searcher(row.searcher)
+        config = preset_config(get_space(row.space), searcher, "paper").to_dict()
+    except UserError:
+        return None
+    options = searcher.preset_options.get("paper", {})
+    return ", ".join([f"{key}={config[key]}" for key in REFERENCE_FIELDS] +
+                     [f"{key}={value}" for key, value in options.items()])

@@ -16,7 +16,7 @@ import pandas as pd
 
 from analysis.decisiveness import decisiveness_frame, rerun_frame
 from analysis.figures import FigureInfo, accuracy_key, make_figures
-from analysis.regression import Comparison, compare
+from analysis.regression import Comparison, compare, reference_behaviour
 from analysis.runs import Run, read_runs
 from analysis.tables import FORMATS, TableLayout, TableRow, build_table, layouts, text_frame, to_markdown
 from foundation.atomic import atomic_write
@@ -97,11 +97,20 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
 
 
 def _sections(report: Report) -> list[tuple[str, str, pd.DataFrame]]:
-    """Decisiveness per configuration, and the re-runs' agreement when there are re-runs."""
+    """Decisiveness per configuration, how the compared published rows are computed (with ``--check``), and the
+    re-runs' agreement when there are re-runs."""
     decided = decisiveness_frame(report.runs)
     sections = [] if decided.empty else [(
         "Decisiveness", f"A seed decided when its final cell is the one of the epoch before and the median margin "
         f"between its chosen and next weights is at least {UNDECIDED_MARGIN} (docs/calibration.md).", decided)]
+    compared = {id(c.published): c.published for c in report.comparisons}.values()
+    if compared:
+        sections.append(("How the compared rows are computed", "Each published row's search at the paper preset, "
+                         "on the points where reference code and paper text part (docs/reproducing-papers.md): "
+                         "the harness follows the code behind the row.", pd.DataFrame(
+                             [{"paper": row.paper, "table": row.table, "method": row.method, "searcher": row.searcher,
+                               "epochs": str(row.epochs or "-"), "computed as": reference_behaviour(row) or "-"}
+                              for row in compared])))
     again = rerun_frame(report.runs, report.reruns)
     if not again.empty:
         sections.append(("Re-runs: the noise floor", "The same configuration and seed computed again under "

@@ -175,6 +175,7 @@ class ConfiguresSearcher(Protocol):
     name: ClassVar[str]
     uses_validation_set: ClassVar[bool]
     alternates: ClassVar[bool]
+    paper_step_order: ClassVar[str]
     Options: ClassVar[type[OptionSet]]
     paper_overrides: ClassVar[dict[str, Any]]
     preset_options: ClassVar[dict[str, dict[str, Any]]]
@@ -224,7 +225,8 @@ def preset_values(space: ConfiguresSpace, searcher: ConfiguresSearcher, preset: 
     """Run fields and searcher options of a preset before any override."""
     if preset not in PRESETS:
         raise UserError(f"unknown preset {preset!r} (known: {', '.join(PRESETS)})")
-    published = {**space.paper_overrides, **searcher.paper_overrides} if preset == "paper" else {}
+    published = ({**space.paper_overrides, "step_order": searcher.paper_step_order, **searcher.paper_overrides}
+                 if preset == "paper" else {})
     fields = {"space": declared_name(space), "searcher": declared_name(searcher), "preset": preset,
               "dataset": space.datasets[0], **space.structure, **published, **PRESETS[preset]}
     options = {**searcher.Options().model_dump(), **searcher.preset_options.get(preset, {})}

@@ -19,6 +19,7 @@ class Darts2(Darts):
 
     name = "darts2"
     summary = "DARTS, second-order unrolled architecture gradient (Liu et al., ICLR 2019)"
+    paper_step_order = "weights_first"  # the published row's code: xautodl's DARTS-V2.py updates the weights first
 
     class Options(OptionSet):
         fd_radius: float = Field(0.01, gt=0, description="numerator of the finite-difference epsilon (Section 2.3)")

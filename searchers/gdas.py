@@ -63,6 +63,7 @@ class Gdas(Darts):
     name = "gdas"
     summary = "GDAS: one op per edge by hard Gumbel-softmax, tau 10 -> 0.1 (Dong & Yang, CVPR 2019)"
     paper_overrides = {"epochs": 250}  # GDAS.config of the NB201 reference; the rest equals DARTS.config
+    paper_step_order = "weights_first"  # the published row's code: xautodl's GDAS.py updates the weights first
 
     class Options(OptionSet):
         tau_max: float = Field(10.0, gt=0, description="temperature of the first epoch (GDAS.py --tau_max)")

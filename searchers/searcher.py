@@ -49,9 +49,11 @@ class Searcher:
     ``expected``, at ``expected_arch_weights``, the mixed network the DARTS family trains; ``trained``, at
     ``arch_weights``, deterministic and not the expected ones, e.g. DARTS-'s auxiliary skip; ``untrained``, at
     ``expected_arch_weights`` although the searcher trains sampled networks: its Hessian, supernet accuracy and
-    gap are not comparable with the DARTS family's, and the report says so) and ``alternates`` (False: a step is
+    gap are not comparable with the DARTS family's, and the report says so), ``alternates`` (False: a step is
     not one architecture step and one weight step, e.g. single-level or windowed updates, so the run's
-    ``step_order`` has no meaning and ``weights_first`` is refused).
+    ``step_order`` has no meaning and ``weights_first`` is refused) and ``paper_step_order`` (the paper preset's
+    ``step_order``: that of the code its published NB201 row came from; declared by each class for itself, never
+    inherited, default ``arch_first``).
 
     Hooks: ``supernet_features`` (a class method: what the searcher needs its supernet built with, e.g. PC-DARTS's
     partial channels; the space's ``build_supernet`` takes them), ``steps_per_update`` (a class method: the steps
@@ -89,10 +91,13 @@ class Searcher:
     supernet_needs: ClassVar[tuple[str, ...]] = ()
     diagnosed_network: ClassVar[Literal["expected", "trained", "untrained"]] = "expected"
     alternates: ClassVar[bool] = True
+    paper_step_order: ClassVar[Literal["arch_first", "weights_first"]] = "arch_first"
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
         cls.graph_capturable = bool(vars(cls).get("graph_capturable", False))  # opt-in: a subclass may add host logic
+        # the order of the code that produced the class's own published row: a subclass has another reference
+        cls.paper_step_order = vars(cls).get("paper_step_order", "arch_first")
         machinery = {key for key, value in vars(cls).items() if key in vars(Searcher) and
                      (inspect.isfunction(value) or isinstance(value, (classmethod, staticmethod, property)))} - HOOKS
         if machinery:

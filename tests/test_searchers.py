@@ -294,6 +294,12 @@ def test_paper_settings_per_searcher():
     assert sd.searcher_options["teacher_epochs"] == 1 and sd.searcher_options["distill_weight"] == 1.0
     assert build_config("nb201", "sd_darts_voted", "paper", []).searcher_options["teacher_epochs"] == 2
     assert build_config("nb201", "tse_darts", "paper", []).searcher_options["unroll_steps"] == 100
+    # the order of the code behind each published row, declared per class (never inherited: sd_darts, darts_minus)
+    assert {name: build_config("nb201", name, "paper", []).step_order
+            for name in ("darts", "darts2", "gdas", "sd_darts", "darts_minus", "reinmax", "tse_darts")} == {
+        "darts": "weights_first", "darts2": "weights_first", "gdas": "weights_first", "sd_darts": "arch_first",
+        "darts_minus": "arch_first", "reinmax": "arch_first", "tse_darts": "arch_first"}
+    assert build_config("nb201", "darts", "reduced", []).step_order == "arch_first"
     assert not build_config("nb201", "pc_darts", "paper", []).w_nesterov  # train_search.py: plain momentum
     assert build_config("nb201", "pc_darts", "reduced", []).w_nesterov
     assert build_config("nb201", "snas", "paper", []).searcher_options["anneal_epochs"] == 150  # the SNAS code's
