@@ -15,7 +15,11 @@ derived cells are argmaxes of near-ties, and their accuracies say little about t
 
 Statistics: mean and population standard deviation (ddof=0) over seeds of the final epoch's look-up, in %,
 aggregated from the runs' DataFrame (``analysis.frame``: the final record of every done run); rendered by pandas
-(tabulate Markdown, Styler booktabs LaTeX, CSV). A choice: neither paper says which std it reports.
+(tabulate Markdown, Styler booktabs LaTeX, CSV). A choice: neither paper says which std it reports. Each of our
+cells also carries the 95 % bootstrap interval of its mean and, for a searcher other than DARTS, the permutation
+test's p-value against DARTS's seeds under the same setting (``analysis.statistics``): the interval in brackets
+and ``MARK`` where p < ``SIGNIFICANCE`` in Markdown and LaTeX, both unrounded in the CSV, the test named in the
+caption.
 """
 from __future__ import annotations
 
@@ -28,9 +32,13 @@ import pandas as pd
 from analysis.frame import runs_frame
 from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.runs import Run
+from analysis.statistics import CI_NAME, TEST_NAME, mean_interval, permutation_p
 from foundation.decisiveness import UNDECIDED_MARGIN
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
+REFERENCE_SEARCHER = "darts"  # what every other searcher's seeds are tested against, under the same setting
+SIGNIFICANCE = 0.05
+MARK = "†"
 
 
 @dataclass(frozen=True)
@@ -92,6 +100,8 @@ class TableRow:
     seeds: str = ""
     epochs: str = ""
     notes: str = ""
+    intervals: dict[Column, tuple[float, float] | None] = field(default_factory=dict)  # ours: CI of the mean
+    p_values: dict[Column, float | None] = field(default_factory=dict)  # ours: vs REFERENCE_SEARCHER's seeds
 
 
 @dataclass
@@ -109,13 +119,27 @@ class OurConfig:
     def paper_protocol(self) -> bool:
         return all(run.paper_protocol for run in self.runs)
 
-    def row(self, columns: tuple[Column, ...]) -> TableRow:
+    def values(self, column: Column) -> list[float]:
+        """The done seeds' final look-ups of ``column`` (its space, its dataset searched on)."""
+        finals = final_epochs(self.runs)
+        if not len(finals) or f"lookup.{column.key}" not in finals:
+            return []
+        chosen = finals[(finals.space == column.space) & (finals.dataset == column.dataset)]
+        return chosen[f"lookup.{column.key}"].dropna().tolist()
+
+    def row(self, columns: tuple[Column, ...], reference: "OurConfig | None" = None) -> TableRow:
+        """Our row; ``reference``: DARTS under the same setting, whose seeds each cell is tested against."""
         cells: dict[Column, tuple[float, float | None] | None] = {}
+        intervals: dict[Column, tuple[float, float] | None] = {}
+        p_values: dict[Column, float | None] = {}
         finals = final_epochs(self.runs)
         for column in columns:
             stat = column_stats(finals[(finals.space == column.space) & (finals.dataset == column.dataset)]
                                 if len(finals) else finals, column.key)
             cells[column] = stat[:2] if stat else None
+            values = self.values(column)
+            intervals[column] = mean_interval(values)
+            p_values[column] = None if reference is None else permutation_p(values, reference.values(column))
         by_dataset: dict[str, list[Run]] = {}
         for run in self.runs:
             by_dataset.setdefault(run.dataset, []).append(run)
@@ -126,7 +150,7 @@ class OurConfig:
         protocol = [] if self.paper_protocol else [
             f"reduced protocol ({self.runs[0].config.get('preset')}), not comparable to the published numbers"]
         return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs),
-                        "; ".join(_decided(finals) + protocol + sources + devices))
+                        "; ".join(_decided(finals) + protocol + sources + devices), intervals, p_values)
 
 
 def _decided(finals: pd.DataFrame) -> list[str]:
@@ -191,23 +215,37 @@ def build_table(layout: TableLayout, runs: list[Run]) -> list[TableRow]:
         # Same searcher, several published rows (TSE-DARTS at 50 and 150 epochs): the nearest epoch count.
         best = min(candidates, key=lambda i: abs((methods[i][0].epochs or 0) - config.epochs))
         attached.setdefault(best, []).append(config)
+    def reference(config: OurConfig) -> OurConfig | None:
+        return None if config.searcher == REFERENCE_SEARCHER else configs.get((REFERENCE_SEARCHER, config.setting))
+
     table = []
     for i, rows in enumerate(methods):
         published = _published_row(rows, layout.columns)
         table.append(published)
         for config in attached.get(i, []):
-            ours = config.row(layout.columns)
+            ours = config.row(layout.columns, reference(config))
             table += [ours, _difference(ours, published, layout.columns)] if config.paper_protocol else [ours]
-    table += [config.row(layout.columns) for config in leftovers]
+    table += [config.row(layout.columns, reference(config)) for config in leftovers]
     return table
 
 
-def _cell_text(value: tuple[float, float | None] | None, signed: bool, pm: str) -> str:
+def caption(layout: TableLayout) -> str:
+    """The table's title and how to read our cells' statistics."""
+    return (f"{layout.title}. Ours: mean ± population std over seeds [{CI_NAME}]; {MARK}: p < {SIGNIFICANCE} "
+            f"against {REFERENCE_SEARCHER} under the same setting ({TEST_NAME}; p-values in the CSV).")
+
+
+def _cell_text(row: TableRow, column: Column, pm: str) -> str:
+    value = row.cells.get(column)
     if value is None:
         return "-"
     mean, std = value
-    text = f"{mean:+.2f}" if signed else f"{mean:.2f}"
-    return text if std is None else f"{text}{pm}{std:.2f}"
+    text = f"{mean:+.2f}" if row.source == "difference" else f"{mean:.2f}"
+    text = text if std is None else f"{text}{pm}{std:.2f}"
+    interval, p = row.intervals.get(column), row.p_values.get(column)
+    if interval is not None:
+        text += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
+    return text + (MARK if p is not None and p < SIGNIFICANCE else "")
 
 
 HEAD = ("Method", "Source", "Seeds", "Epochs")
@@ -221,7 +259,7 @@ def text_head(layout: TableLayout) -> list[str]:
 def text_frame(layout: TableLayout, rows: list[TableRow], pm: str = " ± ") -> pd.DataFrame:
     """The table as the text renderings show it: one string per cell (difference rows signed, without std)."""
     return pd.DataFrame([[row.method, row.source, row.seeds, row.epochs,
-                          *(_cell_text(row.cells.get(c), row.source == "difference", pm) for c in layout.columns),
+                          *(_cell_text(row, c, pm) for c in layout.columns),
                           row.notes] for row in rows], columns=text_head(layout))
 
 
@@ -231,7 +269,7 @@ def to_markdown(layout: TableLayout, rows: list[TableRow]) -> str:
     frame["Method"] = [f"*{method}*" if row.source == "difference" else method
                        for method, row in zip(frame.Method, rows)]
     table = frame.map(lambda text: text.replace("|", "\\|")).to_markdown(index=False, disable_numparse=True)
-    return f"**{layout.title}**\n\n{table}\n"
+    return f"**{caption(layout)}**\n\n{table}\n"
 
 
 def to_latex(layout: TableLayout, rows: list[TableRow]) -> str:
@@ -240,10 +278,10 @@ def to_latex(layout: TableLayout, rows: list[TableRow]) -> str:
     italic = [row.source == "difference" for row in rows]
     styler = (frame.style.hide(axis="index").format(escape="latex").format_index(escape="latex", axis=1)
               .apply(lambda line: ["font-style: italic" if italic[line.name] else ""] * len(line), axis=1))
-    body = styler.to_latex(hrules=True, convert_css=True, caption=layout.title.translate(_TEX_SPECIALS),
+    body = styler.to_latex(hrules=True, convert_css=True, caption=caption(layout).translate(_TEX_SPECIALS),
                            column_format="ll" + "r" * (2 + len(layout.columns)), position="t",
                            position_float="centering")
-    return body.replace(" +- ", r"$\pm$")
+    return body.replace(" +- ", r"$\pm$").replace(" ± ", r" $\pm$ ").replace(MARK, r"$^\dagger$")
 
 
 def to_csv(layout: TableLayout, rows: list[TableRow]) -> str:
@@ -252,8 +290,10 @@ def to_csv(layout: TableLayout, rows: list[TableRow]) -> str:
     for row in rows:
         for column in layout.columns:
             mean, std = row.cells.get(column) or (None, None)
+            low, high = row.intervals.get(column) or (None, None)
             lines.append({"table": layout.name, "method": row.method, "source": row.source, "seeds": row.seeds,
                           "epochs": row.epochs, "space": column.space, "key": column.key, "mean": mean, "std": std,
+                          "ci_low": low, "ci_high": high, f"p_vs_{REFERENCE_SEARCHER}": row.p_values.get(column),
                           "notes": row.notes})
     return pd.DataFrame(lines).to_csv(index=False, lineterminator="\n", float_format=lambda value: repr(float(value)))
 
