@@ -18,9 +18,10 @@ from analysis.decisiveness import decisiveness_frame, rerun_frame
 from analysis.figures import FigureInfo, accuracy_key, make_figures
 from analysis.regression import Comparison, compare, reference_behaviour
 from analysis.runs import Run, read_runs
-from analysis.tables import FORMATS, TableLayout, TableRow, build_table, layouts, text_frame, to_markdown
+from analysis.tables import FORMATS, Populations, TableLayout, TableRow, build_table, layouts, text_frame, to_markdown
 from foundation.atomic import atomic_write
 from foundation.decisiveness import UNDECIDED_MARGIN
+from foundation.errors import UserError
 
 REPORT_FORMATS = tuple(FORMATS)
 
@@ -149,10 +150,26 @@ def _html(report: Report, roots: list[Path]) -> str:
     return "\n".join(parts)
 
 
+def cell_populations(spaces: set[str], data_dir: Path | None, warn=None) -> Populations:
+    """Every cell's look-ups of each space whose table is installed under ``data_dir`` (the tables' random-cell
+    and best-cell rows); a space whose table is not there is said through ``warn`` and left out."""
+    from benchmarks import get_space
+
+    populations: Populations = {}
+    for space in sorted(spaces):
+        try:
+            populations[space] = get_space(space)(data_dir).cell_values() if data_dir is not None else {}
+        except UserError as exc:
+            if warn is not None:
+                warn(f"no random-cell row for {space}: {exc}")
+    return {space: values for space, values in populations.items() if values}
+
+
 def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = REPORT_FORMATS,
-                 figures: bool = True, warn=None, reruns: list[Path] = ()) -> Report:
+                 figures: bool = True, warn=None, reruns: list[Path] = (), data_dir: Path | None = None) -> Report:
     """Read the runs under ``roots`` (and the re-runs of their seeds under ``reruns``, compared, never averaged
-    in) and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``. With no runs, nothing is
+    in) and write tables, figures, ``report.md`` and ``report.html`` to ``out_dir``; with ``data_dir``, the tables
+    get random-cell and best-cell rows and our rows a test against random cells. With no runs, nothing is
     written (``Report.runs`` is empty)."""
     skipped: list[Path] = []
     report = Report(read_runs(roots, warn, skipped), skipped=skipped,
@@ -161,10 +178,11 @@ def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = RE
         return report
     out_dir.mkdir(parents=True, exist_ok=True)
     spaces = {run.space for run in report.runs}
+    populations = cell_populations(spaces, data_dir, warn)
     for layout in layouts():
         if not layout.spaces & spaces:
             continue
-        rows = build_table(layout, report.runs)
+        rows = build_table(layout, report.runs, populations)
         files = {fmt: _write_text(out_dir / "tables" / f"{layout.name}.{fmt}", FORMATS[fmt](layout, rows))
                  for fmt in formats}
         report.tables.append((layout, rows, files))

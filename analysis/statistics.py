@@ -55,3 +55,21 @@ def permutation_p(first: Sequence[float], second: Sequence[float]) -> float | No
                                     n_resamples=np.inf if exact else 9_999,
                                     random_state=np.random.default_rng(RANDOM_STATE))
     return float(result.pvalue)
+
+
+RANDOM_CELL_DRAWS = 100_000
+RANDOM_CELL_TEST = "two-sided test against n uniformly random cells of the table (100,000 draws)"
+
+
+def random_cell_p(values: Sequence[float], population: Sequence[float]) -> float | None:
+    """The p-value of the seeds' mean under the null hypothesis that each seed's cell is a uniformly random cell of
+    the table (``population``: every cell's look-up): the share of 100,000 draws of as many random cells whose
+    mean is at least as far from the population's mean (the permutation test of the seeds against the table,
+    with the table as the other group, drawn with replacement); None without values."""
+    sample, cells = np.asarray(values, dtype=float), np.asarray(population, dtype=float)
+    if not len(sample) or not len(cells):
+        return None
+    centre = cells.mean()
+    draws = np.random.default_rng(RANDOM_STATE).choice(cells, size=(RANDOM_CELL_DRAWS, len(sample))).mean(axis=1)
+    extreme = np.abs(draws - centre) >= abs(sample.mean() - centre) - 1e-12
+    return float((extreme.sum() + 1) / (RANDOM_CELL_DRAWS + 1))

@@ -19,7 +19,9 @@ aggregated from the runs' DataFrame (``analysis.frame``: the final record of eve
 cells also carries the 95 % bootstrap interval of its mean and, for a searcher other than DARTS, the permutation
 test's p-value against DARTS's seeds under the same setting (``analysis.statistics``): the interval in brackets
 and ``MARK`` where p < ``SIGNIFICANCE`` in Markdown and LaTeX, both unrounded in the CSV, the test named in the
-caption.
+caption. With the spaces' tables (``Populations``), a table opens with the random-cell row (mean and population
+std over every cell of the table) and the best-cell row, and our cells are also tested against random cells
+(``RANDOM_MARK``).
 """
 from __future__ import annotations
 
@@ -32,13 +34,15 @@ import pandas as pd
 from analysis.frame import runs_frame
 from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.runs import Run
-from analysis.statistics import CI_NAME, TEST_NAME, mean_interval, permutation_p
+from analysis.statistics import CI_NAME, RANDOM_CELL_TEST, TEST_NAME, mean_interval, permutation_p, random_cell_p
 from foundation.decisiveness import UNDECIDED_MARGIN
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
 REFERENCE_SEARCHER = "darts"  # what every other searcher's seeds are tested against, under the same setting
 SIGNIFICANCE = 0.05
-MARK = "†"
+MARK = "†"  # p < SIGNIFICANCE against REFERENCE_SEARCHER
+RANDOM_MARK = "‡"  # p < SIGNIFICANCE against uniformly random cells of the table
+Populations = dict[str, dict[str, tuple[float, ...]]]  # space -> look-up key -> every cell's value
 
 
 @dataclass(frozen=True)
@@ -102,6 +106,7 @@ class TableRow:
     notes: str = ""
     intervals: dict[Column, tuple[float, float] | None] = field(default_factory=dict)  # ours: CI of the mean
     p_values: dict[Column, float | None] = field(default_factory=dict)  # ours: vs REFERENCE_SEARCHER's seeds
+    p_random: dict[Column, float | None] = field(default_factory=dict)  # ours: vs random cells of the table
 
 
 @dataclass
@@ -127,11 +132,14 @@ class OurConfig:
         chosen = finals[(finals.space == column.space) & (finals.dataset == column.dataset)]
         return chosen[f"lookup.{column.key}"].dropna().tolist()
 
-    def row(self, columns: tuple[Column, ...], reference: "OurConfig | None" = None) -> TableRow:
-        """Our row; ``reference``: DARTS under the same setting, whose seeds each cell is tested against."""
+    def row(self, columns: tuple[Column, ...], reference: "OurConfig | None" = None,
+            populations: Populations | None = None) -> TableRow:
+        """Our row; ``reference``: DARTS under the same setting, whose seeds each cell is tested against;
+        ``populations``: the tables' cells, which each cell is also tested against."""
         cells: dict[Column, tuple[float, float | None] | None] = {}
         intervals: dict[Column, tuple[float, float] | None] = {}
         p_values: dict[Column, float | None] = {}
+        p_random: dict[Column, float | None] = {}
         finals = final_epochs(self.runs)
         for column in columns:
             stat = column_stats(finals[(finals.space == column.space) & (finals.dataset == column.dataset)]
@@ -140,6 +148,8 @@ class OurConfig:
             values = self.values(column)
             intervals[column] = mean_interval(values)
             p_values[column] = None if reference is None else permutation_p(values, reference.values(column))
+            population = (populations or {}).get(column.space, {}).get(column.key)
+            p_random[column] = None if population is None else random_cell_p(values, population)
         by_dataset: dict[str, list[Run]] = {}
         for run in self.runs:
             by_dataset.setdefault(run.dataset, []).append(run)
@@ -150,7 +160,7 @@ class OurConfig:
         protocol = [] if self.paper_protocol else [
             f"reduced protocol ({self.runs[0].config.get('preset')}), not comparable to the published numbers"]
         return TableRow(self.runs[0].label, "ours", cells, seeds, str(self.epochs),
-                        "; ".join(_decided(finals) + protocol + sources + devices), intervals, p_values)
+                        "; ".join(_decided(finals) + protocol + sources + devices), intervals, p_values, p_random)
 
 
 def _decided(finals: pd.DataFrame) -> list[str]:
@@ -196,9 +206,26 @@ def _difference(ours: TableRow, published: TableRow, columns: tuple[Column, ...]
     return TableRow(f"{ours.method} - {published.method}", "difference", cells)
 
 
-def build_table(layout: TableLayout, runs: list[Run]) -> list[TableRow]:
-    """Published rows in the paper's order, each followed by our matching configurations and their differences;
-    our configurations of searchers the table does not list come last."""
+def _population_rows(layout: TableLayout, populations: Populations) -> list[TableRow]:
+    """The random-cell row (mean and population std of each look-up over every cell of the table) and the
+    best-cell row (its largest value), when the spaces' tables are installed."""
+    random_cells, best_cells, counts = {}, {}, set()
+    for column in layout.columns:
+        values = populations.get(column.space, {}).get(column.key)
+        if values:
+            random_cells[column] = (float(pd.Series(values).mean()), float(pd.Series(values).std(ddof=0)))
+            best_cells[column] = (float(max(values)), None)
+            counts.add(len(values))
+    if not random_cells:
+        return []
+    cells = "/".join(map(str, sorted(counts))) + " cells"
+    return [TableRow("random cell", "table", random_cells, cells), TableRow("best cell", "table", best_cells, cells)]
+
+
+def build_table(layout: TableLayout, runs: list[Run], populations: Populations | None = None) -> list[TableRow]:
+    """The random-cell and best-cell rows (with ``populations``), then the published rows in the paper's order,
+    each followed by our matching configurations and their differences; our configurations of searchers the
+    table does not list come last."""
     configs: dict[tuple[str, str], OurConfig] = {}
     datasets = {(column.space, column.dataset) for column in layout.columns}
     for run in runs:
@@ -218,21 +245,22 @@ def build_table(layout: TableLayout, runs: list[Run]) -> list[TableRow]:
     def reference(config: OurConfig) -> OurConfig | None:
         return None if config.searcher == REFERENCE_SEARCHER else configs.get((REFERENCE_SEARCHER, config.setting))
 
-    table = []
+    table = _population_rows(layout, populations or {})
     for i, rows in enumerate(methods):
         published = _published_row(rows, layout.columns)
         table.append(published)
         for config in attached.get(i, []):
-            ours = config.row(layout.columns, reference(config))
+            ours = config.row(layout.columns, reference(config), populations)
             table += [ours, _difference(ours, published, layout.columns)] if config.paper_protocol else [ours]
-    table += [config.row(layout.columns, reference(config)) for config in leftovers]
+    table += [config.row(layout.columns, reference(config), populations) for config in leftovers]
     return table
 
 
 def caption(layout: TableLayout) -> str:
     """The table's title and how to read our cells' statistics."""
     return (f"{layout.title}. Ours: mean ± population std over seeds [{CI_NAME}]; {MARK}: p < {SIGNIFICANCE} "
-            f"against {REFERENCE_SEARCHER} under the same setting ({TEST_NAME}; p-values in the CSV).")
+            f"against {REFERENCE_SEARCHER} under the same setting ({TEST_NAME}); {RANDOM_MARK}: p < {SIGNIFICANCE} "
+            f"against the random-cell row ({RANDOM_CELL_TEST}); p-values in the CSV.")
 
 
 def _cell_text(row: TableRow, column: Column, pm: str) -> str:
@@ -245,7 +273,9 @@ def _cell_text(row: TableRow, column: Column, pm: str) -> str:
     interval, p = row.intervals.get(column), row.p_values.get(column)
     if interval is not None:
         text += f" [{interval[0]:.2f}, {interval[1]:.2f}]"
-    return text + (MARK if p is not None and p < SIGNIFICANCE else "")
+    p_random = row.p_random.get(column)
+    return (text + (MARK if p is not None and p < SIGNIFICANCE else "")
+            + (RANDOM_MARK if p_random is not None and p_random < SIGNIFICANCE else ""))
 
 
 HEAD = ("Method", "Source", "Seeds", "Epochs")
@@ -281,7 +311,8 @@ def to_latex(layout: TableLayout, rows: list[TableRow]) -> str:
     body = styler.to_latex(hrules=True, convert_css=True, caption=caption(layout).translate(_TEX_SPECIALS),
                            column_format="ll" + "r" * (2 + len(layout.columns)), position="t",
                            position_float="centering")
-    return body.replace(" +- ", r"$\pm$").replace(" ± ", r" $\pm$ ").replace(MARK, r"$^\dagger$")
+    return (body.replace(" +- ", r"$\pm$").replace(" ± ", r" $\pm$ ").replace(MARK, r"$^\dagger$")
+            .replace(RANDOM_MARK, r"$^\ddagger$"))
 
 
 def to_csv(layout: TableLayout, rows: list[TableRow]) -> str:
@@ -294,7 +325,7 @@ def to_csv(layout: TableLayout, rows: list[TableRow]) -> str:
             lines.append({"table": layout.name, "method": row.method, "source": row.source, "seeds": row.seeds,
                           "epochs": row.epochs, "space": column.space, "key": column.key, "mean": mean, "std": std,
                           "ci_low": low, "ci_high": high, f"p_vs_{REFERENCE_SEARCHER}": row.p_values.get(column),
-                          "notes": row.notes})
+                          "p_vs_random_cell": row.p_random.get(column), "notes": row.notes})
     return pd.DataFrame(lines).to_csv(index=False, lineterminator="\n", float_format=lambda value: repr(float(value)))
 
 

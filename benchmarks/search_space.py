@@ -95,6 +95,11 @@ class SearchSpace:
     def describe(self, genotype: Any) -> CellDescription:
         raise NotImplementedError
 
+    def cell_values(self) -> dict[str, tuple[float, ...]]:
+        """Per look-up key, the value of every cell the space's table holds: the population a uniformly random
+        cell is drawn from (the tables' random-cell row and test) and whose maximum is the best cell's."""
+        raise UserError(f"space {self.name!r} does not list its cells' look-ups")
+
     def lookup_genotype(self, genotype: str) -> dict[str, float | None]:
         """The look-ups of a cell written as the records write ``genotype`` (published rows name cells so)."""
         raise UserError(f"space {self.name!r} cannot look up a genotype string")

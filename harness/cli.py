@@ -289,9 +289,11 @@ def cmd_report(args: argparse.Namespace) -> int:
     roots = [Path(r) for r in args.results]
     check_folder("--out", args.out)
     out_dir = Path(args.out)
+    from foundation.paths import resolve_data_dir
+
     report = build_report(roots, out_dir, formats, not args.no_figures,
                           warn=lambda message: print(f"harness: warning: {message}", file=sys.stderr),
-                          reruns=[Path(r) for r in args.reruns])
+                          reruns=[Path(r) for r in args.reruns], data_dir=resolve_data_dir(args.data_dir))
     if not report.runs and report.skipped:
         print(f"no readable run folders under {', '.join(map(str, roots))}: {len(report.skipped)} skipped (above), "
               "nothing to report", file=sys.stderr)

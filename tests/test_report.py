@@ -250,12 +250,13 @@ def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, caps
     assert "skipping" in capsys.readouterr().out
 
 
-def test_committed_reference_tables_are_reproduced_exactly(tmp_path):
+@pytest.mark.data
+def test_committed_reference_tables_are_reproduced_exactly(data_dir, nb201_table, tmp_path):
     """The report is deterministic: regenerating it over the committed reference runs gives the committed tables
-    byte for byte (``make reference-report`` rewrites them after new runs)."""
+    byte for byte (``make reference-report`` rewrites them after new runs, with the data directory's tables)."""
     reference = Path(__file__).resolve().parents[1] / "results" / "reference"
     committed = reference / "report" / "tables"
-    report = build_report([reference], tmp_path, figures=False)
+    report = build_report([reference], tmp_path, figures=False, data_dir=data_dir)
     made = {path.name: path.read_text() for _, _, files in report.tables for path in files.values()}
     assert made.keys() == {path.name for path in committed.iterdir()}
     for name, text in made.items():
@@ -429,3 +430,36 @@ def test_our_rows_carry_a_bootstrap_interval_and_a_permutation_p_value_against_d
     row = next(r for r in md_rows(table) if r[0] == "sd_darts_voted (quick)")
     assert row[5].endswith("]†") and row[5].startswith("92.50 ± 2.29 [")
     assert "dagger" in (tmp_path / "report" / "tables" / "sd_darts_table4.tex").read_text()
+
+
+@pytest.mark.data
+def test_random_and_best_cell_rows_and_the_test_against_random_cells(data_dir, nb201_table, tmp_path, capsys):
+    """The random-cell row is the mean and population std of each look-up over all 15,625 cells and the best-cell
+    row their maximum (read here from the table file by hand); a searcher stuck in the all-skip cell is marked
+    as different from random cells, one at the table's mean is not. Without the tables, the rows are left out
+    and the report says why."""
+    import gzip
+
+    from benchmarks.nb201.table import ACCURACY_COLUMNS, TABLE_FILE
+
+    with gzip.open(data_dir / TABLE_FILE, "rt") as handle:
+        column = [float(r[ACCURACY_COLUMNS["cifar10_test"]]) for r in csv.DictReader(handle)]
+    mean = sum(column) / len(column)
+    std = (sum((v - mean) ** 2 for v in column) / len(column)) ** 0.5
+    root = tmp_path / "results"
+    for seed in range(4):
+        make_run(root, "darts", seed, nb201_finals(54.30), preset="quick")
+        make_run(root, "drnas", seed, nb201_finals(mean + (seed - 1.5) * 0.1), preset="quick")
+    build_report([root], tmp_path / "report", figures=False, data_dir=data_dir)
+    with open(tmp_path / "report" / "tables" / "sd_darts_table4.csv") as handle:
+        lines = {r["method"]: r for r in csv.DictReader(handle) if r["key"] == "cifar10_test"}
+    assert float(lines["random cell"]["mean"]) == pytest.approx(mean, abs=1e-9)
+    assert float(lines["random cell"]["std"]) == pytest.approx(std, abs=1e-9)
+    assert float(lines["best cell"]["mean"]) == max(column) and lines["random cell"]["seeds"] == "15625 cells"
+    assert float(lines["darts (quick)"]["p_vs_random_cell"]) < 0.01  # the table has a long tail of bad cells
+    assert float(lines["drnas (quick)"]["p_vs_random_cell"]) > 0.9
+    assert main(["report", str(root), "--out", str(tmp_path / "bare"), "--no-figures", "--data-dir",
+                 str(tmp_path / "nothing")]) == 0
+    assert "no random-cell row for nb201" in capsys.readouterr().err
+    bare = md_rows((tmp_path / "bare" / "tables" / "sd_darts_table4.md").read_text())
+    assert not [row for row in bare if row[0] in ("random cell", "best cell")] and len(bare) > 2

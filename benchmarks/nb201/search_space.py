@@ -52,6 +52,10 @@ class NB201Space(SearchSpace):
     def table_provenance(self) -> dict[str, Any]:
         return self.table.provenance
 
+    def cell_values(self) -> dict[str, tuple[float, ...]]:
+        """All 15,625 cells (isomorphic duplicates included, as a uniformly drawn cell string would be)."""
+        return self.table.accuracies
+
     @staticmethod
     def derive(derivation_weights: list[torch.Tensor]) -> space.Genotype:
         """Argmax over all five ops of each edge, ``none`` included (the NB201 reference's ``genotype()``); edge

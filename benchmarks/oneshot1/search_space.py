@@ -57,6 +57,10 @@ class OneShot1Space(SearchSpace):
     def table_provenance(self) -> dict[str, Any]:
         return {"kind": self.table.kind, "files": self.table.files}
 
+    def cell_values(self) -> dict[str, tuple[float, ...]]:
+        """The space's distinct cells (NB101 hashes) that the installed table holds a value for."""
+        return self.sorted_by_key
+
     @classmethod
     def build_supernet(cls, channels: int, cells_per_stage: int, track_running_stats: bool, num_classes: int,
                        partial_channels: int = 1) -> OneShot1Supernet:
