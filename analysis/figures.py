@@ -57,7 +57,7 @@ class FigureInfo:
     ylabel: str
     runs: list[str] = field(default_factory=list)  # run folders behind the figure
     files: list[Path] = field(default_factory=list)
-    caveats: list[str] = field(default_factory=list)  # "panel: note", also under the figure in the report
+    notes: list[str] = field(default_factory=list)  # what to know to read it, also under the figure in the report
 
 
 def accuracy_key(runs: list[Run]) -> tuple[str, str]:
@@ -130,10 +130,10 @@ def _save(fig, info: FigureInfo, out_dir: Path) -> FigureInfo:
 
 def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel: str,
                   value: Callable[[Run], list[tuple[int, float]]], log_y: bool = False,
-                  guide: float | None = None, caveat: Callable[[Run], str | None] = lambda run: None
-                  ) -> FigureInfo | None:
+                  guide: float | None = None, caveat: Callable[[Run], str | None] = lambda run: None,
+                  band: tuple[float, float] | None = None) -> FigureInfo | None:
     """One panel per configuration; ``guide``: a threshold drawn dashed in every panel; ``caveat``: a note for
-    a configuration's panel title."""
+    a configuration's panel title; ``band``: (mean, std) of the random cells, shaded in every panel."""
     used = [run for run in runs if value(run)]
     if not used:
         return None
@@ -150,13 +150,18 @@ def _epoch_figure(runs: list[Run], out_dir: Path, name: str, title: str, ylabel:
             ax.set_yscale("log")
         if guide is not None:
             ax.axhline(guide, color="0.4", linestyle="--", linewidth=0.6)
+        if band is not None:
+            ax.axhspan(band[0] - band[1], band[0] + band[1], color="0.88", zorder=0, linewidth=0)
+            ax.axhline(band[0], color="0.55", linestyle=":", linewidth=0.7, zorder=0)
     for ax in axes.flat[len(curves):]:
         ax.set_visible(False)
     fig.suptitle(title, fontsize=8)
     fig.supxlabel("epoch", fontsize=7)
     fig.supylabel(ylabel, fontsize=7)
-    return _save(fig, FigureInfo(name, title, "epoch", ylabel, [str(r.folder) for r in used],
-                                 caveats=[f"{label}: {note}" for label, note in caveats.items() if note]), out_dir)
+    notes = [f"{label}: {note}" for label, note in caveats.items() if note]
+    if band is not None:
+        notes.append(f"shaded: a uniformly random cell of the table, {band[0]:.2f} ± {band[1]:.2f} (dotted: mean)")
+    return _save(fig, FigureInfo(name, title, "epoch", ylabel, [str(r.folder) for r in used], notes=notes), out_dir)
 
 
 def _depth_figure(runs: list[Run], out_dir: Path, space: str, key: str, ylabel: str) -> FigureInfo | None:
@@ -211,6 +216,8 @@ def _ablation_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
                                   columns=["setting", option, "final"])
             sns.lineplot(data=points, x=option, y="final", hue="setting", errorbar=_population_sd, err_style="bars",
                          marker="o", markersize=3, linewidth=1.2, err_kws={"capsize": 2}, ax=ax)
+            sns.scatterplot(data=points, x=option, y="final", hue="setting", legend=False, s=7, alpha=0.5,
+                            linewidth=0, ax=ax)  # every seed
             ax.legend(fontsize=5, frameon=False)
             name = f"{space}_{searcher}_{option}_ablation"
             made.append(_save(fig, FigureInfo(name, title, option, f"final {ylabel}", [str(r.folder) for r in used]),
@@ -244,16 +251,21 @@ def _untrained_network(run: Run) -> str | None:
     return UNTRAINED_CAVEAT if run.diagnosed_network == "untrained" else None
 
 
-def make_figures(runs: list[Run], out_dir: Path) -> list[FigureInfo]:
-    """All figures the runs allow, written to ``out_dir``."""
+def make_figures(runs: list[Run], out_dir: Path,
+                 populations: dict[str, dict[str, tuple[float, ...]]] | None = None) -> list[FigureInfo]:
+    """All figures the runs allow, written to ``out_dir``; ``populations`` (each space's cells' look-ups) shade a
+    random cell's accuracy in the per-epoch accuracy figure."""
     sns.set_theme(context="paper", style="whitegrid", font_scale=0.8)
     out_dir.mkdir(parents=True, exist_ok=True)
     made: list[FigureInfo | None] = []
     for space, in_space in sorted(_by(runs, lambda run: run.scope).items()):
         space_class = in_space[0].space_class
         key, ylabel = accuracy_key(in_space)
+        cells = (populations or {}).get(in_space[0].space, {}).get(key)
+        band = (float(np.mean(cells)), float(np.std(cells))) if cells else None
         made.append(_epoch_figure(in_space, out_dir, f"{space}_accuracy_per_epoch",
-                                  f"{space}: derived cell per epoch", ylabel, lambda r, k=key: r.series("lookup", k)))
+                                  f"{space}: derived cell per epoch", ylabel, lambda r, k=key: r.series("lookup", k),
+                                  band=band))
         if space_class is not None and space_class.has_skip_connections:
             made.append(_epoch_figure(in_space, out_dir, f"{space}_skips_per_epoch", f"{space}: skip connections",
                                       "skip connections in the cell", lambda r: r.series("skip_count")))

@@ -91,8 +91,8 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
         png, *others = info.files
         parts += [f"### {info.title}", "", f"![{info.title}]({png.relative_to(out_dir)})", "",
                   " · ".join(f"[{p.suffix[1:]}]({p.relative_to(out_dir)})" for p in others)
-                  + f" — runs: {len(info.runs)}", "", *(f"- {caveat}" for caveat in info.caveats),
-                  *([""] if info.caveats else [])]
+                  + f" — runs: {len(info.runs)}", "", *(f"- {note}" for note in info.notes),
+                  *([""] if info.notes else [])]
     parts += ["## Regression against the published numbers", "", *_check_lines(report.comparisons), ""]
     return "\n".join(parts)
 
@@ -142,7 +142,7 @@ def _html(report: Report, roots: list[Path]) -> str:
         encoded = base64.b64encode(info.files[0].read_bytes()).decode()
         parts.append(f"<h3>{html.escape(info.title)}</h3><img alt='{html.escape(info.title)}' "
                      f"src='data:image/png;base64,{encoded}'><p>{len(info.runs)} run(s)</p>")
-        parts += [f"<p>{html.escape(caveat)}</p>" for caveat in info.caveats]
+        parts += [f"<p>{html.escape(note)}</p>" for note in info.notes]
     parts.append("<h2>Regression against the published numbers</h2><ul>")
     parts += [f"<li>{html.escape(line.lstrip('- ').replace('**', ''))}</li>"
               for line in _check_lines(report.comparisons)]
@@ -187,7 +187,7 @@ def build_report(roots: list[Path], out_dir: Path, formats: tuple[str, ...] = RE
                  for fmt in formats}
         report.tables.append((layout, rows, files))
     if figures:
-        report.figures = make_figures(report.runs, out_dir / "figures")
+        report.figures = make_figures(report.runs, out_dir / "figures", populations)
     report.comparisons = compare(report.runs)
     report.index = _write_text(out_dir / "report.md", _markdown(report, roots, out_dir))
     report.html = _write_text(out_dir / "report.html", _html(report, roots))

@@ -398,9 +398,9 @@ def test_diagnostics_taken_on_a_network_the_searcher_does_not_train_are_marked(t
         make_run(root, searcher, 0, nb201_finals(90.0))
     report = build_report([root], tmp_path / "report")
     hessian = next(info for info in report.figures if info.name == "nb201_hessian_per_epoch")
-    (caveat,) = hessian.caveats
+    (caveat,) = hessian.notes
     assert caveat.startswith("gdas ") and "not comparable" in caveat
-    assert hessian.caveats[0] in (tmp_path / "report" / "report.md").read_text()
+    assert caveat in (tmp_path / "report" / "report.md").read_text()
     frame = analysis.load_runs([root]).drop_duplicates("searcher").set_index("searcher")
     assert frame["diagnosed_network"].to_dict() == {"darts": "expected", "gdas": "untrained",
                                                     "darts_minus": "trained"}
@@ -450,7 +450,9 @@ def test_random_and_best_cell_rows_and_the_test_against_random_cells(data_dir, n
     for seed in range(4):
         make_run(root, "darts", seed, nb201_finals(54.30), preset="quick")
         make_run(root, "drnas", seed, nb201_finals(mean + (seed - 1.5) * 0.1), preset="quick")
-    build_report([root], tmp_path / "report", figures=False, data_dir=data_dir)
+    report = build_report([root], tmp_path / "report", data_dir=data_dir)
+    accuracy = next(info for info in report.figures if info.name == "nb201_accuracy_per_epoch")
+    assert f"a uniformly random cell of the table, {mean:.2f} ± {std:.2f}" in accuracy.notes[0]
     with open(tmp_path / "report" / "tables" / "sd_darts_table4.csv") as handle:
         lines = {r["method"]: r for r in csv.DictReader(handle) if r["key"] == "cifar10_test"}
     assert float(lines["random cell"]["mean"]) == pytest.approx(mean, abs=1e-9)
