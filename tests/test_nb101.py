@@ -152,3 +152,18 @@ def test_smoke_search_in_each_space(space, data_dir, tmp_path):
             assert record["lookup"]["nb101_valid"] > 0 and record["lookup"]["nb101_test"] is None
         else:
             assert record["lookup"] == {"nb101_valid": None, "nb101_test": None} and record["regret"] is None
+
+
+@pytest.mark.data
+def test_a_space_lists_the_look_ups_of_every_cell_its_table_holds(data_dir):
+    """The random-cell population of a 1shot1 space (the report's random-cell row): the look-up of each of the
+    space's cells (by hash) that the installed table holds, no cell twice."""
+    from benchmarks import get_space
+
+    if not (data_dir / MEMBERSHIP_FILE).is_file():
+        pytest.skip(f"{MEMBERSHIP_FILE} not under {data_dir}")
+    table = load_table(data_dir)
+    held = [table.lookup(h) for h in space_hashes(data_dir, 1)]
+    valid = sorted(row["valid_acc"] for row in held if row["valid_acc"] is not None)  # the table's column
+    values = get_space("1shot1-s1")(data_dir).cell_values()
+    assert list(values["nb101_valid"]) == valid and 0 < len(valid) <= 2685
