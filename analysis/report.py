@@ -16,6 +16,7 @@ import pandas as pd
 
 from analysis.decisiveness import decisiveness_frame, rerun_frame
 from analysis.figures import FigureInfo, accuracy_key, make_figures
+from analysis.published import published_rows
 from analysis.regression import Comparison, compare, reference_behaviour
 from analysis.runs import Run, read_runs
 from analysis.tables import FORMATS, Populations, TableLayout, TableRow, build_table, layouts, text_frame, to_markdown
@@ -98,15 +99,16 @@ def _markdown(report: Report, roots: list[Path], out_dir: Path) -> str:
 
 
 def _sections(report: Report) -> list[tuple[str, str, pd.DataFrame]]:
-    """Decisiveness per configuration, how the compared published rows are computed (with ``--check``), and the
-    re-runs' agreement when there are re-runs."""
+    """Decisiveness per configuration, how the published rows of the runs' spaces are computed, and the re-runs'
+    agreement when there are re-runs."""
     decided = decisiveness_frame(report.runs)
     sections = [] if decided.empty else [(
         "Decisiveness", f"A seed decided when its final cell is the one of the epoch before and the median margin "
         f"between its chosen and next weights is at least {UNDECIDED_MARGIN} (docs/calibration.md).", decided)]
-    compared = {id(c.published): c.published for c in report.comparisons}.values()
+    spaces = {run.space for run in report.runs}
+    compared = [row for row in published_rows() if row.searcher and row.space in spaces]
     if compared:
-        sections.append(("How the compared rows are computed", "Each published row's search at the paper preset, "
+        sections.append(("How the published rows are computed", "Each published row's search at the paper preset, "
                          "on the points where reference code and paper text part (docs/reproducing-papers.md): "
                          "the harness follows the code behind the row.", pd.DataFrame(
                              [{"paper": row.paper, "table": row.table, "method": row.method, "searcher": row.searcher,

@@ -128,7 +128,7 @@ def test_report_writes_tables_figures_and_index(results, tmp_path):
     assert page.count("data:image/png;base64,") == 5
     # runs, tables, decisiveness (the synthetic runs have no weights, so no decisiveness figure), how the compared
     # published rows are computed
-    assert page.count("<table") == 3 + len(report.tables) and "How the compared rows are computed" in page
+    assert page.count("<table") == 3 + len(report.tables) and "How the published rows are computed" in page
 
 
 def test_ablation_figures_need_two_settings(tmp_path):
@@ -177,10 +177,12 @@ def test_check_fails_on_a_planted_deviation_and_passes_otherwise(tmp_path, capsy
     out = capsys.readouterr().out
     assert "6 comparisons with published numbers, 0 deviating" in out and "look-up layer: not checked" in out
     assert "NOT CHECKED: the look-up layer (no table)" in out
-    computed = (tmp_path / "r1" / "report.md").read_text().split("## How the compared rows are computed")[1]
-    _, row = md_rows(computed.split("\n## ")[0])
-    assert row[2:4] == ["DARTS (1st)", "darts"]  # xautodl's DARTS-V1: per-epoch schedule, weights first
-    assert row[-1] == "lr_schedule=per_epoch, step_order=weights_first, w_nesterov=True"
+    computed = (tmp_path / "r1" / "report.md").read_text().split("## How the published rows are computed")[1]
+    rows = {(row[1], row[2]): row for row in md_rows(computed.split("\n## ")[0])[1:]}
+    # xautodl's DARTS-V1: per-epoch schedule, weights first; iDARTS's notebook rule; TSE's rows run as TSE's
+    assert rows["Table 4", "DARTS (1st)"][-1] == "lr_schedule=per_epoch, step_order=weights_first, w_nesterov=True"
+    assert rows["Table 4", "iDARTS"][-1].endswith("step_order=arch_first, w_nesterov=True, weight_rule=reference")
+    assert ("Table 3", "REA") not in rows  # a method the harness does not implement
     assert main(["report", str(bad), "--out", str(tmp_path / "r2"), *common]) == 1
     out = capsys.readouterr().out
     assert "1 deviating" in out and "DEVIATES sd_darts Table 4 DARTS (1st) [nb201 cifar10_test]" in out
