@@ -222,7 +222,9 @@ class Searcher:
         tensor read by fused SGD (the schedule writes into it) and, when captured, Adam's step count on the
         device. Same update rules; fused SGD may round differently in the last bit."""
         for group in self.w_opt.param_groups:
-            group.update(lr=torch.tensor(float(group["lr"]), device=device), fused=True, foreach=None)
+            rate = torch.tensor(float(group["lr"]), device=device,  # float32, or float64 for float64 weights
+                                dtype=torch.promote_types(self.weights[0].dtype, torch.float32))
+            group.update(lr=rate, fused=True, foreach=None)
         if capturable:
             for group in self.a_opt.param_groups:
                 group["capturable"] = True
