@@ -34,6 +34,7 @@ import seaborn as sns  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from analysis.runs import Run  # noqa: E402
+from analysis.statistics import random_cell  # noqa: E402
 from foundation.atomic import atomic_write  # noqa: E402
 from foundation.decisiveness import UNDECIDED_MARGIN  # noqa: E402
 
@@ -262,7 +263,7 @@ def make_figures(runs: list[Run], out_dir: Path,
         space_class = in_space[0].space_class
         key, ylabel = accuracy_key(in_space)
         cells = (populations or {}).get(in_space[0].space, {}).get(key)
-        band = (float(np.mean(cells)), float(np.std(cells))) if cells else None
+        band = random_cell(cells) if cells else None
         made.append(_epoch_figure(in_space, out_dir, f"{space}_accuracy_per_epoch",
                                   f"{space}: derived cell per epoch", ylabel, lambda r, k=key: r.series("lookup", k),
                                   band=band))

@@ -29,6 +29,12 @@ TEST_NAME = "two-sided permutation test of the difference of means (exact over a
 CI_NAME = f"{CONFIDENCE:.0%} percentile-bootstrap interval of the mean"
 
 
+def random_cell(population: Sequence[float]) -> tuple[float, float]:
+    """Mean and population std of a uniformly random cell's look-up (the tables' row, the figures' band)."""
+    cells = np.asarray(population, dtype=float)
+    return float(cells.mean()), float(cells.std())
+
+
 def mean_interval(values: Sequence[float]) -> tuple[float, float] | None:
     """The bootstrap confidence interval of the mean of ``values``; None for fewer than 2 values."""
     sample = np.asarray(values, dtype=float)

@@ -34,7 +34,15 @@ import pandas as pd
 from analysis.frame import runs_frame
 from analysis.published import PublishedRow, published_rows, searched_dataset, table_layouts
 from analysis.runs import Run
-from analysis.statistics import CI_NAME, RANDOM_CELL_TEST, TEST_NAME, mean_interval, permutation_p, random_cell_p
+from analysis.statistics import (
+    CI_NAME,
+    RANDOM_CELL_TEST,
+    TEST_NAME,
+    mean_interval,
+    permutation_p,
+    random_cell,
+    random_cell_p,
+)
 from foundation.decisiveness import UNDECIDED_MARGIN
 
 Stat = tuple[float, float, int]  # mean, std, number of seeds
@@ -213,7 +221,7 @@ def _population_rows(layout: TableLayout, populations: Populations) -> list[Tabl
     for column in layout.columns:
         values = populations.get(column.space, {}).get(column.key)
         if values:
-            random_cells[column] = (float(pd.Series(values).mean()), float(pd.Series(values).std(ddof=0)))
+            random_cells[column] = random_cell(values)
             best_cells[column] = (float(max(values)), None)
             counts.add(len(values))
     if not random_cells:
