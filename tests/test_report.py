@@ -253,16 +253,18 @@ def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, caps
 
 
 @pytest.mark.data
-def test_committed_reference_tables_are_reproduced_exactly(data_dir, nb201_table, tmp_path):
-    """The report is deterministic: regenerating it over the committed reference runs gives the committed tables
-    byte for byte (``make reference-report`` rewrites them after new runs, with the data directory's tables)."""
-    reference = Path(__file__).resolve().parents[1] / "results" / "reference"
-    committed = reference / "report" / "tables"
-    report = build_report([reference], tmp_path, figures=False, data_dir=data_dir)
+@pytest.mark.parametrize("tree", ["reference", "reduced"])
+def test_committed_report_tables_are_reproduced_exactly(tree, data_dir, nb201_table, tmp_path):
+    """The report is deterministic: regenerating it over a committed tree of runs (the reference runs, the
+    reduced-protocol runs) gives its committed tables byte for byte (``make reference-report`` rewrites them after
+    new runs, with the data directory's tables)."""
+    runs = Path(__file__).resolve().parents[1] / "results" / tree
+    committed = runs / "report" / "tables"
+    report = build_report([runs], tmp_path, figures=False, data_dir=data_dir)
     made = {path.name: path.read_text() for _, _, files in report.tables for path in files.values()}
     assert made.keys() == {path.name for path in committed.iterdir()}
     for name, text in made.items():
-        assert text == (committed / name).read_text(), f"results/reference/report/tables/{name} is out of date"
+        assert text == (committed / name).read_text(), f"results/{tree}/report/tables/{name} is out of date"
 
 
 @pytest.mark.data
