@@ -45,6 +45,7 @@ def beta_decay(alphas: list[torch.Tensor]) -> torch.Tensor:
 class BetaDarts(Darts):
     name = "beta_darts"
     summary = "beta-DARTS: Beta-Decay (logsumexp of alpha) on the arch loss, lambda 0 -> 50 (Ye et al., CVPR 2022)"
+    graph_capturable = True
     paper_overrides = BETA_DARTS_PAPER
 
     class Options(OptionSet):

@@ -24,7 +24,7 @@ class Darts2(Darts):
     class Options(OptionSet):
         fd_radius: float = Field(0.01, gt=0, description="numerator of the finite-difference epsilon (Section 2.3)")
 
-    graph_capturable = False  # reads the optimiser's host-side state in the virtual step; not verified captured
+    graph_capturable = True
 
     def arch_gradient(self, weight_batch: Batch,
                       arch_batch: Batch) -> tuple[list[torch.Tensor], torch.Tensor, torch.Tensor]:

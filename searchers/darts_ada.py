@@ -48,6 +48,7 @@ from searchers.seeds import clip_grad_norm_per_seed, per_seed
 class DartsAda(DartsEs):
     name = "darts_ada"
     summary = "DARTS-ADA: weight decay x10 and a roll-back whenever DARTS-ES would stop (Zela et al., ICLR 2020)"
+    graph_capturable = True
 
     kept_state = ("alphas", "state", "optim")
 
@@ -67,11 +68,10 @@ class DartsAda(DartsEs):
         loss, logits = self.weight_loss(batch)
         loss.sum().backward(inputs=self.weights)
         clip_grad_norm_per_seed(self.weights, self.optim.grad_clip)
-        extra = self.decay - self.optim.w_weight_decay
-        if bool((extra != 0).any()):
-            with torch.no_grad():
-                for weight in self.weights:
-                    weight.grad.add_(per_seed(extra.to(weight.dtype), weight) * weight)
+        extra = self.decay - self.optim.w_weight_decay  # zero until a roll-back: adds exactly nothing
+        with torch.no_grad():
+            for weight in self.weights:
+                weight.grad.add_(per_seed(extra.to(weight.dtype), weight) * weight)
         self.w_opt.step()
         stats.add(loss, logits, batch.labels)
 

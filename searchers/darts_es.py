@@ -92,6 +92,7 @@ def stop_index(values: list[float], epochs: list[int], options: EarlyStopOptions
 class DartsEs(Darts):
     name = "darts_es"
     summary = "DARTS-ES: stop when the Hessian's top eigenvalue in alpha grows (Zela et al., ICLR 2020)"
+    graph_capturable = True
 
     class Options(EarlyStopOptions):
         pass
@@ -192,7 +193,7 @@ class DartsEs(Darts):
                 alpha[seed] = frozen[seed]
 
     def hold_frozen(self) -> None:
-        if self.stopped.any():
-            with torch.no_grad():
-                for alpha, frozen in zip(self.alphas, self.frozen):
-                    alpha.copy_(torch.where(per_seed(self.stopped, alpha), frozen, alpha))
+        """Stopped seeds' alphas back to their frozen values (on the device: no host check of who stopped)."""
+        with torch.no_grad():
+            for alpha, frozen in zip(self.alphas, self.frozen):
+                alpha.copy_(torch.where(per_seed(self.stopped, alpha), frozen, alpha))

@@ -35,7 +35,7 @@ class DartsMinus(Darts):
     class Options(OptionSet):
         beta_init: float = Field(1.0, ge=0, description="auxiliary skip weight of the first epoch (--skip_beta)")
 
-    graph_capturable = False  # beta, a host number changing per epoch, would be frozen into a captured step
+    graph_capturable = True  # beta changes per epoch, and each epoch is captured anew
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)

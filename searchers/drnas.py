@@ -53,7 +53,7 @@ class Drnas(Darts):
     name = "drnas"
     summary = "DrNAS: Dirichlet op-mixing distributions, pathwise gradients (Chen et al., ICLR 2021)"
     paper_overrides = DRNAS_PAPER
-    graph_capturable = False  # draws from per-seed generators registered with the graph: not yet verified on a GPU
+    graph_capturable = True  # its draws come from per-seed generators, registered with the graph
 
     def arch_weights(self) -> list[torch.Tensor]:
         """A fresh sample per forward pass, seed k's from seed k's stream."""
@@ -68,4 +68,5 @@ class Drnas(Darts):
 class TseDrnas(TseDarts, Drnas):
     name = "tse_drnas"
     summary = "TSE-DrNAS: DrNAS with the TSE architecture gradient, no validation set (Fil et al.)"
+    graph_capturable = False  # TSE's window: weight steps gathered per batch on the host, an outer step every T
     paper_overrides = DRNAS_PAPER

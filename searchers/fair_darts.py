@@ -25,6 +25,7 @@ from searchers.seeds import seed_cross_entropy
 class FairDarts(Darts):
     name = "fair_darts"
     summary = "Fair DARTS: sigmoid op weights and a zero-one loss (Chu et al., ECCV 2020)"
+    graph_capturable = True
 
     class Options(OptionSet):
         zero_one_weight: float = Field(10.0, ge=0, le=1e6, description="w_{0-1}, weight of the zero-one loss")

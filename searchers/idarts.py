@@ -42,6 +42,7 @@ from searchers.seeds import per_seed, seed_norms
 class Idarts(Darts2):
     name = "idarts"
     summary = "iDARTS: implicit hypergradient, Neumann-series inverse Hessian, K=2 (Zhang et al., ICML 2021)"
+    graph_capturable = True
     paper_overrides = {"w_lr": 0.01, "epochs": 30}
 
     class Options(Darts2.Options):

@@ -34,7 +34,7 @@ from benchmarks.data_stream import Batch
 from foundation.options import OptionSet
 from searchers.context import EpochStats
 from searchers.darts import Darts
-from searchers.seeds import clip_grad_norm_per_seed, per_seed, seed_cross_entropy
+from searchers.seeds import assign_gradients, clip_grad_norm_per_seed, per_seed, seed_cross_entropy
 
 
 def layer_alignment(grads: torch.Tensor) -> torch.Tensor:
@@ -62,6 +62,7 @@ def alignment_perturbations(grads: torch.Tensor, epsilon_0: float) -> tuple[torc
 class LambdaDarts(Darts):
     name = "lambda_darts"
     summary = "Lambda-DARTS: align the cells' mixing-weight gradients in the weight step (Movahedi et al., ICLR 2023)"
+    graph_capturable = True
     supernet_needs = ("per_cell_weights",)
     paper_overrides = {"epochs": 100, "a_lr": 1e-4}  # DARTS-V1.sh of the reference's NB201 searches
 
@@ -95,8 +96,7 @@ class LambdaDarts(Darts):
                 sides.append(torch.autograd.grad(shifted.sum(), self.weights))
             weight_grads = [g + self.strength * (f - b) / (2 * per_seed(epsilon, g).to(g.dtype))
                             for g, f, b in zip(weight_grads, *sides)]
-        for weight, grad in zip(self.weights, weight_grads):
-            weight.grad = grad
+        assign_gradients(self.weights, weight_grads)
         clip_grad_norm_per_seed(self.weights, self.optim.grad_clip)
         self.w_opt.step()
         stats.add(loss, logits, batch.labels)

@@ -50,7 +50,7 @@ class PcDarts(Darts):
     # reduced presets: K must divide the channels (smoke: C=2); warm up for the paper's 30 % of the epochs
     preset_options = {"quick": {"warmup_epochs": 2}, "reduced": {"warmup_epochs": 5},
                       "smoke": {"partial_channels": 2, "warmup_epochs": 1}}
-    graph_capturable = False  # the step branches on the epoch (warm-up)
+    graph_capturable = True  # the warm-up branch is taken per epoch: each epoch's graph has one
 
     @classmethod
     def supernet_features(cls, options: OptionSet) -> dict[str, Any]:

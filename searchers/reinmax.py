@@ -72,6 +72,7 @@ def reinmax_sample(alpha: torch.Tensor, tau: float, generator: torch.Generator) 
 class ReinMax(Gdas):
     name = "reinmax"
     summary = "ReinMax: GDAS sampling with ReinMax's second-order straight-through gradient (Liu et al., NeurIPS 2023)"
+    graph_capturable = True
 
     class Options(Gdas.Options):
         tau_max: float = Field(10.0, ge=1, description="temperature of the first epoch (GDAS's 10; ReinMax: >= 1)")

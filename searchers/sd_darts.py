@@ -72,7 +72,7 @@ class SdDarts(Darts):
 
     # reduced presets keep the paper's proportion: warm up for half of the epochs
     preset_options = {"quick": {"warmup_epochs": 4}, "reduced": {"warmup_epochs": 8}, "smoke": {"warmup_epochs": 1}}
-    graph_capturable = False  # the step branches on the epoch (warm-up) and keeps per-sample teachers
+    graph_capturable = True  # distilling or not is decided per epoch; teachers are read and stored on the device
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -131,6 +131,7 @@ class SdDartsVoted(SdDarts):
 
     name = "sd_darts_voted"
     summary = "SD-DARTS with voting teachers: mean of the previous K=2 epochs' outputs (Section 3.4)"
+    graph_capturable = True
 
     class Options(SdDarts.Options):
         teacher_epochs: int = Field(2, ge=1, le=1000, description="K = 2, Table 1's time window",

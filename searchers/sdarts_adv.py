@@ -39,6 +39,7 @@ AttackMode = Literal["eval", "train"]
 class SdartsAdv(SdartsRs):
     name = "sdarts_adv"
     summary = "SDARTS-ADV: weight step at a 7-step PGD perturbation of softmax(alpha) (Chen & Hsieh, ICML 2020)"
+    graph_capturable = True
 
     class Options(SdartsRs.Options):
         steps: int = Field(7, ge=1, le=100, description="PGD steps (Linf_PGD_alpha: steps=7), step size 2 eps / steps")

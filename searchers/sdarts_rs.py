@@ -55,6 +55,7 @@ def project_to_simplex_rows(weights: torch.Tensor) -> torch.Tensor:
 class SdartsRs(Darts):
     name = "sdarts_rs"
     summary = "SDARTS-RS: weight step at softmax(alpha) + U[-eps, eps] noise (Chen & Hsieh, ICML 2020)"
+    graph_capturable = True
     paper_overrides = SDARTS_PAPER
 
     class Options(OptionSet):

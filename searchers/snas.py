@@ -41,7 +41,7 @@ from foundation.options import OptionSet
 from searchers.context import EpochStats
 from searchers.darts import Darts
 from searchers.gdas import relaxed_gumbel_softmax
-from searchers.seeds import clip_grad_norm_per_seed, seed_cross_entropy
+from searchers.seeds import assign_gradients, clip_grad_norm_per_seed, seed_cross_entropy
 
 ALPHA_GRAD_CLIP = 10.0  # SNAS train_search.py: clip_grad_norm_(model.arch_parameters(), 10.)
 
@@ -56,8 +56,7 @@ def single_level_steps(searcher: Darts, gradients: GradientsFn, batches: list[tu
     for batch, stats in batches:
         searcher.w_opt.zero_grad(set_to_none=True)
         weight_grads, alpha_grads, loss, logits = gradients(batch)
-        for tensor, grad in [*zip(searcher.weights, weight_grads), *zip(searcher.alphas, alpha_grads)]:
-            tensor.grad = grad
+        assign_gradients([*searcher.weights, *searcher.alphas], [*weight_grads, *alpha_grads])
         clip_grad_norm_per_seed(searcher.weights, searcher.optim.grad_clip)
         clip_grad_norm_per_seed(searcher.alphas, ALPHA_GRAD_CLIP)
         searcher.w_opt.step()
@@ -70,7 +69,7 @@ class Snas(Darts):
     summary = "SNAS: relaxed Gumbel-softmax, weights and alphas on one training loss (Xie et al., ICLR 2019)"
     uses_validation_set = False
     alternates = False  # single-level: one backward updates weights and alphas together
-    graph_capturable = False  # redraws infinite Gumbel noise: a host-side check per sample
+    graph_capturable = True
     diagnosed_network = "untrained"  # it trains relaxed Gumbel samples, never the softmax-mixed supernet
 
     class Options(OptionSet):
@@ -109,7 +108,7 @@ class Dsnas(Darts):
     summary = "DSNAS: one sampled op per edge, single-path gradient dL/dZ * grad log p(Z) (Hu et al., CVPR 2020)"
     uses_validation_set = False
     alternates = False  # single-level: one backward updates weights and alphas together
-    graph_capturable = False  # categorical draws per seed from host-side generators
+    graph_capturable = True
     diagnosed_network = "untrained"  # it trains one-hot sampled cells, never the softmax-mixed supernet
 
     def arch_weights(self) -> list[torch.Tensor]:
@@ -120,7 +119,9 @@ class Dsnas(Darts):
             probs = F.softmax(alpha.detach(), dim=-1)
             picks = self.per_seed(lambda seed, generator: torch.multinomial(
                 probs[seed].reshape(-1, probs.shape[-1]), 1, generator=generator).view(probs.shape[1:-1]))
-            samples.append(F.one_hot(picks, probs.shape[-1]).to(alpha.dtype).requires_grad_())
+            # one-hot by scatter: F.one_hot checks the indices' range on the host
+            one_hot = torch.zeros_like(probs).scatter_(-1, picks[..., None], 1.0)
+            samples.append(one_hot.requires_grad_())
         return samples
 
     def step(self, weight_batch: Batch, arch_batch: Batch, weight_stats: EpochStats, arch_stats: EpochStats) -> None:

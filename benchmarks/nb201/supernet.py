@@ -222,8 +222,9 @@ class NB201Supernet(nn.Module):
         softmax): every NB201 search edge's ``skip_connect`` is the identity (stride 1, equal channels), so this is
         ``coefficient`` added to its weight. Works on any leading (seed) dimensions."""
         edge_weights, *edge_scales = arch_weights
-        identity = nn.functional.one_hot(torch.tensor(SKIP), len(OPS)).to(edge_weights)
-        return [edge_weights + coefficient * identity, *edge_scales]
+        shifted = edge_weights.clone()  # on the device: no index tensor made on the host (capturable)
+        shifted[..., SKIP] += coefficient
+        return [shifted, *edge_scales]
 
     def per_cell_weights(self) -> int:
         """The number of search cells L: ``forward`` also takes the op-mixing weights with a cell dimension,
