@@ -7,7 +7,7 @@ TORCH ?= torch==2.13.0
 HARNESS_DATA ?= $(shell [ -d ../shared/data ] && cd ../shared/data && pwd)
 export HARNESS_DATA
 
-.PHONY: install demo test test-fast reference-report clean
+.PHONY: install demo test test-fast reference-report gpu-prepare clean
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,19 @@ reference-report: install
 	  rm -rf .report-tmp && mkdir .report-tmp && git archive HEAD results/$$tree | tar x -C .report-tmp && \
 	  (cd .report-tmp && ../$(BIN)/harness report results/$$tree --out ../results/$$tree/report) || exit 1; \
 	done; rm -rf .report-tmp
+
+# What a lent GPU machine needs beside the tree (.ci/gpu_session.sh; carry .gpu): a copy of the data directory's NB201
+# table and CIFAR-10, wheels of what its image lacks (pydantic and its parts, for its Python 3.12; xautodl, the
+# speed reference), and the commit the runs' provenance names (-dirty when the tree has uncommitted changes).
+GPU_WHEELS := pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
+	typing_extensions==4.16.0 xautodl==1.0.0
+gpu-prepare: install
+	rm -rf .gpu && mkdir -p .gpu/data .gpu/wheels
+	cp -rL "$(HARNESS_DATA)/nb201" "$(HARNESS_DATA)/cifar10" .gpu/data/
+	$(BIN)/pip download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 -d .gpu/wheels $(GPU_WHEELS)
+	(git rev-parse HEAD | tr -d '\n'; git diff --quiet HEAD || printf -- '-dirty') > .gpu/commit
+	@du -sh .gpu
 
 clean:
 	rm -rf $(VENV) *.egg-info

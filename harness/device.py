@@ -11,7 +11,7 @@ from foundation.errors import UserError
 
 # Seeds computed together when ``--seed-batch`` is not given (measured by ``harness bench --seeds``, docs/timings.md:
 # on a CPU, since the supernet runs each node's convolutions as one, a seed alone outruns its share of a vmapped
-# batch at the quick and the paper preset). CUDA: the GPU check's batch (.ci/gpu_seed_batch.sh).
+# batch at the quick and the paper preset). CUDA: the GPU session batches (.ci/gpu_session.sh).
 SEED_BATCH_DEFAULTS = {"cpu": 1, "cuda": 4}
 
 

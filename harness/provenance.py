@@ -3,6 +3,7 @@ versions that ran it, the device, the seeds computed with it, the data, the look
 BatchNorm settings and the diagnostics' evaluation set."""
 from __future__ import annotations
 
+import os
 import platform
 import subprocess
 import time
@@ -26,13 +27,17 @@ EVAL_SETS = {"heldout": "held out: the first {dataset} {heldout}-set images that
 
 
 def git_commit() -> str | None:
+    """The checkout's HEAD; where the code travelled without its ``.git`` (a copy of the tree on a lent GPU
+    machine, ``.ci/gpu_session.sh``), ``$HARNESS_GIT_COMMIT`` as the copy's maker wrote it."""
     try:
         out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=Path(harness.__file__).parent, capture_output=True,
                              text=True, timeout=5)
         commit = out.stdout.strip()
-        return commit if len(commit) == 40 else None
+        if len(commit) == 40:
+            return commit
     except (OSError, subprocess.SubprocessError):
-        return None
+        pass
+    return os.environ.get("HARNESS_GIT_COMMIT") or None
 
 
 def batch_norm_settings(supernet: nn.Module) -> list[dict[str, Any]]:
