@@ -4,6 +4,9 @@ same static batches, warm-up, state snapshot and per-epoch preparation, without 
 to confirm it (``.ci/gpu_check.py``). For each, 3 seeds batched over two epochs of three steps (SD-DARTS distils
 in the second, PC-DARTS starts its architecture steps there, DrNAS and the samplers draw from each seed's stream):
 - float64, free-running: per-step losses and the final state agree with the eager search to 1e-7;
+- fp32, lock-step (real images): before each step the static searcher is set to the eager one's state (parameters,
+  buffers, optimiser state, held tensors, generators); the step's per-seed losses and the gradients it applied
+  agree to 1e-5 (the finite-difference searchers' tolerances are ``test_seed_batch``'s);
 - no step reads a device value on the host (``.item()``, ``bool`` of a tensor, a data-dependent shape): a captured
   graph cannot (found by a dispatch mode that records those operators, with the searcher's line);
 - no host value of the searcher changes inside a step (a counter, a growing list): a replay would not change it.
@@ -19,10 +22,10 @@ from typing import Iterator
 
 import pytest
 import torch
-from test_seed_batch import SEEDS, _as, _data, _flatten, _searcher, _steps
+from test_seed_batch import LOCK_STEP_TOLERANCE, SEEDS, _as, _data, _flatten, _searcher, _steps
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness.graphed import GraphedStep, held_tensors
+from harness.graphed import GraphedStep, held_tensors, state_tensors
 from searchers import builtin_searchers
 from searchers.context import EpochStats
 from searchers.darts import Darts
@@ -111,6 +114,37 @@ def test_the_static_buffer_step_is_the_eager_step_and_stays_on_the_device(name):
         else:
             assert torch.equal(ours, theirs) if isinstance(ours, torch.Tensor) else ours == theirs
     assert len({tuple(part[i] for step in eager_losses for part in step) for i in range(len(SEEDS))}) == 3
+
+
+def _applied(searcher: Searcher) -> list[torch.Tensor]:
+    return [t.grad.clone() for t in (*searcher.alphas, *searcher.weights) if t.grad is not None]
+
+
+@pytest.mark.parametrize("name", CAPTURABLE)
+@pytest.mark.data
+def test_the_static_buffer_step_is_the_eager_step_in_fp32_lock_step(name, data_dir):
+    data, cpu = _data(data_dir), torch.device("cpu")
+    tolerance = LOCK_STEP_TOLERANCE.get(name, 1e-5)
+    eager, static = _searcher("nb201", name, SEEDS), _searcher("nb201", name, SEEDS)
+    graphed = GraphedStep(static, cpu, use_graph=False).step
+    for step, (eager_batches, static_batches) in enumerate(zip(_steps(eager, SEEDS, data), _steps(static, SEEDS, data),
+                                                               strict=True)):
+        with torch.no_grad():
+            for theirs, ours in zip([*state_tensors(static), *held_tensors(static)],
+                                    [*state_tensors(eager), *held_tensors(eager)], strict=True):
+                theirs.copy_(ours)
+        for theirs, ours in zip(static.generators, eager.generators, strict=True):
+            theirs.set_state(ours.get_state())
+        losses, applied = [], []
+        for searcher, step_fn, batches in ((eager, eager.step, eager_batches), (static, graphed, static_batches)):
+            stats = EpochStats(cpu, len(SEEDS)), EpochStats(cpu, len(SEEDS))
+            step_fn(*batches, *stats)
+            losses.append(_flatten([[s["loss"] for s in part.read()] for part in stats]))
+            applied.append(_applied(searcher))
+        assert losses[1] == pytest.approx(losses[0], rel=tolerance, abs=tolerance), step
+        assert len(applied[0]) == len(applied[1]), step
+        for ours, theirs in zip(*applied):
+            assert (ours - theirs).abs().max() <= tolerance * max(1.0, theirs.abs().max().item()), step
 
 
 class Syncing(Darts):
