@@ -8,7 +8,8 @@ done / diverged / incomplete, ``paper_protocol``, ``diagnosed_network``: what th
 ``rank_percentile.<key>``, ``regret.<key>``, ``hessian_eig_max``, ``supernet_acc``, ``discrete_acc``,
 ``discretization_gap``, ``decisiveness.<field>`` (``foundation.decisiveness``: the per-decision lists and their
 summaries ``median_margin``, ``min_margin``, ``mean_entropy``, ``changed``), losses, accuracies, learning rates,
-times, and ``arch_weights`` (the mixing weights, a list per row). A run without a finished epoch has no row.
+times, ``searcher_state.<key>`` (what the searcher reports of itself, e.g. DARTS-ES's ``stopped``) and
+``arch_weights`` (the mixing weights, a list per row). A run without a finished epoch has no row.
 """
 from __future__ import annotations
 

@@ -22,8 +22,8 @@ from pydantic import BaseModel, ConfigDict, Field, StrictInt, StrictStr, Validat
 from foundation.errors import UserError
 from foundation.run_config import config_hash, with_added_fields
 
-RECORD_FORMAT = 3
-READABLE_FORMATS = (1, 2, 3)
+RECORD_FORMAT = 4
+READABLE_FORMATS = (1, 2, 3, 4)
 CONFIG_FORMAT = 2  # config.json: 1 = without "format", "overrides" and "searcher_class"; 2 = this version
 CONFIG_FILE, RECORDS_FILE, SUMMARY_FILE = "config.json", "epochs.jsonl", "summary.json"
 PerLookup = dict[str, float | None]
@@ -117,6 +117,9 @@ class EpochRecord(CellDescription, Diagnostics):
     threads: list[int] | None = None  # the CPU thread counts the epoch's steps used, in order (harness.threads)
     batch_seeds: list[int] | None = None  # the seeds computed together in this epoch, this one included
     kernels: str | None = None  # the GPU, or the CPU model and the vector instructions of its kernels
+    # (format 4) what the searcher reports of its own state after the epoch (``Searcher.epoch_report``): whether an
+    # early stopper has stopped, a weight decay it raised; null for searchers that report nothing
+    searcher_state: dict[str, float | int | bool] | None = None
 
     @classmethod
     def build(cls, cell: CellDescription, diagnostics: Diagnostics, **fields: Any) -> "EpochRecord":

@@ -89,7 +89,7 @@ class EpochRunner:
         diagnostics = (epoch_diagnostics(searcher, self.eval_batches, self.hessian_batches, cfg.hessian_method,
                                          self.space.discrete_weights)
                        if any(finite) and self.diagnostics_due(epoch) else [Diagnostics()] * len(batch))
-        records, used = [], self.threads.take_used()
+        records, used, reports = [], self.threads.take_used(), searcher.epoch_report()
         for index, (train, arch, ok, measured) in enumerate(zip(trains, archs, finite, diagnostics)):
             seed_weights = [w[index] for w in weights]
             cell = self.space.describe(self.space.derive(seed_weights)) if ok else CellDescription()
@@ -100,5 +100,6 @@ class EpochRunner:
                 arch_weights=stored, decisiveness=of_weights(self.space.decisions, stored, previous) if ok else None,
                 train_loss=train["loss"], train_acc=train["acc"], arch_loss=arch["loss"], arch_acc=arch["acc"],
                 w_lr=lr, a_lr=cfg.a_lr, epoch_seconds=search_seconds, threads=used,
-                batch_seeds=[seed.seed for seed in batch], kernels=kernels_description(self.device)))
+                batch_seeds=[seed.seed for seed in batch], kernels=kernels_description(self.device),
+                searcher_state=reports[index] or None))
         return records

@@ -75,6 +75,11 @@ class DartsAda(DartsEs):
         self.w_opt.step()
         stats.add(loss, logits, batch.labels)
 
+    def epoch_report(self) -> list[dict[str, float | int | bool]]:
+        """Per seed: the stopping rule's last eigenvalue and the weight decay, raised at each roll-back (DARTS-ADA
+        never stops)."""
+        return [{**self.last_eigenvalue(seed), "weight_decay": float(self.decay[seed])} for seed in range(self.seeds)]
+
     def extra_state(self) -> dict[str, Any]:
         return {**super().extra_state(), "decay": self.decay}
 

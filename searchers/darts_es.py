@@ -154,6 +154,10 @@ class DartsEs(Darts):
             if index is not None:
                 self.on_stop(seed, index)
 
+    def epoch_report(self) -> list[dict[str, float | int | bool]]:
+        """Per seed: the stopping rule's last eigenvalue and whether the seed has stopped (its alphas frozen)."""
+        return [{**self.last_eigenvalue(seed), "stopped": bool(self.stopped[seed])} for seed in range(self.seeds)]
+
     def extra_state(self) -> dict[str, Any]:
         return {"values": self.values, "value_epochs": self.value_epochs, "counts": self.counts,
                 "stopped": self.stopped, "snapshots": self.snapshots, "frozen": self.frozen}
@@ -177,6 +181,12 @@ class DartsEs(Darts):
                     buf.copy_(saved[name])
         shift = self.optim.a_weight_decay if self.options.hessian_arch_weight_decay else 0.0
         return [value + shift for value in values]
+
+    def last_eigenvalue(self, seed: int) -> dict[str, float]:
+        """The seed's latest eigenvalue of the stopping rule (its own, on the epoch's last architecture batch, the
+        weight decay added as the reference's ``Analyzer``), when it has one."""
+        count = int(self.counts[seed])
+        return {"eigenvalue": float(self.values[seed, count - 1])} if count else {}
 
     def state_to_keep(self, name: str) -> list[torch.Tensor]:
         return self.alphas

@@ -28,7 +28,7 @@ from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entro
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
 HOOKS = frozenset({"__init__", "supernet_features", "steps_per_update", "arch_weights", "expected_arch_weights",
                    "arch_loss", "weight_loss", "arch_gradient", "arch_step", "weight_step", "step", "begin_epoch",
-                   "end_epoch", "extra_state", "load_extra_state"})
+                   "end_epoch", "epoch_report", "extra_state", "load_extra_state"})
 
 
 class Searcher:
@@ -64,7 +64,8 @@ class Searcher:
     ``arch_step`` / ``weight_step`` (one update each: override these, not ``step``, to change one of them, so
     that the run's ``step_order`` still applies), ``step`` (both, in the run's ``step_order``; overridden only by
     a searcher whose step is not that alternation, which then declares ``alternates`` false),
-    ``begin_epoch`` / ``end_epoch``, ``extra_state`` /
+    ``begin_epoch`` / ``end_epoch``, ``epoch_report`` (per seed, a few numbers the epoch's record keeps: an early
+    stopper's stop), ``extra_state`` /
     ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
     (call ``super().__init__`` first). ``self.options`` is the validated ``Options``; ``self.wants_clean_images``
     (set in ``__init__``, default False) asks for batches that also carry their images unaugmented (``Batch.clean``).
@@ -167,6 +168,11 @@ class Searcher:
         current weights; only input gradients flow through the convolutions, no weight gradients)."""
         loss, logits = self.arch_loss(arch_batch)
         return list(torch.autograd.grad(loss.sum(), self.alphas)), loss, logits
+
+    def epoch_report(self) -> list[dict[str, float | int | bool]]:
+        """Per seed, what the searcher says of its own state after an epoch, stored in the epoch's record
+        (``searcher_state``): whether an early stopper has stopped, a weight decay it raised (DARTS: nothing)."""
+        return [{} for _ in range(self.seeds)]
 
     def extra_state(self) -> dict[str, Any]:
         return {}

@@ -304,6 +304,9 @@ def test_report_from_smoke_runs_of_every_searcher(data_dir, nb201_table, tmp_pat
                   "decisiveness.changed", *(f"{field}.{key}" for key in NB201_KEYS
                                             for field in ("lookup", "regret", "rank_percentile"))}
     assert documented <= set(frame.columns) and frame["lookup.cifar10_test"].notna().all()
+    reporting = frame["searcher_state.eigenvalue"].notna()  # what the early stoppers say of themselves
+    assert set(frame.searcher[reporting]) == {"darts_es", "darts_ada"}
+    assert frame.loc[frame.searcher == "darts_es", "searcher_state.stopped"].tolist() == [False]
 
 
 def test_check_compares_each_published_column_only_with_searches_on_its_dataset(tmp_path):

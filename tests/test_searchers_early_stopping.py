@@ -86,6 +86,7 @@ def test_a_stopped_seed_keeps_the_architecture_of_the_stop_point_and_the_other_s
     # epoch 4 (0-based 3): local averages (1 + 3) / 2 = 2 now, 1 one eigenvalue before: 1 / 2 < 0.75; the index
     # returned is 4 - 1 - 1 - 1 = 1, the architecture after epoch 2
     assert searcher.stopped.tolist() == [True, False]
+    assert searcher.epoch_report() == [{"eigenvalue": 3.0, "stopped": True}, {"eigenvalue": 1.0, "stopped": False}]
     assert torch.equal(searcher.alphas[0][0], alphas[2][0])
     assert not torch.equal(searcher.alphas[0][1], alphas[2][1])
     for number in (5, 6):  # frozen from now on; seed 1 still searches
@@ -121,6 +122,9 @@ def test_ada_rolls_a_seed_back_to_the_stop_point_and_raises_only_its_weight_deca
             momentum = [searcher.w_opt.state[w]["momentum_buffer"].clone() for w in searcher.weights]
     assert searcher.decay.tolist() == pytest.approx([5e-3, 5e-4])
     assert not searcher.stopped.any()
+    report = searcher.epoch_report()  # seed 0's history as at the stop point: its last eigenvalue is epoch 2's
+    assert report == [{"eigenvalue": 1.0, "weight_decay": pytest.approx(5e-3)},
+                      {"eigenvalue": 1.0, "weight_decay": pytest.approx(5e-4)}]
     for key, value in states[4].items():  # seed 0: the state after epoch 2; seed 1: its own after epoch 4
         assert torch.equal(value[0], states[2][key][0]), key
     assert all(torch.equal(w.grad is not None and searcher.w_opt.state[w]["momentum_buffer"][0], m[0])
