@@ -46,7 +46,7 @@ timeout $(( $(left) / 3 )) $PY .ci/gpu_check.py --device $DEVICE $CHECK > "$OUT/
 echo "(a) rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
 
 # (b)
-B="$H bench --device $DEVICE $BENCH --out "$(dirname "$RUNS")/bench" --json"
+B="$H bench --device $DEVICE $BENCH --out $(dirname "$RUNS")/bench --json"
 timeout $(( $(left) / 4 )) $B --set cuda_graphs=true >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err"
 echo "(b) graphed rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
 timeout $(( $(left) / 3 )) $B --no-reference >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err"
