@@ -32,31 +32,30 @@ from searchers.darts import Darts
 from searchers.searcher import Searcher
 
 CAPTURABLE = sorted(name for name, cls in builtin_searchers().items() if cls.graph_capturable)
-# operators whose result the host must wait for: a value read back, or a shape that depends on the values
-HOST_READS = {torch.ops.aten._local_scalar_dense.default, torch.ops.aten.is_nonzero.default,
+# operators whose result the host must wait for (a value read back, a shape that depends on the values), and a
+# tensor made from host data (``torch.tensor``, a list used as an index), which a GPU step copies from the host
+HOST_READS = {torch.ops.aten.lift_fresh.default, torch.ops.aten._local_scalar_dense.default,
+              torch.ops.aten.is_nonzero.default,
               torch.ops.aten.equal.default, torch.ops.aten.nonzero.default, torch.ops.aten.masked_select.default,
               torch.ops.aten._unique2.default, torch.ops.aten.unique_dim.default}
 
 
 class HostReads(TorchDispatchMode):
-    """Records each host read of a device value and the searcher's line that caused it. The optimisers' own reads
-    on a CPU are allowed: Adam reads its step count (``capturable`` Adam, on a GPU, does not) and fused SGD its
-    tensor learning rate (read on the device there)."""
+    """Records each host read of a device value, and each tensor made from host data, with the searcher's line
+    that caused it. The optimisers' own on a CPU are allowed: ``capturable`` Adam and fused SGD, as a captured
+    step runs them on a GPU, keep their step counts and learning rate on the device."""
 
-    def __init__(self, searcher: Searcher) -> None:
+    def __init__(self) -> None:
         super().__init__()
-        self.searcher, self.found = searcher, []
-
-    def allowed(self) -> set[int]:
-        steps = [state["step"] for state in self.searcher.a_opt.state.values() if "step" in state]
-        rates = [group["lr"] for group in self.searcher.w_opt.param_groups]
-        return {id(t) for t in [*steps, *rates]}
+        self.found = []
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # noqa: ANN001
-        if func in HOST_READS and not (args and id(args[0]) in self.allowed()):
-            ours = [frame for frame in traceback.extract_stack()[:-1] if "/torch/" not in frame.filename]
-            self.found.append(f"{func} at " + " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} "
-                                                          f"({frame.name})" for frame in reversed(ours[-2:])))
+        if func in HOST_READS:
+            stack = traceback.extract_stack()[:-1]
+            if not any("/torch/optim/" in frame.filename for frame in stack):
+                ours = [frame for frame in stack if "/torch/" not in frame.filename]
+                self.found.append(f"{func} at " + " <- ".join(f"{frame.filename.rsplit('/', 1)[-1]}:{frame.lineno} "
+                                                              f"({frame.name})" for frame in reversed(ours[-2:])))
         return func(*args, **(kwargs or {}))
 
 
@@ -74,7 +73,7 @@ def _search(searcher: Searcher, graphed: bool) -> tuple[list[list[list[float]]],
     losses, reads, changed = [], [], []
     for weight_batch, arch_batch in _steps(searcher, SEEDS, data):
         stats = EpochStats(cpu, len(SEEDS)), EpochStats(cpu, len(SEEDS))
-        before, mode = host_values(searcher), HostReads(searcher)
+        before, mode = host_values(searcher), HostReads()
         with mode if graphed else nullcontext():
             step(_as(torch.float64, weight_batch), _as(torch.float64, arch_batch), *stats)
         after = host_values(searcher)

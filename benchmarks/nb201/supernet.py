@@ -56,9 +56,10 @@ class ResidualReduction(nn.Module):
         return self.shortcut(x) + self.conv_b(torch.relu(self.conv_a(torch.relu(x))))
 
 
-# The edges leaving each node (in EDGES order) and entering it.
+# The edges leaving each node (in EDGES order) and entering it (consecutive in EDGES order: a slice).
 OUT_EDGES = tuple(tuple(e for e, (src, _) in enumerate(EDGES) if src == node) for node in range(NUM_NODES))
 IN_EDGES = tuple(tuple(e for e, (_, dst) in enumerate(EDGES) if dst == node) for node in range(NUM_NODES))
+assert all(list(edges) == list(range(edges[0], edges[-1] + 1)) for edges in IN_EDGES[1:])
 
 
 class ScaledBatchNorm(nn.BatchNorm2d):
@@ -159,8 +160,11 @@ class SearchCell(nn.Module):
             newest = dst - 1  # its outgoing edges' convolutions, now that it is complete
             mixed_in = nodes[newest][:, :part]
             pools.append(mean_pool3x3(mixed_in))
-            relu, leaving = torch.relu(mixed_in), list(OUT_EDGES[newest])
-            scale1, scale3 = (weights[leaving, op].repeat_interleave(part) for op in (CONV1, CONV3))
+            relu, leaving = torch.relu(mixed_in), OUT_EDGES[newest]
+            # stacked from single entries: an index list would be made into a tensor on the host and copied to
+            # the device, which a CUDA graph's capture cannot do
+            scale1, scale3 = (torch.stack([weights[e, op] for e in leaving]).repeat_interleave(part)
+                              for op in (CONV1, CONV3))
             both = (self.bn1[newest](F.conv2d(relu, self.conv1[newest]), scale1)
                     + self.bn3[newest](F.conv2d(relu, self.conv3[newest], padding=1), scale3))
             convs.update(zip(leaving, both.unflatten(1, (len(leaving), part)).unbind(1)))
@@ -210,11 +214,8 @@ class NB201Supernet(nn.Module):
     @staticmethod
     def normalised_edges(betas: torch.Tensor) -> torch.Tensor:
         """Edge scales: a softmax of beta over the edges entering each node (any leading dimensions)."""
-        scales = torch.empty_like(betas)
-        for dst in range(1, NUM_NODES):
-            entering = [e for e, (_, d) in enumerate(EDGES) if d == dst]
-            scales[..., entering] = torch.softmax(betas[..., entering], dim=-1)
-        return scales
+        return torch.cat([torch.softmax(betas[..., entering[0]:entering[-1] + 1], dim=-1)  # slices: no host index
+                          for entering in IN_EDGES[1:]], dim=-1)
 
     @staticmethod
     def with_identity(arch_weights: list[torch.Tensor], coefficient: float) -> list[torch.Tensor]:
