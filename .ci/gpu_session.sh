@@ -7,76 +7,84 @@
 #  (c, d) sweeps/gpu_session.yaml, the complete experiments for the time left, several runs sharing the GPU
 #      (the local sweep pool, --gpus-per-run 0.25): DARTS and SD-DARTS (voted) at the paper schedule, each with
 #      the reduced preset's network (C=4: the anchor for the CPU protocol) and with the paper's (C=16), 4 seeds
-#      batched, CUDA graphs on; resumable, so a later lease goes on from the run folders restored to RUNS;
+#      batched, CUDA graphs on; stopped when the budget ends (a stopped run's records up to its last epoch come
+#      back; its checkpoints do not: a later lease starts it afresh);
 #  (e) runs.tgz: the run folders without checkpoints (provenance in each config.json / summary.json).
-# Everything comes back under $OUT: env.txt, check.json, bench.jsonl, sweep.log, runs.tgz, summary.txt.
+# Everything comes back under $OUT: env.txt (each part's exit status and time), check.jsonl, bench.jsonl,
+# sweep.log, runs.tgz, summary.txt. A part that fails or runs out of time leaves the next ones to run.
 #
 # On the GPU machine, after `make gpu-prepare` here (.gpu/: data copy, wheels the machine lacks, the commit):
 #   run(command="bash .ci/gpu_session.sh", carry=[".gpu"], timeout_s=600)
-# Dry run on this CPU (what the test suite runs): DRY_RUN=1 BUDGET_S=150 OUT=/tmp/out bash .ci/gpu_session.sh
+# Dry run on this CPU (what the test suite runs): DRY_RUN=1 OUT=/tmp/out RUNS=/tmp/runs bash .ci/gpu_session.sh
 set -u
 cd "$(dirname "$0")/.."
 BUDGET_S=${BUDGET_S:-540}; OUT=${OUT:-/tmp/out}; RUNS=${RUNS:-/tmp/runs}; DRY_RUN=${DRY_RUN:-0}
 mkdir -p "$OUT" "$RUNS"
-start=$(date +%s); left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
+start=$(date +%s)
+left() { echo $(( BUDGET_S - ($(date +%s) - start) )); }
+# run PART SECONDS COMMAND...: the command under a time limit (SIGTERM, then SIGKILL 15 s later), skipped when
+# fewer than 10 s are left for it; its exit status and the time it ended go to env.txt
+part() {
+  local name=$1 seconds=$2; shift 2
+  if [ "$seconds" -lt 10 ]; then echo "$name skipped (${seconds}s left)" >> "$OUT/env.txt"; return; fi
+  timeout -k 15 "$seconds" "$@"
+  echo "$name rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
+}
 export PYTHONUNBUFFERED=1
 if [ "$DRY_RUN" = 1 ]; then  # this checkout's environment and data; smoke-sized everything
-  DEVICE=cpu; CHECK="--preset smoke --seeds 2 --steps 1 --budget $(( BUDGET_S / 4 ))"
-  BENCH="--preset smoke --steps 2 --rounds 1 --seeds 2"; PARALLEL=2; PY=${PYTHON:-python3}
+  DEVICE=cpu; PY=${PYTHON:-python3}; PARALLEL=2
+  CHECK=(--preset smoke --seeds 2 --steps 1 --budget $(( BUDGET_S / 12 )))
+  BENCH=(--preset smoke --steps 2 --rounds 1 --seeds 2)
   SWEEP_FILE="$OUT/sweep-dry-run.yaml"
   { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 2/' -e 's/channels: 16/channels: 2/' \
-      sweeps/gpu_session.yaml; echo "epochs: 1"; } \
-    > "$SWEEP_FILE"
+      sweeps/gpu_session.yaml; echo "epochs: 1"; } > "$SWEEP_FILE"
 else
-  DEVICE=cuda; CHECK="--budget 150"; BENCH="--steps 10 --rounds 3 --seeds 4"; PARALLEL=4; PY=python3
+  DEVICE=cuda; PY=python3; PARALLEL=4
+  CHECK=(--budget 150); BENCH=(--steps 10 --rounds 3 --seeds 4)
   SWEEP_FILE=sweeps/gpu_session.yaml
   export HARNESS_DATA=$PWD/.gpu/data HARNESS_CACHE=/tmp/harness-cache
-  export HARNESS_GIT_COMMIT=$(cat .gpu/commit 2>/dev/null)
+  HARNESS_GIT_COMMIT=$(cat .gpu/commit 2>/dev/null); export HARNESS_GIT_COMMIT
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/wheels/*.whl \
     > "$OUT/pip.log" 2>&1
   export PYTHONPATH=/tmp/site:$PWD
 fi
-H="$PY -m harness.cli"
-{ date -u; nvidia-smi -L 2>&1; $PY -c "import torch; print('torch', torch.__version__)"; nproc
+H=("$PY" -m harness.cli)
+{ date -u; nvidia-smi -L 2>&1; "$PY" -c "import torch; print('torch', torch.__version__)"; nproc
   echo "commit ${HARNESS_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)} dry_run=$DRY_RUN budget=${BUDGET_S}s"; } \
   > "$OUT/env.txt" 2>&1
 
-# (a)
-timeout $(( $(left) / 3 )) $PY .ci/gpu_check.py --device $DEVICE $CHECK > "$OUT/check.json" 2> "$OUT/check.err"
-echo "(a) rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
+# (a) one JSON line per searcher as it finishes
+part "(a)" $(( $(left) / 3 )) "$PY" .ci/gpu_check.py --device $DEVICE "${CHECK[@]}" > "$OUT/check.jsonl" \
+  2> "$OUT/check.err"
 
 # (b)
-B="$H bench --device $DEVICE $BENCH --out $(dirname "$RUNS")/bench --json"
-timeout $(( $(left) / 4 )) $B --set cuda_graphs=true >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err"
-echo "(b) graphed rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
-timeout $(( $(left) / 3 )) $B --no-reference >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err"
-echo "(b) eager rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
+B=("${H[@]}" bench --device $DEVICE "${BENCH[@]}" --out "$(dirname "$RUNS")/bench" --json)
+part "(b) graphed" $(( $(left) / 4 )) "${B[@]}" --set cuda_graphs=true >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err"
+part "(b) eager" $(( $(left) / 3 )) "${B[@]}" --no-reference >> "$OUT/bench.jsonl" 2>> "$OUT/bench.err"
 
-# (c, d): stopped by SIGTERM with time to pack (a stopped sweep's runs resume from their checkpoints)
-run_s=$(( $(left) - 25 ))
-if [ "$run_s" -gt 10 ]; then
-  timeout -s TERM "$run_s" $H sweep "$SWEEP_FILE" --out "$RUNS" --device $DEVICE --gpus-per-run 0.25 \
-    --max-parallel $PARALLEL --seed-batch 4 > "$OUT/sweep.log" 2>&1
-  echo "(c) rc=$? at $(( BUDGET_S - $(left) ))s" >> "$OUT/env.txt"
-fi
+# (c, d), leaving 30 s to pack
+part "(c)" $(( $(left) - 30 )) "${H[@]}" sweep "$SWEEP_FILE" --out "$RUNS" --device $DEVICE --gpus-per-run 0.25 \
+  --max-parallel $PARALLEL --seed-batch 4 > "$OUT/sweep.log" 2>&1
 
 # (e)
 tar czf "$OUT/runs.tgz" --exclude='checkpoint-*.pt' --exclude='checkpoints.json' --exclude='.lock' \
   -C "$(dirname "$RUNS")" "$(basename "$RUNS")"
-$PY - "$OUT" > "$OUT/summary.txt" 2>&1 <<'EOF'
+"$PY" - "$OUT" > "$OUT/summary.txt" 2>&1 <<'EOF'
 import json, sys
 out = sys.argv[1]
-try:
-    check = json.load(open(f"{out}/check.json"))
-    for name, entry in check["searchers"].items():
-        print(name, {k: v for k, v in entry.items() if k != "capturable"})
-    print("not reached:", check["not_reached"])
-except Exception as exc:  # noqa: BLE001
-    print("check.json:", exc)
-for line in open(f"{out}/bench.jsonl"):
-    d = json.loads(line)
+def lines(name):
+    try:
+        return [json.loads(line) for line in open(f"{out}/{name}") if line.strip()]
+    except (OSError, ValueError) as exc:
+        print(f"{name}: {exc}")
+        return []
+for entry in lines("check.jsonl"):
+    print({k: v for k, v in entry.items() if k not in ("capturable", "error")},
+          "ERROR " + entry["error"].strip().splitlines()[-1] if "error" in entry else "")
+for d in lines("bench.jsonl"):
     print({k: d.get(k) for k in ("cuda_graphs", "ours_s_per_step", "reference_s_per_step", "seeds_batched_s_per_step",
                                 "seeds_sequential_s_per_step", "batching_speedup", "batched_vs_reference_throughput",
                                 "peak_memory_mb", "peak_memory_mb_by_step")})
 EOF
 cat "$OUT/env.txt" "$OUT/summary.txt"; tail -n 6 "$OUT/sweep.log" 2>/dev/null
+exit 0

@@ -74,8 +74,11 @@ def default_dtype(precision: str) -> Iterator[None]:
 
 
 def precision_context(precision: str, device: torch.device):
-    """bf16 autocast around a whole search step (forward and backward), or nothing for fp32/tf32."""
-    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    """bf16 autocast around a whole search step (forward and backward), or nothing for fp32/tf32. Without
+    autocast's cache of cast weights: a captured step's warm-ups and capture run inside one such region, and a cast
+    cached by a warm-up would leave the graph without it, replaying weights cast before their first update
+    (torch.cuda.graphs: autocast with ``cache_enabled=False`` under capture)."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False)
 
 
 def configure_backends(precision: str, device: torch.device) -> None:

@@ -82,6 +82,7 @@ class GraphedStep:
         if stream is not None:
             torch.cuda.current_stream(self.device).wait_stream(stream)
         snapshot.restore()
+        del snapshot  # its copies would stay allocated through the capture
         if self.use_graph:
             self.graph = torch.cuda.CUDAGraph()
             for generator in self.searcher.generators:  # per-seed streams: each replay draws afresh
