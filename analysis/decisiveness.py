@@ -28,9 +28,26 @@ def seed_decided(run: Run) -> dict[str, object]:
             "decided": bool(held and margin is not None and margin >= UNDECIDED_MARGIN)}
 
 
+def searcher_state(run: Run) -> str:
+    """What the searcher said of itself by the run's end (``searcher_state`` of the records): each number as it
+    ends, each flag with the epoch it was first raised (DARTS-ES: "stopped from epoch 7")."""
+    states = [(record.epoch, record.searcher_state) for record in run.records if record.searcher_state]
+    if not states:
+        return "-"
+    parts = []
+    for key, value in states[-1][1].items():
+        if isinstance(value, bool):
+            first = next((epoch for epoch, state in states if state.get(key)), None)
+            parts.append(f"{key} from epoch {first}" if value else f"not {key}")
+        else:
+            parts.append(f"{key} {value:.3g}")
+    return ", ".join(parts)
+
+
 def decisiveness_frame(runs: list[Run]) -> pd.DataFrame:
     """One row per configuration (its done seeds): seeds decided, each seed's final median margin, smallest
-    chosen weight, skip count, depth and accuracy, in seed order."""
+    chosen weight, skip count, depth and accuracy, in seed order, and, when any searcher reports its own state
+    (``searcher_state``), that state at the end."""
     rows = []
     groups: dict[tuple, list[Run]] = {}
     for run in runs:
@@ -50,8 +67,12 @@ def decisiveness_frame(runs: list[Run]) -> pd.DataFrame:
                      "cell held last epoch": each(["yes" if v["held"] else "no" for v in verdicts]),
                      "skips": each([r.final.skip_count for r in group]),
                      "depth": each([r.final.depth for r in group]),
-                     key: each([r.final_lookup(key) for r in group], "{:.2f}")})
-    return pd.DataFrame(rows)
+                     key: each([r.final_lookup(key) for r in group], "{:.2f}"),
+                     "searcher state (last epoch)": "; ".join(searcher_state(run) for run in group)})
+    frame = pd.DataFrame(rows)
+    if not frame.empty and (frame["searcher state (last epoch)"].str.strip("-; ") == "").all():
+        frame = frame.drop(columns="searcher state (last epoch)")
+    return frame
 
 
 def rerun_frame(runs: list[Run], reruns: list[Run]) -> pd.DataFrame:

@@ -17,6 +17,7 @@ from benchmarks import get_space
 from benchmarks.nb201.space import OPS
 from conftest import md_rows, smoke_args
 from foundation.decisiveness import UNDECIDED_MARGIN, measure, of_weights
+from foundation.records import RECORD_FORMAT
 from harness.cli import main
 
 
@@ -60,7 +61,7 @@ def test_records_carry_decisiveness_and_older_records_get_the_same_on_load(searc
     assert main(smoke_args(search_data, tmp_path, "--set", "diagnostics_every=0")) == 0
     path = next(tmp_path.rglob("epochs.jsonl"))
     records = [json.loads(line) for line in path.read_text().splitlines()]
-    assert all(r["format"] == 3 and r["decisiveness"]["median_margin"] is not None for r in records)
+    assert all(r["format"] == RECORD_FORMAT and r["decisiveness"]["median_margin"] is not None for r in records)
     assert records[0]["decisiveness"]["changed"] is None and records[1]["decisiveness"]["changed"] is not None
     space = get_space("nb201")
     assert records[1]["decisiveness"] == of_weights(space.decisions, records[1]["arch_weights"],
@@ -111,3 +112,26 @@ def test_decisiveness_section_and_reruns_as_the_noise_floor(tmp_path):
     assert noise[1][:2] == ["nb201/darts (smoke)", "1"] and noise[1][-3:] == ["no", "2", "-11.00"]
     table = md_rows((out / "tables" / "sd_darts_table4.md").read_text())
     assert next(row for row in table if row[0] == "darts (smoke)")[2] == "2"  # the re-run is not a third seed
+
+
+def test_the_decisiveness_section_shows_what_the_searchers_say_of_themselves(tmp_path):
+    """``searcher_state`` (e.g. DARTS-ES's): numbers as they end, a flag with the epoch it was first raised; the
+    column appears only when some run reports a state."""
+    runs = tmp_path / "runs"
+    for seed, stop in enumerate((2, None)):
+        path = make_run(runs, "darts_es", seed, nb201_finals(80.0), preset="smoke") / "epochs.jsonl"
+        records = [json.loads(line) for line in path.read_text().splitlines()]
+        for record in records:
+            record["searcher_state"] = {"eigenvalue": 0.125 * record["epoch"],
+                                        "stopped": stop is not None and record["epoch"] >= stop}
+        path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    make_run(runs, "darts", 0, nb201_finals(80.0), preset="smoke")
+    out = tmp_path / "report"
+    assert main(["report", str(runs), "--out", str(out), "--no-figures"]) == 0
+    rows = md_rows((out / "report.md").read_text().split("## Decisiveness")[1].split("\n## ")[0])
+    column = rows[0].index("searcher state (last epoch)")
+    states = {row[0]: row[column] for row in rows[1:]}
+    epochs = len(records)
+    assert states == {"nb201/darts_es (smoke)": f"eigenvalue {0.125 * epochs:.3g}, stopped from epoch 2; "
+                                                f"eigenvalue {0.125 * epochs:.3g}, not stopped",
+                      "nb201/darts (smoke)": "-"}
