@@ -33,7 +33,7 @@ part() {
 export PYTHONUNBUFFERED=1
 if [ "$DRY_RUN" = 1 ]; then  # this checkout's environment and data; smoke-sized everything
   DEVICE=cpu; PY=${PYTHON:-python3}; PARALLEL=2
-  CHECK=(--preset smoke --seeds 2 --steps 1 --budget $(( BUDGET_S / 12 )))
+  CHECK=(--preset smoke --seeds 2 --steps 1 --budget $(( BUDGET_S / 48 )))  # the plumbing: tests/test_graphed.py checks each searcher
   BENCH=(--preset smoke --steps 2 --rounds 1 --seeds 2)
   SWEEP_FILE="$OUT/sweep-dry-run.yaml"
   { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 2/' -e 's/channels: 16/channels: 2/' \
