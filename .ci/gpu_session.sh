@@ -36,7 +36,7 @@ if [ "$DRY_RUN" = 1 ]; then  # this checkout's environment and data; smoke-sized
   CHECK=(--preset smoke --seeds 2 --steps 1 --budget $(( BUDGET_S / 48 )))  # the plumbing: tests/test_graphed.py checks each searcher
   BENCH=(--preset smoke --steps 2 --rounds 1 --seeds 2)
   SWEEP_FILE="$OUT/sweep-dry-run.yaml"
-  { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 2/' -e 's/channels: 16/channels: 2/' \
+  { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 1/' -e 's/channels: 16/channels: 2/' \
       sweeps/gpu_session.yaml; echo "epochs: 1"; } > "$SWEEP_FILE"
 else
   DEVICE=cuda; PY=python3; PARALLEL=4

@@ -81,11 +81,11 @@ class DartsAda(DartsEs):
         return [{**self.last_eigenvalue(seed), "weight_decay": float(self.decay[seed])} for seed in range(self.seeds)]
 
     def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "decay": self.decay}
+        return {**super().extra_state(), "decay": self.decay[:, None]}  # (K, 1), as DARTS-ES's per-seed scalars
 
     def load_extra_state(self, state: dict[str, Any]) -> None:
         super().load_extra_state(state)
-        self.decay = state["decay"]
+        self.decay = state["decay"].reshape(-1)
 
     # --- helpers --------------------------------------------------------------------------------------------
     def state_to_keep(self, name: str) -> list[torch.Tensor]:

@@ -75,8 +75,9 @@ class Searcher:
     tensor has the seed dimension first, losses are per seed, (K,), and are summed before differentiating;
     per-seed norms come from ``seeds.seed_norms``; random draws come from seed k's own stream
     (``self.per_seed``; reseeded by the run at each epoch). Extra state keeps the seed dimension first on every
-    tensor. The supernet is the space's (``benchmarks.supernet.Supernet``) stacked over seeds: its optional
-    features are reached through the stack (``self.supernet.feature``), never through its inner module.
+    tensor, a per-seed scalar as (K, 1) (a 0-dim part is taken as shared by the seeds). The supernet is the
+    space's (``benchmarks.supernet.Supernet``) stacked over seeds: its optional features are reached through the
+    stack (``self.supernet.feature``), never through its inner module.
     """
 
     class Options(OptionSet):

@@ -158,7 +158,8 @@ def select_seed(state: Any, seed: int) -> Any:
 
 
 def stack_seeds(states: Sequence[Any]) -> Any:
-    """The inverse of ``select_seed`` over all seeds: per-seed states (same structure) into one."""
+    """The inverse of ``select_seed`` over all seeds: per-seed states (same structure) into one. A 0-dim tensor is
+    one shared by the seeds (Adam's step count), so a per-seed scalar must be stored as (K, 1), not (K,)."""
     first = states[0]
     if isinstance(first, torch.Tensor):
         return torch.stack(list(states)) if first.dim() else first.clone()

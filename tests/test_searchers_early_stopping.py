@@ -14,7 +14,7 @@ from searchers.context import OptimConfig, SearchContext
 from searchers.darts_es import EarlyStopOptions, stop_index
 from searchers.hessian import dominant_eigenvalues
 from searchers.oles import operation_cosines
-from searchers.seeds import SeedStack, seed_cross_entropy
+from searchers.seeds import SeedStack, seed_cross_entropy, select_seed, stack_seeds
 
 OPTIM = OptimConfig(epochs=30, w_lr=0.05, w_lr_min=0.001, w_momentum=0.9, w_weight_decay=5e-4, w_nesterov=True,
                     grad_clip=5.0, a_lr=3e-2, a_beta1=0.5, a_beta2=0.999, a_weight_decay=1e-3,
@@ -94,6 +94,24 @@ def test_a_stopped_seed_keeps_the_architecture_of_the_stop_point_and_the_other_s
         epoch(searcher, number, seeds=2)
         assert torch.equal(searcher.alphas[0][0], alphas[2][0])
         assert not torch.equal(searcher.alphas[0][1], moving)
+
+
+def test_per_seed_stop_state_survives_per_seed_checkpoints():
+    """A run checkpoints each seed's slice (``select_seed``) and a resume stacks them again (``stack_seeds``): seed
+    0 stopped and seed 1 not, with their own eigenvalue counts and (DARTS-ADA) weight decays, stay so."""
+    options = {"hessian_every": 1, "window": 2, "delta": 1, "start_epoch": 0}
+    for name in ("darts_es", "darts_ada"):
+        searcher = make(name, options, seeds=2)
+        _scripted(searcher, [[1.0, 1.0, 1.0, 3.0], [1.0] * 4])
+        for number in range(1, 5):
+            epoch(searcher, number, seeds=2)
+        state = searcher.state_dict()
+        restored = make(name, options, seeds=2)
+        restored.load_state_dict(stack_seeds([select_seed(state, seed) for seed in range(2)]))
+        report = searcher.epoch_report()
+        assert report[0] != report[1] and restored.epoch_report() == report, name  # the seeds' states differ
+        assert restored.counts.tolist() == searcher.counts.tolist()
+        assert restored.stopped.tolist() == searcher.stopped.tolist()
 
 
 def test_the_early_stopping_state_survives_a_checkpoint():
