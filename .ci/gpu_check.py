@@ -30,7 +30,7 @@ import torch
 from harness.bench import _batches
 from harness.config import configure
 from harness.device import configure_backends
-from harness.graphed import GraphedStep, held_tensors, state_tensors
+from harness.graphed import GraphedStep, copy_state
 from harness.runner import build_searcher
 from searchers import builtin_searchers
 from searchers.context import EpochStats
@@ -62,15 +62,6 @@ def batches(experiment, device: torch.device, count: int, seeds: int, clean: boo
     return made
 
 
-def lock(graphed: Searcher, eager: Searcher) -> None:
-    with torch.no_grad():
-        for theirs, ours in zip([*state_tensors(graphed), *held_tensors(graphed)],
-                                [*state_tensors(eager), *held_tensors(eager)], strict=True):
-            theirs.copy_(ours)
-    for theirs, ours in zip(graphed.generators, eager.generators, strict=True):
-        theirs.set_state(ours.get_state())
-
-
 def graphed_vs_eager(name: str, preset: str, device: torch.device, seeds: list[int], steps: int) -> dict:
     """Three epochs ending at the preset's last (past every warm-up), lock-step and then free-running."""
     result = {}
@@ -89,7 +80,7 @@ def graphed_vs_eager(name: str, preset: str, device: torch.device, seeds: list[i
                         each.end_epoch(epoch - 1)
                     begin(each, seeds, epoch)
             if mode == "lock_step":
-                lock(graphed, eager)
+                copy_state(graphed, eager)
             losses = []
             for each, step_fn in ((eager, eager.step), (graphed, replay)):
                 each.set_learning_rate(epoch, step)

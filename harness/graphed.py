@@ -151,6 +151,18 @@ def state_tensors(searcher: Searcher) -> list[torch.Tensor]:
     return tensors
 
 
+def copy_state(target: Searcher, source: Searcher) -> None:
+    """Set ``target`` in place to ``source``'s state (two searchers built alike): parameters, buffers, optimiser
+    state, held tensors and each seed's generator; what a lock-step comparison of two step paths starts each step
+    from (``tests/test_graphed.py``, ``.ci/gpu_check.py``)."""
+    with torch.no_grad():
+        for theirs, ours in zip([*state_tensors(target), *held_tensors(target)],
+                                [*state_tensors(source), *held_tensors(source)], strict=True):
+            theirs.copy_(ours)
+    for theirs, ours in zip(target.generators, source.generators, strict=True):
+        theirs.set_state(ours.get_state())
+
+
 def held_tensors(searcher: Searcher) -> list[torch.Tensor]:
     """The tensors a searcher holds in its attributes (directly or in lists, tuples, dicts and batches): per-sample
     teachers, stop histories, rings of snapshots. Modules and optimisers are ``state_tensors``'s."""

@@ -25,7 +25,7 @@ import torch
 from test_seed_batch import LOCK_STEP_TOLERANCE, SEEDS, _as, _data, _flatten, _searcher, _steps
 from torch.utils._python_dispatch import TorchDispatchMode
 
-from harness.graphed import GraphedStep, held_tensors, state_tensors
+from harness.graphed import GraphedStep, copy_state, held_tensors
 from searchers import builtin_searchers
 from searchers.context import EpochStats
 from searchers.darts import Darts
@@ -135,12 +135,7 @@ def test_the_static_buffer_step_is_the_eager_step_in_fp32_lock_step(name, data_d
     graphed = GraphedStep(static, cpu, use_graph=False).step
     for step, (eager_batches, static_batches) in enumerate(zip(_steps(eager, SEEDS, data), _steps(static, SEEDS, data),
                                                                strict=True)):
-        with torch.no_grad():
-            for theirs, ours in zip([*state_tensors(static), *held_tensors(static)],
-                                    [*state_tensors(eager), *held_tensors(eager)], strict=True):
-                theirs.copy_(ours)
-        for theirs, ours in zip(static.generators, eager.generators, strict=True):
-            theirs.set_state(ours.get_state())
+        copy_state(static, eager)
         losses, applied = [], []
         for searcher, step_fn, batches in ((eager, eager.step, eager_batches), (static, graphed, static_batches)):
             stats = EpochStats(cpu, len(SEEDS)), EpochStats(cpu, len(SEEDS))
