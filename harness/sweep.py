@@ -208,23 +208,20 @@ def run_cells(cells: list[dict[str, Any]], out: str, data_dir: str, device: str,
     same code path as ``harness run``; one result per cell; never raises. Its log (each epoch's line, tagged with
     the run folder or the batch's seeds, as ``harness run`` prints it) goes to the worker's stderr, which the
     local pool shares with the sweep and Ray forwards to the driver: a long sweep shows progress every epoch,
-    not only when a task's runs finish."""
-    import torch
-
+    not only when a task's runs finish. ``threads``: the worker's share of the CPU threads, pinned for its runs
+    (workers that start together would each find the cores idle and take all of them: oversubscribed)."""
     from harness.config import configure
     from harness.device import resolve_device
     from harness.log import stderr_log
     from harness.runner import SeedBatch
 
-    if threads:
-        torch.set_num_threads(threads)
     specs = [Cell(**{**cell, "assignments": tuple(cell["assignments"]), "tracking": tuple(cell["tracking"])})
              for cell in cells]
     first = specs[0]
     try:
         experiment = configure(first.space, first.searcher, first.preset, list(first.assignments), first.epochs)
         batch = SeedBatch(experiment, [spec.seed for spec in specs], Path(out), Path(data_dir), resolve_device(device),
-                          log=stderr_log, tracking=first.tracking)
+                          log=stderr_log, tracking=first.tracking, threads=threads)
         return [{"cell": spec.name, "folder": str(folder), "status": summary.status,
                  "epochs_done": summary.epochs_done, "reason": None}
                 for spec, folder, summary in zip(specs, batch.folders, batch.execute())]

@@ -2,6 +2,7 @@
 on a Ray cluster started on loopback giving the same run folders, and a sweep killed midway then completed."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -153,7 +154,7 @@ def _sweep(tmp_path: Path, data_dir: Path, out: Path, *extra: str) -> int:
 @pytest.mark.slow
 @pytest.mark.data
 def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, tmp_path, capfd):
-    assert _sweep(tmp_path, data_dir, tmp_path / "local", "--seed-batch", "2") == 0
+    assert _sweep(tmp_path, data_dir, tmp_path / "local", "--seed-batch", "2", "--max-parallel", "2") == 0
     out, err = capfd.readouterr()
     assert "4 runs in 2 task(s) of seeds computed together, 2 at a time on the local backend" in out
     assert "sweep: 4 done, 0 failed" in out
@@ -161,6 +162,11 @@ def test_local_and_ray_sweeps_write_the_same_run_folders(data_dir, search_data, 
     assert len(re.findall(r"^\[nb201/\w+/smoke\S* seed \d\] epoch 1/1 ", err, re.MULTILINE)) == 4, err
     local = _records(tmp_path / "local")
     assert len(local) == 4 and all(len(records) == 1 for records in local.values())
+    # each worker keeps its share of the cores, even at the start when the other still looks idle
+    share = max(1, (os.cpu_count() or 1) // 2)
+    assert all(records[0]["threads"] == [share] for records in local.values()), local
+    configs = [json.loads(p.read_text()) for p in (tmp_path / "local").rglob("config.json")]
+    assert {c["thread_policy"] for c in configs} == {"pinned"}
     # a second sweep skips everything
     assert _sweep(tmp_path, data_dir, tmp_path / "local", "--seed-batch", "2") == 0
     assert _records(tmp_path / "local") == local
