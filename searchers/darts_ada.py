@@ -51,6 +51,7 @@ class DartsAda(DartsEs):
     graph_capturable = True
 
     kept_state = ("alphas", "state", "optim")
+    checkpointed = (*DartsEs.checkpointed, "decay")
 
     class Options(DartsEs.Options):
         decay_factor: float = Field(10.0, gt=1, le=1e6, description="weight decay multiplier (--mul_factor 10)")
@@ -79,13 +80,6 @@ class DartsAda(DartsEs):
         """Per seed: the stopping rule's last eigenvalue and the weight decay, raised at each roll-back (DARTS-ADA
         never stops)."""
         return [{**self.last_eigenvalue(seed), "weight_decay": float(self.decay[seed])} for seed in range(self.seeds)]
-
-    def extra_state(self) -> dict[str, Any]:
-        return {**super().extra_state(), "decay": self.decay[:, None]}  # (K, 1), as DARTS-ES's per-seed scalars
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        super().load_extra_state(state)
-        self.decay = state["decay"].reshape(-1)
 
     # --- helpers --------------------------------------------------------------------------------------------
     def state_to_keep(self, name: str) -> list[torch.Tensor]:

@@ -103,6 +103,7 @@ class DartsEs(Darts):
                       "smoke": {"hessian_every": 1, "start_epoch": 0}}
 
     kept_state: tuple[str, ...] = ("alphas",)  # what ``on_stop`` may need of the stop point
+    checkpointed = ("values", "value_epochs", "counts", "stopped", "snapshots", "frozen")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -157,17 +158,6 @@ class DartsEs(Darts):
     def epoch_report(self) -> list[dict[str, float | int | bool]]:
         """Per seed: the stopping rule's last eigenvalue and whether the seed has stopped (its alphas frozen)."""
         return [{**self.last_eigenvalue(seed), "stopped": bool(self.stopped[seed])} for seed in range(self.seeds)]
-
-    def extra_state(self) -> dict[str, Any]:
-        """The per-seed scalars (counts, stopped) as (K, 1): a seed's part of a (K,) tensor would be 0-dim, which a
-        checkpoint takes as shared by the seeds (``seeds.stack_seeds``)."""
-        return {"values": self.values, "value_epochs": self.value_epochs, "counts": self.counts[:, None],
-                "stopped": self.stopped[:, None], "snapshots": self.snapshots, "frozen": self.frozen}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        for key in ("values", "value_epochs", "snapshots", "frozen"):
-            setattr(self, key, state[key])
-        self.counts, self.stopped = state["counts"].reshape(-1), state["stopped"].reshape(-1)
 
     # --- helpers --------------------------------------------------------------------------------------------
     def top_eigenvalues(self, batch: Batch) -> list[float]:

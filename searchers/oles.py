@@ -85,6 +85,7 @@ class Oles(Darts):
             "validation", description="g_val (paper) or g_val plus the last training gradient (code)")
 
     graph_capturable = False  # host-side windows and freezing
+    checkpointed = ("frozen", "scores", "counted", "last_train")
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -116,13 +117,6 @@ class Oles(Darts):
         if self.last_train is not None:
             self.score()
         self.frozen_weight_step(batch, stats)
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"frozen": self.frozen, "scores": self.scores, "counted": self.counted, "last_train": self.last_train}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.frozen, self.scores, self.counted = state["frozen"], state["scores"], state["counted"]
-        self.last_train = state["last_train"]
 
     # --- helpers --------------------------------------------------------------------------------------------
     def masks(self) -> list[torch.Tensor]:

@@ -73,6 +73,7 @@ class SdDarts(Darts):
     # reduced presets keep the paper's proportion: warm up for half of the epochs
     preset_options = {"quick": {"warmup_epochs": 4}, "reduced": {"warmup_epochs": 8}, "smoke": {"warmup_epochs": 1}}
     graph_capturable = True  # distilling or not is decided per epoch; teachers are read and stored on the device
+    checkpointed = ("previous",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -118,12 +119,6 @@ class SdDarts(Darts):
     def end_epoch(self, epoch: int) -> None:
         self.previous = [self.current, *self.previous][: self.options.teacher_epochs]
         self.current = {half: torch.full_like(stored, float("nan")) for half, stored in self.current.items()}
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"previous": self.previous}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.previous = state["previous"]
 
 
 class SdDartsVoted(SdDarts):

@@ -28,7 +28,7 @@ from searchers.seeds import SeedStack, clip_grad_norm_per_seed, seed_cross_entro
 # What a subclass may override (besides the class attributes below); anything else is the shared machinery.
 HOOKS = frozenset({"__init__", "supernet_features", "steps_per_update", "arch_weights", "expected_arch_weights",
                    "arch_loss", "weight_loss", "arch_gradient", "arch_step", "weight_step", "step", "begin_epoch",
-                   "end_epoch", "epoch_report", "extra_state", "load_extra_state"})
+                   "end_epoch", "epoch_report"})
 
 
 class Searcher:
@@ -65,8 +65,7 @@ class Searcher:
     that the run's ``step_order`` still applies), ``step`` (both, in the run's ``step_order``; overridden only by
     a searcher whose step is not that alternation, which then declares ``alternates`` false),
     ``begin_epoch`` / ``end_epoch``, ``epoch_report`` (per seed, a few numbers the epoch's record keeps: an early
-    stopper's stop), ``extra_state`` /
-    ``load_extra_state`` (what a checkpoint must hold besides the supernet and optimisers) and ``__init__``
+    stopper's stop) and ``__init__``
     (call ``super().__init__`` first). ``self.options`` is the validated ``Options``; ``self.wants_clean_images``
     (set in ``__init__``, default False) asks for batches that also carry their images unaugmented (``Batch.clean``).
 
@@ -74,8 +73,9 @@ class Searcher:
     ``SeedStack`` (``arch_parameters()``, ``weight_parameters()``, ``forward(images, arch_weights)``), every
     tensor has the seed dimension first, losses are per seed, (K,), and are summed before differentiating;
     per-seed norms come from ``seeds.seed_norms``; random draws come from seed k's own stream
-    (``self.per_seed``; reseeded by the run at each epoch). Extra state keeps the seed dimension first on every
-    tensor, a per-seed scalar as (K, 1) (a 0-dim part is taken as shared by the seeds). The supernet is the
+    (``self.per_seed``; reseeded by the run at each epoch). State a searcher keeps beyond the supernet and
+    optimisers is named by ``checkpointed`` (attributes a checkpoint carries, so that a resume is exact), each
+    tensor with the seed dimension first or 0-dim (shared by the seeds). The supernet is the
     space's (``benchmarks.supernet.Supernet``) stacked over seeds: its optional features are reached through the
     stack (``self.supernet.feature``), never through its inner module.
     """
@@ -94,6 +94,7 @@ class Searcher:
     diagnosed_network: ClassVar[Literal["expected", "trained", "untrained"]] = "expected"
     alternates: ClassVar[bool] = True
     paper_step_order: ClassVar[Literal["arch_first", "weights_first"]] = "arch_first"
+    checkpointed: ClassVar[tuple[str, ...]] = ()
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -174,12 +175,6 @@ class Searcher:
         """Per seed, what the searcher says of its own state after an epoch, stored in the epoch's record
         (``searcher_state``): whether an early stopper has stopped, a weight decay it raised (DARTS: nothing)."""
         return [{} for _ in range(self.seeds)]
-
-    def extra_state(self) -> dict[str, Any]:
-        return {}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        pass
 
     def begin_epoch(self, epoch: int) -> None:
         """Hook before the first step of ``epoch`` (1-based)."""
@@ -272,3 +267,17 @@ class Searcher:
         self.w_opt.load_state_dict(state["w_opt"])
         self.a_opt.load_state_dict(state["a_opt"])
         self.load_extra_state(state["extra"])
+
+    def extra_state(self) -> dict[str, Any]:
+        """The attributes named by ``checkpointed``. A per-seed (K,) tensor goes as (K, 1): a checkpoint holds each
+        seed's part, and a 0-dim part is taken as a value shared by the seeds (``seeds.stack_seeds``)."""
+        return {name: _seed_column(getattr(self, name)) for name in self.checkpointed}
+
+    def load_extra_state(self, state: dict[str, Any]) -> None:
+        for name in self.checkpointed:
+            now, value = getattr(self, name), state[name]
+            setattr(self, name, value.reshape(-1) if isinstance(now, torch.Tensor) and now.dim() == 1 else value)
+
+
+def _seed_column(value: Any) -> Any:
+    return value[:, None] if isinstance(value, torch.Tensor) and value.dim() == 1 else value

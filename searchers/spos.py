@@ -55,6 +55,7 @@ class Spos(Darts):
     hessian_defined = False
     alternates = False  # weight steps only
     graph_capturable = False  # keeps the epoch's architecture-half images for the selection
+    checkpointed = ("selected",)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -101,9 +102,3 @@ class Spos(Darts):
                                  for new, old in zip(cell, self.selected)]
         self.supernet.train()
         self.scoring_batches = []
-
-    def extra_state(self) -> dict[str, Any]:
-        return {"selected": self.selected}
-
-    def load_extra_state(self, state: dict[str, Any]) -> None:
-        self.selected = state["selected"]

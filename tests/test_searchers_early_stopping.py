@@ -106,6 +106,7 @@ def test_per_seed_stop_state_survives_per_seed_checkpoints():
         for number in range(1, 5):
             epoch(searcher, number, seeds=2)
         state = searcher.state_dict()
+        assert state["extra"]["counts"].shape == (2, 1)  # the per-seed column (checkpoints of runs going on hold it)
         restored = make(name, options, seeds=2)
         restored.load_state_dict(stack_seeds([select_seed(state, seed) for seed in range(2)]))
         report = searcher.epoch_report()
