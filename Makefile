@@ -53,10 +53,11 @@ reference-report: install
 	done; rm -rf .report-tmp
 
 # What a lent GPU machine needs beside the tree (.ci/gpu_session.sh; carry .gpu): a copy of the data directory's NB201
-# table and CIFAR-10, wheels of what its image lacks (pydantic and its parts, for its Python 3.12; xautodl, the
-# speed reference), and the commit the runs' provenance names (-dirty when the tree has uncommitted changes).
+# table and CIFAR-10, wheels of what its image may lack (pydantic and its parts, PyYAML for the sweep file, for its
+# Python 3.12; xautodl, the speed reference), and the commit the runs' provenance names (-dirty when the tree has
+# uncommitted changes). Run it just before a lease: the commit is this tree's.
 GPU_WHEELS := pydantic==2.14.4 pydantic_core==2.50.5 annotated-types==0.8.0 typing-inspection==0.4.5 \
-	typing_extensions==4.16.0 xautodl==1.0.0
+	typing_extensions==4.16.0 pyyaml==6.0.4 xautodl==1.0.0
 gpu-prepare: install
 	rm -rf .gpu && mkdir -p .gpu/data .gpu/wheels
 	cp -rL "$(HARNESS_DATA)/nb201" "$(HARNESS_DATA)/cifar10" .gpu/data/

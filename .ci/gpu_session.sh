@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # The one GPU script: what a lent GPU machine runs, prepared and dry-run here first (tests/test_gpu_session.py), so
 # that no device minute is lost to a typo. Within BUDGET_S seconds (default 540), in order:
+#  (0) the harness imports and CUDA is there, else it says why in env.txt and stops (the lease's time left for a rerun);
 #  (a) .ci/gpu_check.py: graphed vs eager for every capturable searcher, batched vs alone for every searcher;
 #  (b) `harness bench` of DARTS at the paper preset, one seed and 4 seeds batched, graphed and eager, against
 #      xautodl, with peak memory;
@@ -32,30 +33,38 @@ part() {
 }
 export PYTHONUNBUFFERED=1
 if [ "$DRY_RUN" = 1 ]; then  # this checkout's environment and data; smoke-sized everything
-  DEVICE=cpu; PY=${PYTHON:-python3}; PARALLEL=2
-  CHECK=(--preset smoke --seeds 2 --steps 1 --budget $(( BUDGET_S / 48 )))  # the plumbing: tests/test_graphed.py checks each searcher
+  DEVICE=${DEVICE:-cpu}; PY=${PYTHON:-python3}; PARALLEL=2  # DEVICE=cuda: the refusal without a GPU (a test)
+  CHECK=(--preset smoke --seeds 2 --steps 1 --budget 5)  # the plumbing: tests/test_graphed.py checks each searcher
   BENCH=(--preset smoke --steps 2 --rounds 1 --seeds 2)
   SWEEP_FILE="$OUT/sweep-dry-run.yaml"
-  { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 1/' -e 's/channels: 16/channels: 2/' \
+  { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 2/' -e 's/channels: 16/channels: 2/' \
       sweeps/gpu_session.yaml; echo "epochs: 1"; } > "$SWEEP_FILE"
 else
   DEVICE=cuda; PY=python3; PARALLEL=4
-  CHECK=(--budget 150); BENCH=(--steps 10 --rounds 3 --seeds 4)
+  BENCH=(--steps 10 --rounds 3 --seeds 4)
   SWEEP_FILE=sweeps/gpu_session.yaml
   export HARNESS_DATA=$PWD/.gpu/data HARNESS_CACHE=/tmp/harness-cache
   HARNESS_GIT_COMMIT=$(cat .gpu/commit 2>/dev/null); export HARNESS_GIT_COMMIT
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/wheels/*.whl \
     > "$OUT/pip.log" 2>&1
+  echo "pip rc=$?" >> "$OUT/pip.log"
   export PYTHONPATH=/tmp/site:$PWD
 fi
 H=("$PY" -m harness.cli)
 { date -u; nvidia-smi -L 2>&1; "$PY" -c "import torch; print('torch', torch.__version__)"; nproc
-  echo "commit ${HARNESS_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)} dry_run=$DRY_RUN budget=${BUDGET_S}s"; } \
-  > "$OUT/env.txt" 2>&1
+  echo "commit ${HARNESS_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)} dry_run=$DRY_RUN budget=${BUDGET_S}s"
+  cat "$OUT/pip.log" 2>/dev/null; } > "$OUT/env.txt" 2>&1
+# without a usable device every part would fail one after the other: say why and leave the lease's time for a rerun
+if ! "$PY" -c "import harness.cli, yaml, torch; assert '$DEVICE' == 'cpu' or torch.cuda.is_available(), 'no CUDA'" \
+    >> "$OUT/env.txt" 2>&1; then
+  echo "stopped: the environment cannot run the parts (above)" >> "$OUT/env.txt"; cat "$OUT/env.txt"; exit 1
+fi
 
-# (a) one JSON line per searcher as it finishes
-part "(a)" $(( $(left) / 3 )) "$PY" .ci/gpu_check.py --device $DEVICE "${CHECK[@]}" > "$OUT/check.jsonl" \
-  2> "$OUT/check.err"
+# (a) one JSON line per searcher as it finishes; no searcher starts in the last third of the part's time, so that the
+# one under way finishes and the closing line (device, searchers not reached) is written
+seconds=$(( $(left) / 3 ))
+part "(a)" $seconds "$PY" .ci/gpu_check.py --device $DEVICE --budget $(( seconds * 2 / 3 )) "${CHECK[@]}" \
+  > "$OUT/check.jsonl" 2> "$OUT/check.err"
 
 # (b)
 B=("${H[@]}" bench --device $DEVICE "${BENCH[@]}" --out "$(dirname "$RUNS")/bench" --json)

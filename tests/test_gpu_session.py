@@ -9,6 +9,7 @@ import sys
 import tarfile
 
 import pytest
+import torch
 
 from conftest import REPO
 from searchers import builtin_searchers
@@ -37,7 +38,23 @@ def test_the_gpu_session_script_dry_run_leaves_every_result(data_dir, nb201_tabl
         summaries = [json.load(packed.extractfile(n)) for n in names if n.endswith("summary.json")]
         configs = [json.load(packed.extractfile(n)) for n in names if n.endswith("config.json")]
     assert not [n for n in names if "checkpoint" in n or n.endswith(".lock")]
-    assert len(summaries) == 4 and all(s["status"] == "done" for s in summaries)  # 2 searchers x 2 widths
+    assert len(summaries) == 8 and all(s["status"] == "done" for s in summaries)  # 2 searchers x 2 widths x 2 seeds
     assert {c["config"]["channels"] for c in configs} == {4, 2} and all(c["git_commit"] for c in configs)
+    assert all(len(c["seed_batch"]) == 2 for c in configs)  # each run's seeds computed together, as on the GPU
     summary = (out / "summary.txt").read_text()
     assert "darts" in summary and "ours_s_per_step" in summary and "ERROR" not in summary
+
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusal on a machine without CUDA")
+def test_the_gpu_session_script_stops_at_once_without_cuda(tmp_path):
+    """On a machine without a usable GPU every part would fail, one after the other: the script says why and
+    stops, leaving the lease's time for a rerun (the dry run, told to use cuda on this CPU machine)."""
+    out = tmp_path / "out"
+    env = {**os.environ, "DRY_RUN": "1", "DEVICE": "cuda", "OUT": str(out), "RUNS": str(tmp_path / "runs"),
+           "PYTHON": sys.executable}
+    done = subprocess.run(["bash", str(REPO / ".ci" / "gpu_session.sh")], env=env, capture_output=True, text=True,
+                          timeout=120)
+    log = (out / "env.txt").read_text()
+    assert done.returncode == 1 and "no CUDA" in log and "stopped: the environment cannot run" in log, log
+    assert not (out / "check.jsonl").exists()
