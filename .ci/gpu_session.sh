@@ -12,7 +12,8 @@
 #      back; its checkpoints do not: a later lease starts it afresh);
 #  (e) runs.tgz: the run folders without checkpoints (provenance in each config.json / summary.json).
 # Everything comes back under $OUT: env.txt (each part's exit status and time), check.jsonl, bench.jsonl,
-# sweep.log, runs.tgz, summary.txt. A part that fails or runs out of time leaves the next ones to run.
+# sweep.log, runs.tgz, summary.txt, check.err, bench.err: 8 files, the most a device call brings back (keep it so;
+# pip's log goes into env.txt). A part that fails or runs out of time leaves the next ones to run.
 #
 # On the GPU machine, after `make gpu-prepare` here (.gpu/: data copy, wheels the machine lacks, the commit):
 #   run(command="bash .ci/gpu_session.sh", carry=[".gpu"], timeout_s=600)
@@ -36,7 +37,7 @@ if [ "$DRY_RUN" = 1 ]; then  # this checkout's environment and data; smoke-sized
   DEVICE=${DEVICE:-cpu}; PY=${PYTHON:-python3}; PARALLEL=2  # DEVICE=cuda: the refusal without a GPU (a test)
   CHECK=(--preset smoke --seeds 2 --steps 1 --budget 5)  # the plumbing: tests/test_graphed.py checks each searcher
   BENCH=(--preset smoke --steps 2 --rounds 1 --seeds 2)
-  SWEEP_FILE="$OUT/sweep-dry-run.yaml"
+  SWEEP_FILE="$(dirname "$RUNS")/sweep-dry-run.yaml"
   { sed -e 's/^preset: paper/preset: smoke/' -e 's/^seeds: 4/seeds: 2/' -e 's/channels: 16/channels: 2/' \
       sweeps/gpu_session.yaml; echo "epochs: 1"; } > "$SWEEP_FILE"
 else
@@ -46,14 +47,14 @@ else
   export HARNESS_DATA=$PWD/.gpu/data HARNESS_CACHE=/tmp/harness-cache
   HARNESS_GIT_COMMIT=$(cat .gpu/commit 2>/dev/null); export HARNESS_GIT_COMMIT
   $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --target /tmp/site .gpu/wheels/*.whl \
-    > "$OUT/pip.log" 2>&1
-  echo "pip rc=$?" >> "$OUT/pip.log"
+    > /tmp/pip.log 2>&1
+  echo "pip rc=$?" >> /tmp/pip.log
   export PYTHONPATH=/tmp/site:$PWD
 fi
 H=("$PY" -m harness.cli)
 { date -u; nvidia-smi -L 2>&1; "$PY" -c "import torch; print('torch', torch.__version__)"; nproc
   echo "commit ${HARNESS_GIT_COMMIT:-$(git rev-parse HEAD 2>/dev/null)} dry_run=$DRY_RUN budget=${BUDGET_S}s"
-  cat "$OUT/pip.log" 2>/dev/null; } > "$OUT/env.txt" 2>&1
+  [ "$DRY_RUN" = 1 ] || cat /tmp/pip.log; } > "$OUT/env.txt" 2>&1
 # without a usable device every part would fail one after the other: say why and leave the lease's time for a rerun
 if ! "$PY" -c "import harness.cli, yaml, torch; assert '$DEVICE' == 'cpu' or torch.cuda.is_available(), 'no CUDA'" \
     >> "$OUT/env.txt" 2>&1; then

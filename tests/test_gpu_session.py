@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import tarfile
@@ -25,6 +26,8 @@ def test_the_gpu_session_script_dry_run_leaves_every_result(data_dir, nb201_tabl
                           timeout=900)
     assert done.returncode == 0, done.stderr[-2000:]
     log = (out / "env.txt").read_text()
+    returned = sorted(path.name for path in out.iterdir())  # what a device call brings back: 8 plain files at most
+    assert len(returned) <= 8 and all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in returned), returned
     assert all(f"{part} rc=0" in log for part in ("(a)", "(b) graphed", "(b) eager", "(c)")), log
     *reached, last = [json.loads(line) for line in (out / "check.jsonl").read_text().splitlines()]
     assert {entry["searcher"] for entry in reached} | set(last["not_reached"]) == set(builtin_searchers())
