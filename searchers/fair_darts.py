@@ -11,6 +11,13 @@ ECCV 2020; reference: the authors' ``FairDARTS`` code): how it differs from DART
 
 The genotype is the argmax per edge of the sigmoid weights, as for DARTS (the sigmoid is monotone), so the
 search space's own derivation applies unchanged. Everything else (optimisers, schedule, data) is DARTS's.
+
+Interpretations (the authors searched only the DARTS space): their derivation is a threshold on the sigmoids
+(README: "we select architecture by barring with threshold sigma, and |edge| <= 2 per node"), but an NB201 edge
+holds exactly one op, so the argmax is ours; and their search command's ``--learning_rate 0.005 --batch_size 128``
+belong to that space, so the NB201 protocol stays DARTS's. Because the sigmoids are independent, the zero-one loss
+can drive two ops of one edge to near 1 together; the argmax between them is then a near-tie, and the report's
+decisiveness (margins of the weights normalised per edge) says so.
 """
 from __future__ import annotations
 
