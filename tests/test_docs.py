@@ -1,13 +1,17 @@
 """The README and the pages under docs/: every relative link points at a file of the repository (and, with an
 #anchor, at a heading of that file, by GitHub's slug rules); the README stays a short front door that names the
-test command CI runs (``make test``, ``.ci/run``) and links every page."""
+test command CI runs (``make test``, ``.ci/run``) and links every page; a table of numbers a page derives from the
+committed runs is what the page's own code computes."""
 from __future__ import annotations
 
 import re
+import textwrap
 from pathlib import Path
 from urllib.parse import unquote
 
 import pytest
+
+from conftest import md_rows
 
 REPO = Path(__file__).resolve().parents[1]
 README = REPO / "README.md"
@@ -138,3 +142,23 @@ def test_readme_links_every_page():
 ])
 def test_slug_follows_github(heading: str, anchor: str):
     assert slug(heading) == anchor
+
+
+def test_the_noise_floor_table_is_what_its_code_computes_from_the_committed_records(monkeypatch, capsys):
+    """docs/calibration.md's re-run table (DARTS seeds computed batched and alone) against its own code block,
+    run on the committed run folders: the cells and accuracies it shows are the records', not copied by hand."""
+    text = (REPO / "docs" / "calibration.md").read_text(encoding="utf-8")
+    block = text.split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    scope: dict = {}
+    exec(textwrap.dedent(block), scope)  # the page's own example
+    capsys.readouterr()
+    final = scope["by"].groupby("seed").tail(1).droplevel("epoch")
+    rows = [row for row in md_rows("\n".join(line.strip() for line in text.splitlines())) if len(row) == 5 and row[0].isdigit() and row[1].startswith("#")]
+    assert [int(row[0]) for row in rows] == [0, 1, 2, 3]
+    for seed, batched, alone, change, _ in rows:
+        cells = final.loc[int(seed), "arch_index"]
+        accuracy = final.loc[int(seed), "lookup.cifar10_test"]
+        assert batched == f"#{cells['quick']:.0f}, {accuracy['quick']:.2f}"
+        assert alone == f"#{cells['reduced']:.0f}, {accuracy['reduced']:.2f}"
+        assert change == f"{accuracy['reduced'] - accuracy['quick']:+.2f}"
