@@ -61,9 +61,9 @@ def assert_records_close(a: list[dict], b: list[dict], tol: float = 1e-6) -> Non
 
 def md_rows(text: str) -> list[list[str]]:
     """The rows of the pipe tables in Markdown ``text``, each a list of its cells' texts (separator lines left
-    out): tests compare contents, not layout."""
+    out; a table indented into a list item counts): tests compare contents, not layout."""
     rows = []
-    for line in text.splitlines():
+    for line in (line.strip() for line in text.splitlines()):
         if line.startswith("|") and not set(line) <= set("|-: "):
             rows.append([cell.strip() for cell in line.strip().strip("|").split(" | ")])
     return rows

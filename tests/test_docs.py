@@ -154,8 +154,7 @@ def test_the_noise_floor_table_is_what_its_code_computes_from_the_committed_reco
     exec(textwrap.dedent(block), scope)  # the page's own example
     capsys.readouterr()
     final = scope["by"].groupby("seed").tail(1).droplevel("epoch")
-    unindented = "\n".join(line.strip() for line in text.splitlines())  # the table sits in a list item
-    rows = [row for row in md_rows(unindented) if len(row) == 5 and row[0].isdigit() and row[1].startswith("#")]
+    rows = [row for row in md_rows(text) if len(row) == 5 and row[0].isdigit() and row[1].startswith("#")]
     assert [int(row[0]) for row in rows] == [0, 1, 2, 3]
     for seed, batched, alone, change, _ in rows:
         cells = final.loc[int(seed), "arch_index"]
