@@ -162,3 +162,18 @@ def test_the_noise_floor_table_is_what_its_code_computes_from_the_committed_reco
         assert batched == f"#{cells['quick']:.0f}, {accuracy['quick']:.2f}"
         assert alone == f"#{cells['reduced']:.0f}, {accuracy['reduced']:.2f}"
         assert change == f"{accuracy['reduced'] - accuracy['quick']:+.2f}"
+
+
+def test_the_findings_table_is_what_its_code_computes_from_the_committed_records(monkeypatch, capsys):
+    """docs/findings.md's reduced-protocol table against its own code block, run on the committed report and run
+    folders: every row the report has is there, with the report's statistics and the records' seeds, so adding
+    runs without rewriting the Findings fails here."""
+    text = (REPO / "docs" / "findings.md").read_text(encoding="utf-8")
+    block = text.split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    capsys.readouterr()
+    exec(textwrap.dedent(block), {})  # the page's own code
+    printed = md_rows(capsys.readouterr().out)
+    page = [row for row in md_rows(text) if len(row) == len(printed[0])]
+    assert printed[0][0] == "method" and len(printed) > 1
+    assert page == printed
