@@ -144,15 +144,22 @@ def test_slug_follows_github(heading: str, anchor: str):
     assert slug(heading) == anchor
 
 
+def run_page_code(page: str, monkeypatch, capsys) -> tuple[str, dict, str]:
+    """A docs page's text, and the names and printed output of its first Python code block, run from the
+    repository root as a reader would run it."""
+    text = (REPO / "docs" / page).read_text(encoding="utf-8")
+    block = text.split("```python", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(REPO)
+    capsys.readouterr()
+    scope: dict = {}
+    exec(textwrap.dedent(block), scope)
+    return text, scope, capsys.readouterr().out
+
+
 def test_the_noise_floor_table_is_what_its_code_computes_from_the_committed_records(monkeypatch, capsys):
     """docs/calibration.md's re-run table (DARTS seeds computed batched and alone) against its own code block,
     run on the committed run folders: the cells and accuracies it shows are the records', not copied by hand."""
-    text = (REPO / "docs" / "calibration.md").read_text(encoding="utf-8")
-    block = text.split("```python", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(REPO)
-    scope: dict = {}
-    exec(textwrap.dedent(block), scope)  # the page's own example
-    capsys.readouterr()
+    text, scope, _ = run_page_code("calibration.md", monkeypatch, capsys)
     final = scope["by"].groupby("seed").tail(1).droplevel("epoch")
     rows = [row for row in md_rows(text) if len(row) == 5 and row[0].isdigit() and row[1].startswith("#")]
     assert [int(row[0]) for row in rows] == [0, 1, 2, 3]
@@ -168,12 +175,8 @@ def test_the_findings_table_is_what_its_code_computes_from_the_committed_records
     """docs/findings.md's reduced-protocol table against its own code block, run on the committed report and run
     folders: every row the report has is there, with the report's statistics and the records' seeds, so adding
     runs without rewriting the Findings fails here."""
-    text = (REPO / "docs" / "findings.md").read_text(encoding="utf-8")
-    block = text.split("```python", 1)[1].split("```", 1)[0]
-    monkeypatch.chdir(REPO)
-    capsys.readouterr()
-    exec(textwrap.dedent(block), {})  # the page's own code
-    printed = md_rows(capsys.readouterr().out)
+    text, _, out = run_page_code("findings.md", monkeypatch, capsys)
+    printed = md_rows(out)
     page = [row for row in md_rows(text) if len(row) == len(printed[0])]
     assert printed[0][0] == "method" and len(printed) > 1
     assert page == printed
