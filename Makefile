@@ -42,10 +42,11 @@ test: install
 test-fast: install
 	$(BIN)/python -m pytest -m "not slow"
 
-# The committed reports of the reference runs and of the reduced-protocol runs (CI checks that their tables are
-# reproduced exactly from the committed runs; report.html, the same with the figures embedded, is not versioned).
+# The committed reports of the reference runs, the reduced-protocol runs and the calibration study (CI checks that
+# their tables are reproduced exactly from the committed runs; report.html, the same with the figures embedded, is
+# not versioned).
 # Made from the committed runs only (`git archive HEAD`), so that a run still going on in the tree is left out.
-REPORTED_TREES := reference reduced
+REPORTED_TREES := reference reduced calibration
 reference-report: install
 	@for tree in $(REPORTED_TREES); do \
 	  rm -rf .report-tmp && mkdir .report-tmp && git archive HEAD results/$$tree | tar x -C .report-tmp && \
