@@ -45,11 +45,13 @@ test-fast: install
 # The committed reports of the reference runs, the reduced-protocol runs and the calibration study (CI checks that
 # their tables are reproduced exactly from the committed runs; report.html, the same with the figures embedded, is
 # not versioned).
-# Made from the committed runs only (`git archive HEAD`), so that a run still going on in the tree is left out.
+# Made from the committed runs only (`git archive HEAD`), so that a run still going on in the tree is left out; the
+# report folder is rewritten whole, so no figure of an earlier report stays behind.
 REPORTED_TREES := reference reduced calibration
 reference-report: install
 	@for tree in $(REPORTED_TREES); do \
-	  rm -rf .report-tmp && mkdir .report-tmp && git archive HEAD results/$$tree | tar x -C .report-tmp && \
+	  rm -rf .report-tmp results/$$tree/report && mkdir .report-tmp && \
+	  git archive HEAD results/$$tree | tar x -C .report-tmp && \
 	  (cd .report-tmp && ../$(BIN)/harness report results/$$tree --out ../results/$$tree/report) || exit 1; \
 	done; rm -rf .report-tmp
 

@@ -256,8 +256,8 @@ def test_unreadable_run_folder_is_skipped_with_a_warning(results, tmp_path, caps
 @pytest.mark.parametrize("tree", ["reference", "reduced", "calibration"])
 def test_committed_report_tables_are_reproduced_exactly(tree, data_dir, nb201_table, tmp_path):
     """The report is deterministic: regenerating it over a committed tree of runs (the reference runs, the
-    reduced-protocol runs, the calibration study) gives its committed tables byte for byte (``make reference-report`` rewrites them after
-    new runs, with the data directory's tables)."""
+    reduced-protocol runs, the calibration study) gives its committed tables byte for byte (``make
+    reference-report`` rewrites them after new runs, with the data directory's tables)."""
     runs = Path(__file__).resolve().parents[1] / "results" / tree
     committed = runs / "report" / "tables"
     report = build_report([runs], tmp_path, figures=False, data_dir=data_dir)
