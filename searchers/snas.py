@@ -21,8 +21,9 @@ entry is non-zero, as only it multiplies an output). Same single-level update, o
 
 Both use no validation set: the architecture half is training data, and each search step is two single-level
 steps, one per half. Interpretations, documented: the optimisers are the harness's NB201 ones (SGD 0.025 ->
-0.001, weight decay 5e-4; Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3, the reference's distributed-training
-choice; its single-GPU path uses plain SGD at 3e-4 for alpha) and the NB201 protocol's 50 epochs (no NB201
+0.001, weight decay 5e-4; Adam 3e-4, betas (0.5, 0.999), weight decay 1e-3, SNAS's reference's distributed-training
+choice; its single-GPU path uses plain SGD at 3e-4 for alpha; DSNAS's search config uses Adam at 1e-3 without weight
+decay, ``configs/SinglePath240epoch_arch_lr_1e-3_decay_0.yaml``) and the NB201 protocol's 50 epochs (no NB201
 reference exists for either); alpha starts at DARTS's 1e-3 N(0, 1), not SNAS's N(1, 0.01) (a constant shift
 does not change the softmax; the spread is 10x smaller); single-level as both papers (confopt's port runs
 SNAS bi-level). ``single_level`` false runs SNAS bi-level, DARTS's
